@@ -1,0 +1,3 @@
+"""Offline test tooling shipped with the provider: a Gemini API emulator and pytest fixtures."""
+
+from __future__ import annotations
