@@ -11,6 +11,6 @@ __all__ = ["__version__", "get_provider_info"]
 
 def get_provider_info() -> dict[str, Any]:
     """Return provider metadata for Airflow's ``ProvidersManager`` (``apache_airflow_provider`` entry point)."""
-    from airflow_provider_gemini_milvus.get_provider_info import get_provider_info as _provider_info
+    from airflow_provider_gemini_milvus.provider_info import get_provider_info as _provider_info
 
     return _provider_info()

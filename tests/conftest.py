@@ -20,12 +20,28 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = REPO_ROOT / "example_dags"
+TEST_DAGS = Path(__file__).resolve().parent / "dags"
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="gemini-milvus-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+# Two DAG bundles: the shipped examples and the small DAGs the tests run with ``dag.test()``.
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": "example-dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(EXAMPLE_DAGS)},
+        },
+        {
+            "name": "test-dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(TEST_DAGS)},
+        },
+    ]
+)
 os.environ.pop("AIRFLOW_CONN_GEMINI_DEFAULT", None)
 os.environ.pop("AIRFLOW_CONN_MILVUS_DEFAULT", None)
 
