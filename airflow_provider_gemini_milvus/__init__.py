@@ -10,7 +10,7 @@ __all__ = ["__version__", "get_provider_info"]
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Return provider metadata for Airflow's ``ProvidersManager`` (``apache_airflow_provider`` entry point)."""
+    """Return provider metadata for Airflow (the ``apache_airflow_provider`` entry point)."""
     from airflow_provider_gemini_milvus.provider_info import get_provider_info as _provider_info
 
     return _provider_info()

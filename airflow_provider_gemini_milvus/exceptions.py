@@ -14,16 +14,16 @@ class GeminiAPIError(GeminiMilvusProviderError):
     The Gemini API refused a request, or kept failing until the retry budget ran out.
 
     :param message: what failed, naming the batch and the texts it held; never the key or the texts.
-    :param status_code: HTTP status of the last response, if there was one.
+    :param http_status: HTTP status of the last response, if there was one.
     :param status: Google RPC status of the last response, such as ``RESOURCE_EXHAUSTED``.
     :param attempts: how many times the request was sent.
     """
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, status: str | None = None, attempts: int = 1
+        self, message: str, *, http_status: int | None = None, status: str | None = None, attempts: int = 1
     ) -> None:
         super().__init__(message)
-        self.status_code = status_code
+        self.http_status = http_status
         self.status = status
         self.attempts = attempts
 

@@ -1,0 +1,374 @@
+"""GeminiHook against the bundled Gemini emulator, through the real google-genai SDK."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from airflow_provider_gemini_milvus.exceptions import GeminiAPIError, GeminiQuotaExhaustedError
+from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
+from airflow_provider_gemini_milvus.testing.pytest_plugin import gemini_connection_json
+
+FAST_RETRIES = {"max_retries": 5, "retry_initial_delay": 0.01, "retry_max_delay": 0.1}
+
+
+def corpus(count: int) -> list[str]:
+    return [
+        f"document number {index} about topic {index % 7} and item {index * 13}" for index in range(count)
+    ]
+
+
+@pytest.fixture
+def connect(monkeypatch: pytest.MonkeyPatch, gemini_emulator: GeminiEmulator):
+    """Point ``gemini_default`` at the emulator with the given extras; return a fresh hook."""
+
+    def _connect(**extra: object) -> GeminiHook:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_GEMINI_DEFAULT",
+            gemini_connection_json(gemini_emulator, **{**FAST_RETRIES, **extra}),
+        )
+        return GeminiHook()
+
+    return _connect
+
+
+# -- class attributes and connection ---------------------------------------------------------------
+
+
+def test_hook_declares_airflow_connection_attributes() -> None:
+    assert GeminiHook.conn_type == "gemini"
+    assert GeminiHook.default_conn_name == "gemini_default"
+    assert GeminiHook.conn_name_attr == "gemini_conn_id"
+    assert GeminiHook.hook_name == "Google Gemini"
+
+
+def test_get_conn_is_cached(connect) -> None:
+    hook = connect()
+    assert hook.get_conn() is hook.get_conn()
+
+
+def test_test_connection_succeeds_against_the_emulator(connect) -> None:
+    ok, message = connect().test_connection()
+    assert ok, message
+    assert "gemini-embedding-001" in message
+
+
+def test_test_connection_with_a_wrong_key_fails_without_leaking_it(
+    monkeypatch: pytest.MonkeyPatch, gemini_emulator: GeminiEmulator
+) -> None:
+    secret = "wrong-key-AIzaSy-do-not-print"
+    connection = {"conn_type": "gemini", "password": secret, "extra": {"base_url": gemini_emulator.base_url}}
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(connection))
+    ok, message = GeminiHook().test_connection()
+    assert not ok
+    assert "API key not valid" in message
+    assert secret not in message
+
+
+def test_missing_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", '{"conn_type": "gemini"}')
+    with pytest.raises(ValueError, match="has no API key"):
+        GeminiHook().get_conn()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"max_concurrency": "many"}, "'max_concurrency' must be an integer"),
+        ({"max_concurrency": 0}, "'max_concurrency' must be an integer >= 1"),
+        ({"timeout": -1}, "'timeout' must be a positive number"),
+        ({"requests_per_minute": 1.5}, "'requests_per_minute' must be an integer"),
+        ({"vertexai": "perhaps"}, "'vertexai' must be true or false"),
+        ({"service_account_json": "{not json"}, "'service_account_json' is not valid JSON"),
+    ],
+)
+def test_bad_connection_extras_name_the_field(connect, extra: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _ = connect(**extra).settings
+
+
+def test_extras_accept_the_ui_prefixed_form(connect) -> None:
+    settings = connect(**{"extra__gemini__max_concurrency": "3", "tokens_per_minute": "1000"}).settings
+    assert settings.max_concurrency == 3
+    assert settings.tokens_per_minute == 1000
+
+
+# -- embedding ----------------------------------------------------------------------------------------
+
+
+def test_250_texts_go_out_in_requests_of_at_most_100_and_come_back_in_order(
+    connect, gemini_emulator: GeminiEmulator
+) -> None:
+    texts = corpus(250)
+    hook = connect()
+
+    vectors = hook.embed(texts, output_dimensionality=768)
+
+    assert vectors.shape == (250, 768)
+    assert vectors.dtype == np.float32
+    assert sorted(gemini_emulator.stats.batch_sizes, reverse=True) == [100, 100, 50]
+    reversed_vectors = hook.embed(texts[::-1], output_dimensionality=768)
+    np.testing.assert_allclose(reversed_vectors[::-1], vectors, atol=1e-6)
+
+
+def test_rows_are_unit_length_at_768_although_gemini_truncations_are_not(connect) -> None:
+    hook = connect()
+    vectors = hook.embed(corpus(5), output_dimensionality=768)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    raw = hook.get_conn().models.embed_content(
+        model="gemini-embedding-001", contents=corpus(1), config={"output_dimensionality": 768}
+    )
+    assert abs(np.linalg.norm(raw.embeddings[0].values) - 1.0) > 1e-3
+
+
+def test_default_dimension_is_the_models_full_length(connect) -> None:
+    assert connect().embed(["hello world"]).shape == (1, 3072)
+
+
+def test_documents_and_queries_use_their_own_task_types(connect, gemini_emulator: GeminiEmulator) -> None:
+    hook = connect()
+    documents = hook.encode_documents(corpus(3), output_dimensionality=768)
+    assert gemini_emulator.stats.task_types == {"RETRIEVAL_DOCUMENT": 3}
+    gemini_emulator.reset_stats()
+    queries = hook.encode_queries(corpus(3), output_dimensionality=768)
+    assert gemini_emulator.stats.task_types == {"RETRIEVAL_QUERY": 3}
+    assert not np.allclose(documents, queries)
+
+
+def test_every_task_type_is_accepted(connect, gemini_emulator: GeminiEmulator) -> None:
+    from airflow_provider_gemini_milvus.gemini_models import TASK_TYPES
+
+    hook = connect()
+    for task_type in TASK_TYPES:
+        hook.embed(["a short text"], task_type=task_type, output_dimensionality=128)
+    assert set(gemini_emulator.stats.task_types) == set(TASK_TYPES)
+
+
+def test_a_different_title_per_text_reaches_each_request(connect) -> None:
+    hook = connect()
+    texts = ["the tower is tall", "the river is long"]
+    together = hook.encode_documents(texts, titles=["Paris landmarks", "Rivers"], output_dimensionality=256)
+    first = hook.encode_documents(texts[:1], titles=["Paris landmarks"], output_dimensionality=256)
+    second = hook.encode_documents(texts[1:], titles=["Rivers"], output_dimensionality=256)
+    untitled = hook.encode_documents(texts, output_dimensionality=256)
+    np.testing.assert_allclose(together, np.vstack([first, second]), atol=1e-6)
+    assert not np.allclose(together, untitled)
+
+
+def test_gemini_embedding_2_returns_one_vector_per_text(connect) -> None:
+    vectors = connect().embed(corpus(5), model="gemini-embedding-2", output_dimensionality=768)
+    assert vectors.shape == (5, 768)
+
+
+def test_model_name_may_carry_the_models_prefix(connect) -> None:
+    assert connect().embed(["x marks the spot"], model="models/text-embedding-004").shape == (1, 768)
+
+
+def test_max_concurrency_bounds_requests_in_flight(connect, gemini_emulator: GeminiEmulator) -> None:
+    gemini_emulator.configure(latency_seconds=0.05)
+    connect().embed(corpus(120), batch_size=10, max_concurrency=3, output_dimensionality=128)
+    assert 2 <= gemini_emulator.stats.max_in_flight <= 3
+
+
+def test_concurrency_defaults_to_the_connection(connect, gemini_emulator: GeminiEmulator) -> None:
+    gemini_emulator.configure(latency_seconds=0.05)
+    connect(max_concurrency=2).embed(corpus(60), batch_size=10, output_dimensionality=128)
+    assert gemini_emulator.stats.max_in_flight == 2
+
+
+# -- failures and retries -------------------------------------------------------------------------------
+
+
+def test_429_and_5xx_are_retried_and_nothing_is_lost(connect, gemini_emulator: GeminiEmulator) -> None:
+    hook = connect()
+    texts = corpus(250)
+    expected = hook.embed(texts, output_dimensionality=768)
+    gemini_emulator.reset_stats()
+    gemini_emulator.fail_next(2, status=429, retry_delay=0.05)
+    gemini_emulator.fail_next(1, status=500)
+    gemini_emulator.fail_next(1, status=503)
+
+    vectors = hook.embed(texts, output_dimensionality=768)
+
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    assert hook.last_run.retries == 4
+    assert hook.last_run.rate_limited == 2
+    assert gemini_emulator.stats.texts == 250
+
+
+def test_a_dropped_connection_is_retried(connect, gemini_emulator: GeminiEmulator) -> None:
+    hook = connect()
+    gemini_emulator.drop_next(1)
+    assert hook.embed(corpus(3), output_dimensionality=128).shape == (3, 128)
+    assert hook.last_run.retries == 1
+
+
+def test_random_server_faults_are_absorbed(connect, gemini_emulator: GeminiEmulator) -> None:
+    gemini_emulator.configure(fault_rate=0.3)
+    hook = connect(max_retries=10)
+    vectors = hook.embed(corpus(300), batch_size=20, output_dimensionality=128)
+    assert vectors.shape == (300, 128)
+    assert gemini_emulator.stats.texts == 300
+    assert hook.last_run.retries > 0
+
+
+def test_gives_up_after_a_bounded_number_of_attempts(connect, gemini_emulator: GeminiEmulator) -> None:
+    gemini_emulator.fail_next(10, status=503)
+    with pytest.raises(GeminiAPIError, match="after 3 attempts") as excinfo:
+        connect(max_retries=2).embed(corpus(3))
+    assert excinfo.value.attempts == 3
+    assert excinfo.value.http_status == 503
+    assert gemini_emulator.stats.requests == 3
+
+
+def test_client_errors_are_not_retried(connect, gemini_emulator: GeminiEmulator) -> None:
+    with pytest.raises(GeminiAPIError, match="404") as excinfo:
+        connect().embed(["hello"], model="gemini-embedding-999")
+    assert excinfo.value.attempts == 1
+    assert gemini_emulator.stats.requests == 1
+
+
+def test_an_exhausted_daily_quota_stops_at_once(connect, gemini_emulator: GeminiEmulator) -> None:
+    gemini_emulator.configure(requests_per_day=1)
+    hook = connect()
+    hook.embed(["first"])
+    with pytest.raises(GeminiQuotaExhaustedError, match="429"):
+        hook.embed(["second"])
+    assert gemini_emulator.stats.requests == 2
+
+
+def test_pacing_to_the_quota_avoids_429s(connect, gemini_emulator: GeminiEmulator) -> None:
+    # The emulator allows 1200 requests a minute over a 3-second window: 60 per window.
+    gemini_emulator.configure(requests_per_minute=1200, quota_window_seconds=3.0)
+    hook = connect(requests_per_minute=1200, max_concurrency=8)
+
+    vectors = hook.embed(corpus(90), batch_size=1, output_dimensionality=128)
+
+    assert vectors.shape == (90, 128)
+    assert gemini_emulator.stats.status_counts.get(429, 0) == 0
+    assert hook.last_run.rate_limited == 0
+
+
+def test_without_pacing_the_same_quota_answers_429_but_nothing_is_lost(
+    connect, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.configure(requests_per_minute=1200, quota_window_seconds=3.0)
+    hook = connect(max_concurrency=8, max_retries=20)
+
+    vectors = hook.embed(corpus(90), batch_size=1, output_dimensionality=128)
+
+    assert vectors.shape == (90, 128)
+    assert gemini_emulator.stats.status_counts[429] > 0
+    assert gemini_emulator.stats.texts == 90
+
+
+def test_token_pacing_avoids_429s(connect, gemini_emulator: GeminiEmulator) -> None:
+    # About 12 tokens a text; the emulator allows 1300 tokens per 3-second window, a hundred texts.
+    gemini_emulator.configure(tokens_per_minute=26_000, quota_window_seconds=3.0)
+    hook = connect(tokens_per_minute=26_000, max_concurrency=8)
+
+    vectors = hook.embed(corpus(250), batch_size=1, output_dimensionality=128)
+
+    assert vectors.shape == (250, 128)
+    assert gemini_emulator.stats.status_counts.get(429, 0) == 0
+
+
+# -- validation: every bad input fails before anything is sent -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("texts", "kwargs", "message"),
+    [
+        ([], {}, "texts is empty"),
+        ("just one string", {}, "texts must be a list of strings, got str"),
+        (["fine", 42], {}, r"texts\[1\] is not a string"),
+        (["fine", "also fine", "   "], {}, r"texts\[2\] is empty"),
+        (
+            ["fine", "x" * 9000],
+            {},
+            r"texts\[1\] is about 2250 tokens; gemini-embedding-001 accepts at most 2048",
+        ),
+        (["fine"], {"task_type": "RETRIEVAL_DOCUMENTS"}, "unknown task_type 'RETRIEVAL_DOCUMENTS'"),
+        (["fine"], {"output_dimensionality": 4096}, "output_dimensionality=4096 is out of range"),
+        (["fine"], {"output_dimensionality": 64}, "output_dimensionality=64 is out of range"),
+        (["fine"], {"model": "embedding-001", "output_dimensionality": 256}, "does not support output_dim"),
+        (["fine"], {"model": "text-davinci-003"}, "unknown embedding model 'text-davinci-003'"),
+        (["a", "b"], {"titles": ["only one"]}, "got 1 titles for 2 texts"),
+        (["a", "b"], {"titles": ["t", 7]}, r"titles\[1\] is not a string"),
+        (["a"], {"titles": ["t"], "task_type": "RETRIEVAL_QUERY"}, "titles are only accepted with task_type"),
+        (["a"], {"batch_size": 101}, "batch_size must be between 1 and 100"),
+        (["a"], {"batch_size": 0}, "batch_size must be between 1 and 100"),
+        (["a"], {"max_concurrency": 0}, "max_concurrency must be a positive integer"),
+    ],
+)
+def test_bad_input_is_refused_before_any_request(
+    connect, gemini_emulator: GeminiEmulator, texts: object, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        connect().embed(texts, **kwargs)  # type: ignore[arg-type]
+    assert gemini_emulator.stats.requests == 0
+
+
+def test_encode_queries_refuses_titles(connect) -> None:
+    with pytest.raises(ValueError, match="titles apply to documents only"):
+        connect().encode_queries(["q"], titles=["t"])
+
+
+def test_a_text_over_the_token_quota_is_refused_before_sending(
+    connect, gemini_emulator: GeminiEmulator
+) -> None:
+    with pytest.raises(ValueError, match="more than the connection's tokens_per_minute=10"):
+        connect(tokens_per_minute=10).embed(["short", "a" * 100])
+    assert gemini_emulator.stats.requests == 0
+
+
+# -- parity with pymilvus-model's GeminiEmbeddingFunction ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "output_dimensionality", "expected"),
+    [
+        ("gemini-embedding-001", None, 3072),
+        ("gemini-embedding-001", 768, 768),
+        ("gemini-embedding-001", 1536, 1536),
+        ("models/gemini-embedding-001", None, 3072),
+        ("gemini-embedding-2", None, 3072),
+        ("gemini-embedding-exp-03-07", None, 3072),
+        ("text-embedding-004", None, 768),
+        ("models/text-embedding-004", None, 768),
+        ("embedding-001", None, 768),
+        ("models/embedding-001", None, 768),
+        ("gemini-embedding-003", None, 3072),
+    ],
+)
+def test_dim_knows_every_current_model(model: str, output_dimensionality: int | None, expected: int) -> None:
+    assert GeminiHook().dim(model, output_dimensionality) == expected
+
+
+# -- secrets --------------------------------------------------------------------------------------------
+
+
+def test_the_key_never_reaches_logs_or_exception_text(
+    monkeypatch: pytest.MonkeyPatch,
+    gemini_emulator: GeminiEmulator,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = gemini_emulator.api_key
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", gemini_connection_json(gemini_emulator, **FAST_RETRIES))
+    hook = GeminiHook()
+    hook.embed(corpus(150), output_dimensionality=128)
+    gemini_emulator.fail_next(10, status=503)
+    with pytest.raises(GeminiAPIError) as excinfo:
+        hook.embed(corpus(3))
+
+    captured = capsys.readouterr()
+    assert key not in str(excinfo.value)
+    assert key not in repr(hook.settings)
+    assert key not in caplog.text
+    assert key not in captured.out + captured.err

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_gemini_milvus.gemini_models import (
+    MODELS,
+    TASK_TYPES,
+    estimate_tokens,
+    get_model,
+    resolve_model,
+)
+
+
+def test_all_eight_task_types() -> None:
+    assert len(TASK_TYPES) == 8
+    assert {"RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", "CODE_RETRIEVAL_QUERY"} <= set(TASK_TYPES)
+
+
+def test_models_prefix_is_optional() -> None:
+    assert get_model("models/embedding-001") is MODELS["embedding-001"]
+    assert get_model("no-such-model") is None
+
+
+def test_unknown_gemini_embedding_models_follow_the_family() -> None:
+    model = resolve_model("gemini-embedding-3-preview")
+    assert model.default_dim == 3072
+    assert model.one_content_per_text
+
+
+def test_unknown_other_models_are_refused() -> None:
+    with pytest.raises(ValueError, match="known models: embedding-001, gemini-embedding-001"):
+        resolve_model("text-embedding-3-small")
+
+
+def test_output_dimensionality_must_be_an_integer() -> None:
+    with pytest.raises(ValueError, match="must be an integer"):
+        MODELS["gemini-embedding-001"].check_output_dimensionality(True)  # type: ignore[arg-type]
+
+
+def test_token_estimate() -> None:
+    assert estimate_tokens("a") == 1
+    assert estimate_tokens("abcd" * 10) == 10
