@@ -1,0 +1,316 @@
+"""Operator that writes embedding rows into a Milvus collection, idempotently by default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, BaseOperator
+
+from airflow_provider_gemini_milvus.hooks.milvus import (
+    DEFAULT_MAX_BATCH_BYTES,
+    FIELD_ID,
+    ID_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
+    WRITE_MODES,
+    CollectionInfo,
+    MilvusHook,
+    check_collection_matches,
+    prepare_rows,
+    split_batches,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ASSET_SCHEME = "milvus"
+
+
+def milvus_asset_uri(milvus_conn_id: str, collection_name: str) -> str:
+    """
+    Return the Asset URI of a collection: ``milvus://{milvus_conn_id}/{collection_name}``.
+
+    :param milvus_conn_id: the Airflow connection id of the Milvus instance.
+    :param collection_name: the collection name.
+    """
+    return f"{ASSET_SCHEME}://{milvus_conn_id}/{collection_name}"
+
+
+def milvus_asset(milvus_conn_id: str, collection_name: str) -> Asset:
+    """
+    Return the Airflow Asset of a collection, e.g. for ``schedule=[milvus_asset(...)]`` downstream.
+
+    :param milvus_conn_id: the Airflow connection id of the Milvus instance.
+    :param collection_name: the collection name.
+    """
+    return Asset(uri=milvus_asset_uri(milvus_conn_id, collection_name))
+
+
+def _is_template(value: Any) -> bool:
+    """True when the value is not known at parse time: a Jinja string or an XComArg."""
+    if not isinstance(value, str):
+        return True
+    return "{{" in value or "{%" in value
+
+
+def split_data(data: Any) -> tuple[Sequence[Any], list[str]]:
+    """
+    Split ``data`` into rows to write and ids to delete.
+
+    :param data: a list of row dicts, or a dict ``{"rows": [...], "delete_ids": [...]}`` (other keys ignored).
+    :raises ValueError: for any other shape.
+    """
+    if isinstance(data, str):
+        raise ValueError(
+            "data is a string: pass the upstream task's output (an XComArg) instead of a Jinja "
+            "xcom_pull, or set render_template_as_native_obj=True on the DAG"
+        )
+    if isinstance(data, Mapping):
+        if "rows" not in data and "delete_ids" not in data:
+            raise ValueError(
+                f"a data dict needs 'rows' and/or 'delete_ids', got keys {sorted(map(str, data))}"
+            )
+        rows = data.get("rows") or []
+        delete_ids = data.get("delete_ids") or []
+    elif isinstance(data, Sequence) and not isinstance(data, bytes):
+        rows, delete_ids = data, []
+    else:
+        raise ValueError(
+            "data must be a list of row dicts or a dict with 'rows' and 'delete_ids', "
+            f"got {type(data).__name__}"
+        )
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+        raise ValueError(f"data['rows'] must be a list of row dicts, got {type(rows).__name__}")
+    if isinstance(delete_ids, (str, bytes, Mapping)) or not isinstance(delete_ids, Sequence):
+        raise ValueError(f"data['delete_ids'] must be a list of ids, got {type(delete_ids).__name__}")
+    for index, row_id in enumerate(delete_ids):
+        if not isinstance(row_id, str) or not row_id.strip():
+            raise ValueError(f"delete_ids[{index}] must be a non-empty string, got {row_id!r}")
+    return rows, list(dict.fromkeys(delete_ids))
+
+
+class MilvusInsertOperator(BaseOperator):
+    """
+    Write embedding rows into a Milvus collection, creating it if needed, then delete vanished ids.
+
+    Every row is checked before anything is written, the way a Milvus server checks it (Milvus Lite is
+    more lenient): ``id`` a non-empty string of at most 512 UTF-8 bytes, unique in the input; ``vector`` a
+    list of finite numbers, all of the same dimension (the collection's, or the first row's for a new
+    collection); ``text`` a string within the text field's ``max_length`` in UTF-8 bytes; optional
+    ``metadata`` a JSON-serialisable dict, ``content_hash`` (default: SHA-256 of the text) and ``model``
+    (default ``""``). A bad row raises ``ValueError`` naming its index and id; a collection with another
+    dimension, metric or fields raises ``MilvusCollectionMismatchError``.
+
+    Rows are written in batches capped by payload size (16 MiB by default) and ``batch_size``, then the
+    collection is flushed once. ``delete_ids`` are deleted after the rows are written, so a failure midway
+    loses nothing; a re-run repeats the same work.
+
+    The collection is declared as the outlet Asset ``milvus://{milvus_conn_id}/{collection_name}``. When
+    ``collection_name`` or ``milvus_conn_id`` is a Jinja template, the name is not known when the DAG is
+    parsed and no outlet is added: pass ``outlets=[...]`` yourself. Passing ``outlets`` (even ``[]``)
+    always replaces the default one.
+
+    ``data`` is a templated field: strings inside a literal ``data`` list are rendered by Jinja. Pass rows
+    through XCom (the output of an upstream task) to load texts containing ``{{`` verbatim.
+
+    Returns (XCom) ``{"collection", "written", "deleted", "dim", "mode", "batches", "created"}``.
+
+    :param collection_name: the collection to write to.
+    :param data: a list of row dicts, or ``{"rows": [...], "delete_ids": [...]}`` (what the
+        Gemini embedding operator returns; other keys are ignored). No rows is a normal no-op that still
+        applies the deletes and does not need the collection to exist.
+    :param milvus_conn_id: the Milvus connection (see :class:`MilvusHook`).
+    :param mode: ``upsert`` (default) replaces rows with the same id, so re-runs leave the same rows.
+        ``insert`` is for fresh collections: it refuses ids that already exist.
+    :param create_collection: create the collection if it is missing; if False a missing collection is an
+        error.
+    :param metric_type: COSINE, L2 or IP; an existing collection must use the same.
+    :param index_type: vector index for a new collection; on Milvus Lite one of HNSW, HNSW_SQ, IVF_FLAT,
+        IVF_SQ8, FLAT, BRUTE_FORCE, AUTOINDEX.
+    :param batch_size: most rows per request; None means only the payload size caps batches.
+    :param partition_name: partition to write to (created with the collection when
+        ``create_collection``); None means the default partition.
+    :param max_batch_bytes: payload cap per request in bytes (a Milvus server accepts at most 64 MiB).
+    """
+
+    template_fields: Sequence[str] = (
+        "collection_name",
+        "data",
+        "partition_name",
+        "milvus_conn_id",
+        "mode",
+        "metric_type",
+        "index_type",
+        "batch_size",
+    )
+
+    def __init__(
+        self,
+        *,
+        collection_name: str,
+        data: Any,
+        milvus_conn_id: str = MilvusHook.default_conn_name,
+        mode: str = "upsert",
+        create_collection: bool = True,
+        metric_type: str = "COSINE",
+        index_type: str = "AUTOINDEX",
+        batch_size: int | None = None,
+        partition_name: str | None = None,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        if "outlets" not in kwargs and not _is_template(collection_name) and not _is_template(milvus_conn_id):
+            kwargs["outlets"] = [milvus_asset(milvus_conn_id, collection_name)]
+        super().__init__(**kwargs)
+        self.collection_name = collection_name
+        self.data = data
+        self.milvus_conn_id = milvus_conn_id
+        self.mode = mode
+        self.create_collection = create_collection
+        self.metric_type = metric_type
+        self.index_type = index_type
+        self.batch_size = batch_size
+        self.partition_name = partition_name
+        self.max_batch_bytes = max_batch_bytes
+
+    @cached_property
+    def hook(self) -> MilvusHook:
+        """The Milvus hook, created on first use (after templates are rendered)."""
+        return MilvusHook(milvus_conn_id=self.milvus_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        rows, delete_ids = split_data(self.data)
+        mode = self._checked_mode()
+        batch_size = self._checked_batch_size()
+        if not rows and not delete_ids:
+            self.log.info("No rows to write and no ids to delete for collection %s", self.collection_name)
+            return self._summary(written=0, deleted=0, dim=None, batches=0, created=False)
+        hook = self.hook
+        try:
+            return self._load(hook, rows, delete_ids, mode, batch_size)
+        finally:
+            hook.close()
+
+    def _load(
+        self,
+        hook: MilvusHook,
+        raw_rows: Sequence[Any],
+        delete_ids: list[str],
+        mode: str,
+        batch_size: int | None,
+    ) -> dict[str, Any]:
+        name = self.collection_name
+        info = hook.describe(name)
+        rows, dim = prepare_rows(
+            raw_rows,
+            id_max_length=(info.id_max_length if info else None) or ID_MAX_LENGTH,
+            text_max_length=(info.text_max_length if info else None) or TEXT_MAX_LENGTH,
+        )
+        self._check_deletes_do_not_overlap(rows, delete_ids)
+        # A row too large for one request is refused now, not after the collection is created.
+        split_batches(rows, max_batch_bytes=self.max_batch_bytes, max_batch_rows=batch_size)
+        self.log.info(
+            "Validated %s rows (dim %s) and %s ids to delete for %s", len(rows), dim, len(delete_ids), name
+        )
+        written = batches = 0
+        created = False
+        if rows and dim is not None:
+            metric, index = hook.check_index_choice(self.metric_type, self.index_type)
+            self._check_target(hook, info, dim, metric)
+            if mode == "insert" and info is not None:
+                self._refuse_existing_ids(hook, rows)
+            if self.create_collection:
+                created = hook.ensure_collection(name, dim, metric_type=metric, index_type=index)
+                if self.partition_name:
+                    hook.ensure_partition(name, self.partition_name)
+            result = hook.write_rows(
+                name,
+                rows,
+                mode=mode,
+                partition_name=self.partition_name,
+                max_batch_bytes=self.max_batch_bytes,
+                max_batch_rows=batch_size,
+            )
+            written, batches = result.written, result.batches
+        deleted = hook.delete_ids(name, delete_ids) if delete_ids and (info or created) else 0
+        self.log.info(
+            "Collection %s: wrote %s rows in %s batch(es), deleted %s", name, written, batches, deleted
+        )
+        return self._summary(
+            written=written,
+            deleted=deleted,
+            dim=dim if dim is not None else (info.dim if info else None),
+            batches=batches,
+            created=created,
+        )
+
+    def _check_target(self, hook: MilvusHook, info: CollectionInfo | None, dim: int, metric: str) -> None:
+        """Fail before writing if the collection is missing (and may not be created) or does not fit."""
+        name = self.collection_name
+        if info is None:
+            if not self.create_collection:
+                raise ValueError(f"collection {name!r} does not exist and create_collection is False")
+            return
+        check_collection_matches(info, dim=dim, metric_type=metric)
+        if (
+            self.partition_name
+            and not self.create_collection
+            and not hook.has_partition(name, self.partition_name)
+        ):
+            raise ValueError(
+                f"partition {self.partition_name!r} does not exist in collection {name!r} "
+                "and create_collection is False"
+            )
+        if not self.create_collection:
+            hook.ensure_loaded(name)
+
+    def _refuse_existing_ids(self, hook: MilvusHook, rows: Sequence[Mapping[str, Any]]) -> None:
+        existing = hook.existing_ids(self.collection_name, [row[FIELD_ID] for row in rows])
+        for index, row in enumerate(rows):
+            if row[FIELD_ID] in existing:
+                raise ValueError(
+                    f"row {index} (id {row[FIELD_ID]!r}): id already exists in collection "
+                    f"{self.collection_name!r} ({len(existing)} of the {len(rows)} ids do); mode='insert' "
+                    "is for fresh collections, use mode='upsert' to replace rows"
+                )
+
+    @staticmethod
+    def _check_deletes_do_not_overlap(rows: Sequence[Mapping[str, Any]], delete_ids: list[str]) -> None:
+        if not delete_ids or not rows:
+            return
+        to_delete = set(delete_ids)
+        for index, row in enumerate(rows):
+            if row[FIELD_ID] in to_delete:
+                raise ValueError(
+                    f"row {index} (id {row[FIELD_ID]!r}) is also in delete_ids: it would be written and "
+                    "then deleted"
+                )
+
+    def _checked_mode(self) -> str:
+        if self.mode not in WRITE_MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; use one of {list(WRITE_MODES)}")
+        return str(self.mode)
+
+    def _checked_batch_size(self) -> int | None:
+        value: Any = self.batch_size
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
+        return value
+
+    def _summary(
+        self, *, written: int, deleted: int, dim: int | None, batches: int, created: bool
+    ) -> dict[str, Any]:
+        return {
+            "collection": self.collection_name,
+            "written": written,
+            "deleted": deleted,
+            "dim": dim,
+            "mode": self.mode,
+            "batches": batches,
+            "created": created,
+        }

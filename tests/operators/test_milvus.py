@@ -1,0 +1,379 @@
+"""MilvusInsertOperator against real Milvus Lite files: validation, idempotency, deletes, Assets, locks."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk import Asset
+
+from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
+from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator, milvus_asset_uri
+
+DIM = 4
+
+
+def rows(count: int, *, prefix: str = "doc", dim: int = DIM) -> list[dict[str, Any]]:
+    return [
+        {"id": f"{prefix}-{i}", "vector": [1.0, float(i)] + [0.25] * (dim - 2), "text": f"text {i}"}
+        for i in range(count)
+    ]
+
+
+def run(**kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("task_id", "load")
+    kwargs.setdefault("collection_name", "docs")
+    return MilvusInsertOperator(**kwargs).execute({})
+
+
+def count(collection: str = "docs") -> int | None:
+    """Rows in the collection, or None if it does not exist."""
+    with MilvusHook() as hook:
+        return hook.count(collection) if hook.has_collection(collection) else None
+
+
+def lite_file_is_unlocked(path: Path) -> bool:
+    fd = os.open(path / "LOCK", os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
+# --- construction (no I/O) ------------------------------------------------------------------------
+
+
+def test_constructor_declares_the_collection_asset_without_io() -> None:
+    op = MilvusInsertOperator(task_id="t", collection_name="docs", data=[], milvus_conn_id="no_such_conn")
+    assert op.outlets == [Asset(uri="milvus://no_such_conn/docs")]
+    assert op.outlets[0].uri == milvus_asset_uri("no_such_conn", "docs") == "milvus://no_such_conn/docs"
+
+
+def test_templated_collection_name_has_no_static_outlet() -> None:
+    op = MilvusInsertOperator(task_id="t", collection_name="docs_{{ ds_nodash }}", data=[])
+    assert op.outlets == []
+
+
+def test_explicit_outlets_replace_the_default() -> None:
+    mine = Asset(uri="milvus://milvus_default/docs_v2")
+    op = MilvusInsertOperator(task_id="t", collection_name="docs_{{ ds_nodash }}", data=[], outlets=[mine])
+    assert op.outlets == [mine]
+    assert MilvusInsertOperator(task_id="u", collection_name="docs", data=[], outlets=[]).outlets == []
+
+
+def test_template_fields_and_defaults() -> None:
+    assert {"collection_name", "data", "partition_name", "milvus_conn_id", "mode", "batch_size"} <= set(
+        MilvusInsertOperator.template_fields
+    )
+    op = MilvusInsertOperator(task_id="t", collection_name="docs", data=[])
+    assert op.milvus_conn_id == MilvusHook.default_conn_name
+    assert op.mode == "upsert"
+    assert op.hook.milvus_conn_id == MilvusHook.default_conn_name
+
+
+def test_arguments_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        MilvusInsertOperator("docs", [], task_id="t")  # type: ignore[call-arg]
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_creates_the_collection_and_returns_a_json_safe_summary() -> None:
+    summary = run(data=rows(7))
+    assert summary == {
+        "collection": "docs",
+        "written": 7,
+        "deleted": 0,
+        "dim": DIM,
+        "mode": "upsert",
+        "batches": 1,
+        "created": True,
+    }
+    assert json.loads(json.dumps(summary)) == summary
+    assert count() == 7
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_rerun_upserts_in_place_and_reuses_the_collection() -> None:
+    run(data=rows(10))
+    again = run(data=rows(10))
+    assert again["created"] is False
+    assert again["written"] == 10
+    assert count() == 10
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_rows_get_content_hash_and_model_defaults() -> None:
+    given = {**rows(1)[0], "model": "m", "content_hash": "h"}
+    run(data=[{"id": "a", "vector": [1, 0, 0, 0], "text": "héllo"}, given])
+    with MilvusHook() as hook:
+        fingerprints = hook.fetch_fingerprints("docs", ["a", "doc-0"])
+    assert fingerprints == {"a": (hashlib.sha256("héllo".encode()).hexdigest(), ""), "doc-0": ("h", "m")}
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_batch_size_and_payload_size_cap_batches() -> None:
+    assert run(data=rows(11), batch_size=4)["batches"] == 3
+    assert run(data=rows(11), batch_size="5")["batches"] == 3  # rendered from Jinja as a string
+    assert run(data=rows(11), max_batch_bytes=300)["batches"] == 11
+    assert count() == 11
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_dict_form_deletes_after_writing() -> None:
+    tricky = ["it's", 'say "hi"', "back\\slash"]
+    run(data=rows(5) + [{"id": i, "vector": [0, 1, 0, 0], "text": i} for i in tricky])
+    summary = run(
+        data={
+            "rows": rows(2, prefix="new"),
+            "delete_ids": ["doc-0", "doc-1", *tricky, "never-existed"],
+            "model": "ignored",
+        }
+    )
+    assert (summary["written"], summary["deleted"]) == (2, 5)
+    with MilvusHook() as hook:
+        assert sorted(hook.list_ids("docs")) == ["doc-2", "doc-3", "doc-4", "new-0", "new-1"]
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_empty_rows_are_a_no_op_that_still_deletes() -> None:
+    assert run(data={"rows": [], "delete_ids": ["x"]})["deleted"] == 0
+    assert count() is None  # no collection needed, none created
+    assert run(data=[])["written"] == 0
+    run(data=rows(3))
+    summary = run(data={"rows": [], "delete_ids": ["doc-1"]})
+    assert summary == {
+        "collection": "docs",
+        "written": 0,
+        "deleted": 1,
+        "dim": DIM,
+        "mode": "upsert",
+        "batches": 0,
+        "created": False,
+    }
+    assert count() == 2
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_insert_mode_loads_a_fresh_collection() -> None:
+    assert run(data=rows(4), mode="insert")["written"] == 4
+    assert run(data=rows(2, prefix="more"), mode="insert")["written"] == 2
+    assert count() == 6
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_insert_mode_refuses_existing_ids_and_writes_nothing() -> None:
+    run(data=rows(3))
+    batch = rows(2, prefix="fresh") + [rows(3)[2]]
+    with pytest.raises(ValueError, match=r"row 2 \(id 'doc-2'\): id already exists in collection 'docs'"):
+        run(data=batch, mode="insert")
+    assert count() == 3
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_partition_is_created_with_the_collection() -> None:
+    run(data=rows(3), partition_name="p2025")
+    with MilvusHook() as hook:
+        assert hook.has_partition("docs", "p2025")
+    with pytest.raises(ValueError, match="partition 'other' does not exist"):
+        run(data=rows(3), partition_name="other", create_collection=False)
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_missing_collection_without_create_is_an_error() -> None:
+    with pytest.raises(ValueError, match="collection 'docs' does not exist and create_collection is False"):
+        run(data=rows(2), create_collection=False)
+    assert count() is None
+
+
+# --- errors before anything is written ------------------------------------------------------------
+
+GOOD = rows(1)[0]
+
+BAD_DATA = [
+    pytest.param(42, "data must be a list of row dicts", id="not-a-list"),
+    pytest.param("{{ ti.xcom_pull('embed') }}", "data is a string", id="string"),
+    pytest.param({"vectors": []}, "needs 'rows' and/or 'delete_ids'", id="dict-without-rows"),
+    pytest.param({"rows": "abc"}, r"data\['rows'\] must be a list", id="rows-not-a-list"),
+    pytest.param(
+        {"rows": [GOOD], "delete_ids": [1]}, r"delete_ids\[0\] must be a non-empty string", id="bad-delete"
+    ),
+    pytest.param([GOOD, "row"], "row 1 must be a dict", id="row-not-a-dict"),
+    pytest.param([GOOD, {"vector": [1, 2, 3, 4], "text": ""}], r"row 1 \(id None\): id must be", id="no-id"),
+    pytest.param([GOOD, {**GOOD, "id": 7}], r"row 1 \(id 7\): id must be a non-empty string", id="int-id"),
+    pytest.param([GOOD, {**GOOD, "id": " "}], r"row 1 \(id ' '\): id must be a non-empty", id="blank-id"),
+    pytest.param([GOOD, {**GOOD, "id": "é" * 257}], "id is 514 bytes in UTF-8, longer than", id="long-id"),
+    pytest.param([GOOD, GOOD], r"row 1 \(id 'doc-0'\): duplicate id, also used by row 0", id="dup-id"),
+    pytest.param([GOOD, {"id": "b", "text": ""}], r"row 1 \(id 'b'\): missing vector", id="no-vector"),
+    pytest.param([GOOD, {**GOOD, "id": "b", "vector": "1,2"}], "vector must be a list", id="vector-str"),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "vector": [1, "x", 3, 4]}], "value 1 is not a number", id="nan-str"
+    ),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "vector": [1, True, 3, 4]}], "value 1 is not a number", id="bool"
+    ),
+    pytest.param([GOOD, {**GOOD, "id": "b", "vector": [1, 2, 3]}], "3 values, row 0 has dim 4", id="short"),
+    pytest.param([GOOD, {**GOOD, "id": "b", "vector": []}], "vector is empty", id="empty-vector"),
+    pytest.param([GOOD, {**GOOD, "id": "b", "vector": [1, float("nan"), 3, 4]}], "value 1 is nan", id="nan"),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "vector": [1, 2, float("-inf"), 4]}], "value 2 is -inf", id="inf"
+    ),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "text": None}], "text must be a string, got NoneType", id="no-text"
+    ),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "text": "é" * 40000}],
+        "text is 80000 bytes in UTF-8, longer than the text field's max_length 65535",
+        id="text-bytes",
+    ),
+    pytest.param([GOOD, {**GOOD, "id": "b", "metadata": ["x"]}], "metadata must be a dict", id="meta-list"),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "metadata": {"s": {1}}}], "metadata is not JSON-serial", id="meta-set"
+    ),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "metadata": {"x": float("nan")}}],
+        "metadata is not JSON-serial",
+        id="meta-nan",
+    ),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "content_hash": 5}], "content_hash must be a string", id="hash-int"
+    ),
+    pytest.param([GOOD, {**GOOD, "id": "b", "model": "m" * 257}], "model is 257 bytes", id="model-long"),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "tags": {1, 2}}], "extra field 'tags' is not JSON", id="extra-set"
+    ),
+    pytest.param(
+        {"rows": [GOOD], "delete_ids": ["doc-0"]}, r"row 0 \(id 'doc-0'\) is also in delete_ids", id="overlap"
+    ),
+]
+
+
+@pytest.mark.usefixtures("milvus_connection")
+@pytest.mark.parametrize(("data", "message"), BAD_DATA)
+def test_invalid_data_writes_nothing(data: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run(data=data)
+    assert count() is None
+
+
+@pytest.mark.usefixtures("milvus_connection")
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"mode": "merge"}, "unknown mode 'merge'", id="mode"),
+        pytest.param({"batch_size": 0}, "batch_size must be a positive integer", id="batch-size"),
+        pytest.param(
+            {"index_type": "DISKANN"}, "Milvus Lite .* cannot build index_type 'DISKANN'", id="index"
+        ),
+        pytest.param({"metric_type": "JACCARD"}, "unknown metric_type 'JACCARD'", id="metric"),
+        pytest.param({"max_batch_bytes": 50}, r"row 0 \(id 'doc-0'\) is about \d+ bytes", id="row-too-big"),
+    ],
+)
+def test_invalid_arguments_write_nothing(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run(data=rows(2), **kwargs)
+    assert count() is None
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_bad_row_against_an_existing_collection_writes_nothing() -> None:
+    run(data=rows(3))
+    with pytest.raises(ValueError, match=r"row 1 \(id 'x'\): vector has 5 values, row 0 has dim 4"):
+        run(data=[rows(1, prefix="new")[0], {"id": "x", "vector": [1, 2, 3, 4, 5], "text": ""}])
+    assert count() == 3
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_text_length_is_checked_in_bytes_against_the_existing_field() -> None:
+    with MilvusHook() as hook:
+        hook.ensure_collection("docs", DIM, text_max_length=4)
+    run(data=[{"id": "ok", "vector": [1, 0, 0, 0], "text": "abcd"}])
+    # 4 characters fit Milvus Lite's check, but they are 8 bytes: a Milvus server would refuse them.
+    with pytest.raises(
+        ValueError, match="text is 8 bytes in UTF-8, longer than the text field's max_length 4"
+    ):
+        run(data=[{"id": "é", "vector": [1, 0, 0, 0], "text": "éééé"}])
+    assert count() == 1
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_dim_mismatch_with_the_collection_names_both_dims() -> None:
+    run(data=rows(2, dim=8))
+    with pytest.raises(
+        MilvusCollectionMismatchError, match="collection 'docs' has dim 8, the vectors have dim 4"
+    ):
+        run(data=rows(2, prefix="new"))
+    with pytest.raises(
+        MilvusCollectionMismatchError, match="indexed with metric COSINE, the task asks for IP"
+    ):
+        run(data=rows(2, prefix="new", dim=8), metric_type="IP")
+    assert count() == 2
+
+
+# --- Milvus Lite file lock ------------------------------------------------------------------------
+
+
+def test_sequential_operators_and_another_process_share_the_lite_file(
+    milvus_connection: str, milvus_db_path: Path
+) -> None:
+    run(task_id="first", data=rows(4), milvus_conn_id=milvus_connection)
+    assert lite_file_is_unlocked(milvus_db_path)
+    run(task_id="second", data=rows(3, prefix="later"), milvus_conn_id=milvus_connection)
+    assert lite_file_is_unlocked(milvus_db_path)
+    with pytest.raises(ValueError, match="duplicate id"):
+        run(task_id="failing", data=[GOOD, GOOD])
+    assert lite_file_is_unlocked(milvus_db_path)  # released on failure too
+
+    script = textwrap.dedent(
+        """
+        import sys
+        from pymilvus import MilvusClient
+        client = MilvusClient(sys.argv[1])
+        client.load_collection("docs")
+        print(client.query("docs", filter="", output_fields=["count(*)"])[0]["count(*)"])
+        client.close()
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(milvus_db_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "7"
+
+
+# --- inside a DAG ---------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("airflow_db", "milvus_connection")
+def test_operator_runs_in_a_dag_with_rows_from_xcom() -> None:
+    from airflow.sdk import DagRunState
+
+    from tests.dags.dag_milvus_insert import COLLECTION, ROW_COUNT, milvus_insert
+
+    run_result = milvus_insert().test()
+    assert run_result.state == DagRunState.SUCCESS
+    assert count(COLLECTION) == ROW_COUNT
+    with MilvusHook() as hook:
+        hits = hook.search(COLLECTION, [[1.0, 3.0, 0.5, -0.25]], limit=1)
+    # Texts that came through XCom are not rendered by Jinja.
+    assert hits[0][0]["text"] == "document 3 with {{ braces }} kept verbatim"
