@@ -543,10 +543,7 @@ class GeminiHook(BaseHook):
                 extra_body={"requests": self._per_request_bodies(batch, request)}
             )
         response = self.get_conn().models.embed_content(
-            model=request.model.name,
-            # One Content per text: gemini-embedding-2 would otherwise merge the list into one vector.
-            contents=[types.Content(parts=[types.Part(text=text)]) for text in batch.texts],
-            config=config,
+            model=request.model.name, contents=_contents(batch.texts, request.model), config=config
         )
         return _checked_vectors(response, batch, request)
 
@@ -695,6 +692,21 @@ def _run_all(
             for future in pending:
                 future.cancel()
             raise failure
+
+
+def _contents(texts: list[str], model: EmbeddingModel) -> list[Any]:
+    """
+    What to pass the SDK as ``contents``: one vector must come back per text.
+
+    For gemini-embedding-2 the SDK merges a list of strings into one ``Content`` (one vector for the
+    whole list), so each text gets its own ``Content``. Other models take plain strings, which the SDK
+    turns into requests about twice as fast as ``Content`` objects.
+    """
+    if not model.one_content_per_text:
+        return list(texts)
+    from google.genai import types
+
+    return [types.Content(parts=[types.Part(text=text)]) for text in texts]
 
 
 def _checked_vectors(response: Any, batch: _Batch, request: _EmbedRequest) -> np.ndarray:
