@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import numbers
 import os
@@ -534,6 +535,25 @@ def _int_or_none(value: Any) -> int | None:
 # --- The hook -------------------------------------------------------------------------------------
 
 
+class _LiteUnimplementedRpcFilter(logging.Filter):
+    """
+    Drop gRPC's report of an RPC that Milvus Lite does not implement.
+
+    pymilvus calls ``AllocTimestamp`` while creating a collection and ignores the failure, but the
+    in-process Lite server logs it at ERROR with a traceback, which reads like a failed task.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, NotImplementedError) and "Method not implemented" in str(error))
+
+
+def _quiet_lite_unimplemented_rpc_errors() -> None:
+    grpc_server_log = logging.getLogger("grpc._server")
+    if not any(isinstance(existing, _LiteUnimplementedRpcFilter) for existing in grpc_server_log.filters):
+        grpc_server_log.addFilter(_LiteUnimplementedRpcFilter())
+
+
 class MilvusHook(BaseHook):
     """
     Talk to Milvus through a cached ``pymilvus.MilvusClient`` built from an Airflow connection.
@@ -611,6 +631,7 @@ class MilvusHook(BaseHook):
         kwargs = dict(self.client_kwargs)
         if self.is_lite:
             os.makedirs(os.path.dirname(self.uri), exist_ok=True)
+            _quiet_lite_unimplemented_rpc_errors()
         self.log.info("Connecting to Milvus%s at %s", " Lite" if self.is_lite else "", self.uri)
         try:
             self._client = MilvusClient(**kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -237,6 +238,12 @@ def test_test_connection_reports_failure_without_secrets(monkeypatch: pytest.Mon
     assert message.startswith("Could not list collections at http://127.0.0.1:1: Could not open Milvus at ")
     assert "Fail connecting to server" in message
     assert "sup3r-secret" not in message
+
+
+def test_creating_a_lite_collection_logs_no_error(hook: MilvusHook, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)
+    hook.ensure_collection("quiet", DIM)
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
 def test_ensure_collection_creates_then_reuses(hook: MilvusHook) -> None:
