@@ -10,6 +10,7 @@ Run: ``make bench`` (or ``.venv/bin/python benchmarks/bench_incremental_reembed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -25,13 +26,15 @@ EDITED = 20
 COLLECTION = "bench_docs"
 
 
-def corpus(edit_round: int = 0) -> list[dict[str, Any]]:
+def corpus(edit_rounds: int = 0) -> list[dict[str, Any]]:
+    """The corpus after ``edit_rounds`` days, each of which edited a different ``EDITED`` documents."""
     documents = [
         {"id": f"doc-{i}", "text": f"document {i} on topic {i % 40}: details {i * 31}"}
         for i in range(DOCUMENTS)
     ]
-    for index in range(edit_round * EDITED, (edit_round + 1) * EDITED if edit_round else 0):
-        documents[index]["text"] += f" (edited in round {edit_round})"
+    for edit_round in range(1, edit_rounds + 1):
+        for index in range(edit_round * EDITED, (edit_round + 1) * EDITED):
+            documents[index]["text"] += f" (edited on day {edit_round})"
     return documents
 
 
@@ -51,6 +54,17 @@ def embed_and_load(
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING, force=True)
+    for noisy in (
+        "httpx",
+        "httpx2",
+        "airflow",
+        "airflow_provider_gemini_milvus",
+        "pymilvus",
+        "faiss",
+        "grpc",
+    ):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp, GeminiEmulator(latency_seconds=0.05) as emulator:
         os.environ["AIRFLOW_CONN_GEMINI_DEFAULT"] = json.dumps(
             {"conn_type": "gemini", "password": emulator.api_key, "extra": {"base_url": emulator.base_url}}
