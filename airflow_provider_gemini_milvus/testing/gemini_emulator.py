@@ -1308,27 +1308,33 @@ class GeminiEmulator:
                         limit=self.requests_per_day,
                         retry_delay=None,
                     )
-            if self.requests_per_minute is not None:
-                allowed = self.requests_per_minute * scale
-                if self._request_window.used(now, window) + request_cost > allowed:
+            per_minute_quotas = (
+                (
+                    self.requests_per_minute,
+                    self._request_window,
+                    request_cost,
+                    "embed_content_requests",
+                    "EmbedContentRequestsPerMinutePerProjectPerModel",
+                ),
+                (
+                    self.tokens_per_minute,
+                    self._token_window,
+                    token_cost,
+                    "embed_content_input_token_count",
+                    "EmbedContentInputTokensPerMinutePerProjectPerModel",
+                ),
+            )
+            for limit, quota_window, cost, metric, quota_id in per_minute_quotas:
+                if limit is None:
+                    continue
+                allowed = limit * scale
+                if quota_window.used(now, window) + cost > allowed:
                     raise _quota_error(
                         model=model.name,
-                        metric="embed_content_requests",
-                        quota_id="EmbedContentRequestsPerMinutePerProjectPerModel",
-                        limit=self.requests_per_minute,
-                        retry_delay=self._request_window.seconds_until_room(
-                            now, window, request_cost, allowed
-                        ),
-                    )
-            if self.tokens_per_minute is not None:
-                allowed = self.tokens_per_minute * scale
-                if self._token_window.used(now, window) + token_cost > allowed:
-                    raise _quota_error(
-                        model=model.name,
-                        metric="embed_content_input_token_count",
-                        quota_id="EmbedContentInputTokensPerMinutePerProjectPerModel",
-                        limit=self.tokens_per_minute,
-                        retry_delay=self._token_window.seconds_until_room(now, window, token_cost, allowed),
+                        metric=metric,
+                        quota_id=quota_id,
+                        limit=limit,
+                        retry_delay=quota_window.seconds_until_room(now, window, cost, allowed),
                     )
             self._day_window.add(now, request_cost)
             self._request_window.add(now, request_cost)
