@@ -157,6 +157,13 @@ def resolve_model(model: str) -> EmbeddingModel:
     raise ValueError(f"unknown embedding model {model!r}; known models: {', '.join(sorted(MODELS))}")
 
 
+def normalise_task_type(task_type: str) -> str:
+    """Return ``task_type`` in upper case, or raise ``ValueError`` listing the valid task types."""
+    if not isinstance(task_type, str) or task_type.upper() not in TASK_TYPES:
+        raise ValueError(f"unknown task_type {task_type!r}; valid task types: {', '.join(TASK_TYPES)}")
+    return task_type.upper()
+
+
 def estimate_tokens(text: str) -> int:
     """
     Estimate the tokens Gemini counts for ``text``: about four characters a token, at least one.

@@ -23,9 +23,9 @@ from airflow_provider_gemini_milvus.exceptions import GeminiAPIError, GeminiQuot
 from airflow_provider_gemini_milvus.gemini_models import (
     DEFAULT_MODEL,
     MAX_TEXTS_PER_REQUEST,
-    TASK_TYPES,
     EmbeddingModel,
     estimate_tokens,
+    normalise_task_type,
     resolve_model,
 )
 from airflow_provider_gemini_milvus.pacing import QuotaPacers
@@ -465,11 +465,9 @@ class GeminiHook(BaseHook):
         self, model: str, task_type: str, output_dimensionality: int | None
     ) -> _EmbedRequest:
         spec = resolve_model(model)
-        if not isinstance(task_type, str) or task_type.upper() not in TASK_TYPES:
-            raise ValueError(f"unknown task_type {task_type!r}; valid task types: {', '.join(TASK_TYPES)}")
         return _EmbedRequest(
             model=spec,
-            task_type=task_type.upper(),
+            task_type=normalise_task_type(task_type),
             output_dimensionality=output_dimensionality,
             dim=spec.dim(output_dimensionality),
         )

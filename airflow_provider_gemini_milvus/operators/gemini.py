@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_gemini_milvus.gemini_models import (
     DEFAULT_MODEL,
     MAX_TEXTS_PER_REQUEST,
-    TASK_TYPES,
+    normalise_task_type,
     resolve_model,
 )
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
@@ -164,14 +164,15 @@ class GeminiEmbedOperator(BaseOperator):
         return MilvusHook(milvus_conn_id=self.milvus_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        task_type = self._validated_task_type()
-        dim = resolve_model(self.model).dim(self.output_dimensionality)
+        task_type = normalise_task_type(self.gemini_task_type)
+        model = resolve_model(self.model)
+        dim = model.dim(self.output_dimensionality)
         if self.delete_missing and not self.collection_name:
             raise ValueError("delete_missing=True needs collection_name: the collection to compare against")
         documents = self.parse_documents(self.documents)
         if self.title_field is not None and task_type != "RETRIEVAL_DOCUMENT":
             raise ValueError(f"title_field is only used with task_type RETRIEVAL_DOCUMENT, not {task_type}")
-        fingerprint = model_fingerprint(resolve_model(self.model).name, dim, task_type)
+        fingerprint = model_fingerprint(model.name, dim, task_type)
 
         to_embed: list[Document] = documents
         delete_ids: list[str] = []
@@ -201,12 +202,6 @@ class GeminiEmbedOperator(BaseOperator):
                 **{key: value for key, value in run.items() if key not in ("model", "texts")},
             },
         }
-
-    def _validated_task_type(self) -> str:
-        task_type = self.gemini_task_type
-        if not isinstance(task_type, str) or task_type.upper() not in TASK_TYPES:
-            raise ValueError(f"unknown task_type {task_type!r}; valid task types: {', '.join(TASK_TYPES)}")
-        return task_type.upper()
 
     # -- documents -----------------------------------------------------------------------------------
 
