@@ -372,3 +372,51 @@ def test_the_key_never_reaches_logs_or_exception_text(
     assert key not in repr(hook.settings)
     assert key not in caplog.text
     assert key not in captured.out + captured.err
+
+
+# -- Vertex AI --------------------------------------------------------------------------------------------
+
+
+def test_vertex_express_mode_embeds_through_the_emulator(connect, gemini_emulator: GeminiEmulator) -> None:
+    hook = connect(vertexai=True)
+    vectors = hook.embed(corpus(3), output_dimensionality=256)
+    assert hook.get_conn().vertexai
+    assert vectors.shape == (3, 256)
+    assert gemini_emulator.stats.texts == 3
+
+
+def test_vertex_with_a_service_account_builds_credentials_without_calling_google(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    service_account = {
+        "type": "service_account",
+        "project_id": "my-project",
+        "private_key_id": "1",
+        "private_key": pem,
+        "client_email": "embedder@my-project.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    connection = {
+        "conn_type": "gemini",
+        "extra": {
+            "vertexai": True,
+            "location": "europe-west4",
+            "service_account_json": json.dumps(service_account),
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(connection))
+
+    hook = GeminiHook()
+    client = hook.get_conn()
+
+    assert client.vertexai
+    assert client._api_client.project == "my-project"
+    assert client._api_client.location == "europe-west4"
+    assert pem not in repr(hook.settings)
