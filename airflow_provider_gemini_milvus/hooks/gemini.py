@@ -434,6 +434,9 @@ class GeminiHook(BaseHook):
             len(batches),
             concurrency,
         )
+        # Build the client and pacers before the worker threads share them (cached_property has no lock).
+        self.get_conn()
+        _ = self._pacers
         started = time.monotonic()
         vectors = np.empty((len(texts), request.dim), dtype=np.float32)
         progress = _ProgressLog(self.log, len(texts))
