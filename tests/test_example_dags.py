@@ -39,6 +39,10 @@ def test_dagbag_imports_every_example_without_errors() -> None:
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
+    assert {Path(stat.file).name for stat in bag.dagbag_stats} == {
+        "example_gemini_milvus_ingest.py",
+        "example_gemini_milvus_reembed.py",
+    }, "run_demo.py is a script, listed in .airflowignore"
     assert {"example_gemini_milvus_ingest", "example_gemini_milvus_reembed"} <= set(bag.dag_ids)
     for dag_id in ("example_gemini_milvus_ingest", "example_gemini_milvus_reembed"):
         dag = bag.get_dag(dag_id)
