@@ -102,7 +102,6 @@ class QuotaPacers:
     def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None) -> None:
         self.requests = RatePacer(requests_per_minute) if requests_per_minute else None
         self.tokens = RatePacer(tokens_per_minute) if tokens_per_minute else None
-        self.tokens_per_minute = tokens_per_minute
 
     def acquire(self, tokens: int) -> float:
         """Wait until one request carrying ``tokens`` input tokens may be sent; return seconds waited."""

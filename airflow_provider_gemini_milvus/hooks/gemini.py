@@ -114,7 +114,7 @@ class _ExtraReader:
         value = self.raw(name)
         return None if value is None else str(value)
 
-    def number(self, name: str, *, minimum: float = 0.0, strictly_positive: bool = True) -> float | None:
+    def positive_number(self, name: str) -> float | None:
         value = self.raw(name)
         if value is None:
             return None
@@ -122,8 +122,8 @@ class _ExtraReader:
             number = float(value)
         except (TypeError, ValueError) as err:
             raise self._invalid(name, "a number", value) from err
-        if number < minimum or (strictly_positive and number == 0):
-            raise self._invalid(name, "a positive number" if strictly_positive else f">= {minimum}", value)
+        if number <= 0:
+            raise self._invalid(name, "a positive number", value)
         return number
 
     def integer(self, name: str, *, minimum: int = 1) -> int | None:
@@ -288,15 +288,17 @@ class GeminiHook(BaseHook):
         extras = _ExtraReader(self.gemini_conn_id, self.conn_type, conn.extra_dejson)
         backoff = BackoffPolicy(
             max_retries=_or_default(extras.integer("max_retries", minimum=0), BackoffPolicy.max_retries),
-            initial_delay=_or_default(extras.number("retry_initial_delay"), BackoffPolicy.initial_delay),
-            max_delay=_or_default(extras.number("retry_max_delay"), BackoffPolicy.max_delay),
+            initial_delay=_or_default(
+                extras.positive_number("retry_initial_delay"), BackoffPolicy.initial_delay
+            ),
+            max_delay=_or_default(extras.positive_number("retry_max_delay"), BackoffPolicy.max_delay),
         )
         return GeminiConnectionSettings(
             conn_id=self.gemini_conn_id,
             api_key=conn.password or None,
             base_url=extras.string("base_url"),
             api_version=extras.string("api_version"),
-            timeout=_or_default(extras.number("timeout"), DEFAULT_TIMEOUT_SECONDS),
+            timeout=_or_default(extras.positive_number("timeout"), DEFAULT_TIMEOUT_SECONDS),
             max_concurrency=_or_default(extras.integer("max_concurrency"), DEFAULT_MAX_CONCURRENCY),
             requests_per_minute=extras.integer("requests_per_minute"),
             tokens_per_minute=extras.integer("tokens_per_minute"),

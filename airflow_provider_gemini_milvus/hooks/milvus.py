@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
@@ -68,7 +68,6 @@ LITE_INDEX_TYPES = frozenset({"HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8", "FLAT", 
 LITE_FAISS_INDEX_TYPES = frozenset({"HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8"})
 """Milvus Lite index types that need ``faiss-cpu`` installed."""
 
-WriteMode = Literal["upsert", "insert"]
 WRITE_MODES: tuple[str, ...] = ("upsert", "insert")
 
 DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
