@@ -19,6 +19,7 @@ from airflow_provider_gemini_milvus.gemini_models import (
     resolve_model,
 )
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+from airflow_provider_gemini_milvus.hooks.milvus import content_hash
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -53,7 +54,7 @@ class Document:
 
 def text_id(text: str) -> str:
     """The stable id of a document given without one: SHA-256 of its text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return content_hash(text)
 
 
 def model_fingerprint(model: str, dim: int, task_type: str) -> str:
