@@ -1078,10 +1078,28 @@ class MilvusHook(BaseHook):
         :param max_batch_bytes: payload cap per request (default 16 MiB; a server accepts 64 MiB).
         :param max_batch_rows: row cap per request; None means only the payload size caps batches.
         """
+        batches = split_batches(rows, max_batch_bytes=max_batch_bytes, max_batch_rows=max_batch_rows)
+        return self.write_batches(collection, batches, mode=mode, partition_name=partition_name)
+
+    def write_batches(
+        self,
+        collection: str,
+        batches: Sequence[Sequence[Mapping[str, Any]]],
+        *,
+        mode: str = "upsert",
+        partition_name: str | None = None,
+    ) -> WriteResult:
+        """
+        Write batches made by :func:`split_batches`, one request each, then flush once.
+
+        :param collection: collection name.
+        :param batches: the rows, already split into requests.
+        :param mode: ``upsert`` (default) or ``insert``.
+        :param partition_name: partition to write to; None means the default partition.
+        """
         if mode not in WRITE_MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {list(WRITE_MODES)}")
-        batches = split_batches(rows, max_batch_bytes=max_batch_bytes, max_batch_rows=max_batch_rows)
-        total = len(rows)
+        total = sum(len(batch) for batch in batches)
         started = time.monotonic()
         if not batches:
             return WriteResult(collection=collection, mode=mode, written=0, batches=0, seconds=0.0)

@@ -208,12 +208,12 @@ class MilvusInsertOperator(BaseOperator):
             text_max_length=(info.text_max_length if info else None) or TEXT_MAX_LENGTH,
         )
         self._check_deletes_do_not_overlap(rows, delete_ids)
-        # A row too large for one request is refused now, not after the collection is created.
-        split_batches(rows, max_batch_bytes=self.max_batch_bytes, max_batch_rows=batch_size)
+        # Split now, so a row too large for one request is refused before the collection is created.
+        batches = split_batches(rows, max_batch_bytes=self.max_batch_bytes, max_batch_rows=batch_size)
         self.log.info(
             "Validated %s rows (dim %s) and %s ids to delete for %s", len(rows), dim, len(delete_ids), name
         )
-        written = batches = 0
+        written = batch_count = 0
         created = False
         if rows and dim is not None:
             metric, index = hook.check_index_choice(self.metric_type, self.index_type)
@@ -224,24 +224,17 @@ class MilvusInsertOperator(BaseOperator):
                 created = hook.ensure_collection(name, dim, metric_type=metric, index_type=index)
                 if self.partition_name:
                     hook.ensure_partition(name, self.partition_name)
-            result = hook.write_rows(
-                name,
-                rows,
-                mode=mode,
-                partition_name=self.partition_name,
-                max_batch_bytes=self.max_batch_bytes,
-                max_batch_rows=batch_size,
-            )
-            written, batches = result.written, result.batches
+            result = hook.write_batches(name, batches, mode=mode, partition_name=self.partition_name)
+            written, batch_count = result.written, result.batches
         deleted = hook.delete_ids(name, delete_ids) if delete_ids and (info or created) else 0
         self.log.info(
-            "Collection %s: wrote %s rows in %s batch(es), deleted %s", name, written, batches, deleted
+            "Collection %s: wrote %s rows in %s batch(es), deleted %s", name, written, batch_count, deleted
         )
         return self._summary(
             written=written,
             deleted=deleted,
             dim=dim if dim is not None else (info.dim if info else None),
-            batches=batches,
+            batches=batch_count,
             created=created,
         )
 
