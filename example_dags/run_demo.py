@@ -59,22 +59,12 @@ def run_logged(command: list[str], env: dict[str, str], log: Any) -> None:
 def read_answers(env: dict[str, str]) -> list[dict[str, Any]]:
     """The return value of the DAG's question-answering task, read from the run's metadata database."""
     os.environ.update({key: env[key] for key in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER")})
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+    from airflow_provider_gemini_milvus.testing.xcom import xcom_return_value
 
-    with create_session() as session:
-        value = session.scalar(
-            select(XComModel.value)
-            .where(XComModel.dag_id == DAG_ID, XComModel.task_id == ANSWER_TASK)
-            .where(XComModel.key == "return_value")
-            .order_by(XComModel.timestamp.desc())
-            .limit(1)
-        )
-    if value is None:
-        raise SystemExit(f"the run left no answers; see {LOG_FILE}")
-    answers = XComModel.deserialize_value(type("Row", (), {"value": value})())
-    return list(answers)
+    try:
+        return list(xcom_return_value(DAG_ID, ANSWER_TASK))
+    except LookupError as err:
+        raise SystemExit(f"the run left no answers; see {LOG_FILE}") from err
 
 
 def print_answers(answers: list[dict[str, Any]]) -> None:

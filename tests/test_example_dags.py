@@ -10,8 +10,8 @@ import pytest
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
+from airflow_provider_gemini_milvus.testing.xcom import xcom_return_value
 from tests.conftest import EXAMPLE_DAGS
-from tests.xcom import xcom_return_value
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "gemini_connection", "milvus_connection")
 
@@ -56,7 +56,7 @@ def test_ingest_dag_answers_each_seed_question_with_the_right_document(
     module = load_example("example_gemini_milvus_ingest")
     run = run_dag(module, "example_gemini_milvus_ingest")
 
-    answers = xcom_return_value("example_gemini_milvus_ingest", run.run_id, "answer_questions")
+    answers = xcom_return_value("example_gemini_milvus_ingest", "answer_questions", run.run_id)
     top_hits = {answer["question"]: answer["hits"][0]["id"] for answer in answers}
     assert top_hits == {
         "When was artificial intelligence founded": "ai-founded",
@@ -66,7 +66,7 @@ def test_ingest_dag_answers_each_seed_question_with_the_right_document(
         "RETRIEVAL_DOCUMENT": len(module.DOCUMENTS),
         "RETRIEVAL_QUERY": len(module.QUESTIONS),
     }
-    summary = xcom_return_value("example_gemini_milvus_ingest", run.run_id, "load_into_milvus")
+    summary = xcom_return_value("example_gemini_milvus_ingest", "load_into_milvus", run.run_id)
     assert summary["written"] == len(module.DOCUMENTS)
     with MilvusHook() as milvus:
         assert milvus.count(module.COLLECTION) == len(module.DOCUMENTS)
