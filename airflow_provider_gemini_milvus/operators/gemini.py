@@ -18,7 +18,7 @@ from airflow_provider_gemini_milvus.gemini_models import (
     normalise_task_type,
     resolve_model,
 )
-from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+from airflow_provider_gemini_milvus.hooks.gemini import EmbeddingRunStats, GeminiHook
 from airflow_provider_gemini_milvus.hooks.milvus import content_hash
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class Document:
     title: str | None
     metadata: dict[str, Any]
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         """SHA-256 of everything stored besides the vector: text, title and kept metadata."""
         payload = json.dumps(
@@ -188,7 +188,11 @@ class GeminiEmbedOperator(BaseOperator):
         )
 
         rows = self._embed_rows(to_embed, task_type, fingerprint) if to_embed else []
-        run = self.hook.last_run.as_dict() if to_embed else {"estimated_tokens": 0, "estimated_cost_usd": 0.0}
+        run = (
+            self.hook.last_run
+            if to_embed
+            else EmbeddingRunStats(usd_per_million_tokens=model.usd_per_million_tokens)
+        ).as_dict()
         return {
             "rows": rows,
             "delete_ids": delete_ids,

@@ -205,6 +205,9 @@ def test_incremental_unchanged_corpus_makes_zero_requests(gemini_emulator: Gemin
     assert gemini_emulator.stats.requests == 0
     assert result["rows"] == []
     assert result["stats"]["unchanged"] == 3
+    assert result["stats"].keys() == embed(corpus())["stats"].keys()
+    assert result["stats"]["requests"] == 0
+    assert result["stats"]["estimated_cost_usd"] == 0.0
     assert load(result)["written"] == 0
 
 
