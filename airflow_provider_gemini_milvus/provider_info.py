@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gemini_milvus import __version__
+from airflow_provider_gemini_milvus.connection_extras import (
+    GEMINI_EXTRA_FIELDS,
+    MILVUS_EXTRA_FIELDS,
+    ExtraField,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 PACKAGE_NAME = "airflow-provider-gemini-milvus"
+
+
+def _form_fields(fields: Sequence[ExtraField]) -> dict[str, Any]:
+    return {field.name: field.form_field() for field in fields}
 
 
 def _gemini_connection_type() -> dict[str, Any]:
@@ -19,63 +31,7 @@ def _gemini_connection_type() -> dict[str, Any]:
             "relabeling": {"password": "API Key"},
             "placeholders": {"password": "Gemini API key (leave empty for Vertex AI with a service account)"},
         },
-        "conn-fields": {
-            "base_url": {
-                "label": "Base URL",
-                "description": "A proxy, gateway or the bundled emulator. Empty means Google's endpoint.",
-                "schema": {"type": ["string", "null"]},
-            },
-            "api_version": {
-                "label": "API version",
-                "description": "For example v1 or v1beta. Empty means the SDK default.",
-                "schema": {"type": ["string", "null"]},
-            },
-            "timeout": {
-                "label": "Timeout (seconds)",
-                "description": "Per HTTP request.",
-                "schema": {"type": ["number", "null"], "default": 60},
-            },
-            "max_concurrency": {
-                "label": "Max concurrent requests",
-                "description": "Requests in flight at once per task.",
-                "schema": {"type": ["integer", "null"], "default": 8, "minimum": 1},
-            },
-            "requests_per_minute": {
-                "label": "Requests per minute",
-                "description": "Pace requests to this quota. Empty means no pacing.",
-                "schema": {"type": ["integer", "null"], "minimum": 1},
-            },
-            "tokens_per_minute": {
-                "label": "Tokens per minute",
-                "description": "Pace input tokens to this quota. Empty means no pacing.",
-                "schema": {"type": ["integer", "null"], "minimum": 1},
-            },
-            "max_retries": {
-                "label": "Max retries",
-                "description": "Retries per request on 429, 5xx, timeouts and dropped connections.",
-                "schema": {"type": ["integer", "null"], "default": 6, "minimum": 0},
-            },
-            "vertexai": {
-                "label": "Use Vertex AI",
-                "description": "Call Gemini through Vertex AI (Google Cloud) instead of the Gemini API.",
-                "schema": {"type": ["boolean", "null"], "default": False},
-            },
-            "project": {
-                "label": "Google Cloud project",
-                "description": "Vertex AI only.",
-                "schema": {"type": ["string", "null"]},
-            },
-            "location": {
-                "label": "Google Cloud location",
-                "description": "Vertex AI only, for example us-central1.",
-                "schema": {"type": ["string", "null"]},
-            },
-            "service_account_json": {
-                "label": "Service account JSON",
-                "description": "Vertex AI only. Empty means Application Default Credentials.",
-                "schema": {"type": ["string", "null"], "format": "password"},
-            },
-        },
+        "conn-fields": _form_fields(GEMINI_EXTRA_FIELDS),
     }
 
 
@@ -93,23 +49,13 @@ def _milvus_connection_type() -> dict[str, Any]:
                 "schema": "Database",
             },
             "placeholders": {
-                "host": "http://localhost:19530, https://<cluster>.zillizcloud.com or /path/to/milvus.db",
+                "host": "http://localhost:19530, https://<cluster>.zillizcloud.com or /path/to/milvus.db; "
+                "empty: a Milvus Lite file at $AIRFLOW_HOME/milvus_lite/milvus.db, one per worker",
                 "password": "token, or password when User is set",
                 "schema": "default",
             },
         },
-        "conn-fields": {
-            "timeout": {
-                "label": "Timeout (seconds)",
-                "description": "Per Milvus call.",
-                "schema": {"type": ["number", "null"]},
-            },
-            "secure": {
-                "label": "TLS",
-                "description": "Force TLS (https URIs use TLS anyway).",
-                "schema": {"type": ["boolean", "null"], "default": False},
-            },
-        },
+        "conn-fields": _form_fields(MILVUS_EXTRA_FIELDS),
     }
 
 

@@ -6,7 +6,6 @@ Google Gemini embeddings with the API key kept in an Airflow connection.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -19,6 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from airflow.sdk import BaseHook
 
+from airflow_provider_gemini_milvus.connection_extras import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT_SECONDS,
+    GEMINI_EXTRA_FIELDS,
+    ConnectionExtras,
+)
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError, GeminiQuotaExhaustedError
 from airflow_provider_gemini_milvus.gemini_models import (
     DEFAULT_MODEL,
@@ -40,8 +45,6 @@ if TYPE_CHECKING:
     from google import genai
     from google.genai import types
 
-DEFAULT_MAX_CONCURRENCY = 8
-DEFAULT_TIMEOUT_SECONDS = 60.0
 PROGRESS_LOG_INTERVAL_SECONDS = 10.0
 
 
@@ -65,7 +68,6 @@ class GeminiConnectionSettings:
     """
     Everything the hook reads from a ``gemini`` connection, validated.
 
-    :param conn_id: the connection id, for error messages.
     :param api_key: the connection password (never logged).
     :param base_url: a proxy, gateway or the bundled emulator; ``None`` for Google's endpoint.
     :param api_version: API version such as ``v1beta``; ``None`` for the SDK's default.
@@ -80,7 +82,6 @@ class GeminiConnectionSettings:
     :param service_account_info: Vertex AI service-account key (parsed JSON).
     """
 
-    conn_id: str
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
     api_version: str | None = None
@@ -93,77 +94,6 @@ class GeminiConnectionSettings:
     project: str | None = None
     location: str | None = None
     service_account_info: dict[str, Any] | None = field(default=None, repr=False)
-
-
-class _ExtraReader:
-    """Typed access to a connection's extras, with errors that name the connection and the field."""
-
-    def __init__(self, conn_id: str, conn_type: str, extra: dict[str, Any]) -> None:
-        self.conn_id = conn_id
-        self.conn_type = conn_type
-        self.extra = extra
-
-    def raw(self, name: str) -> Any:
-        value = self.extra.get(name, self.extra.get(f"extra__{self.conn_type}__{name}"))
-        return None if value == "" else value
-
-    def _invalid(self, name: str, expected: str, value: Any) -> ValueError:
-        return ValueError(f"connection {self.conn_id!r}: extra {name!r} must be {expected}, got {value!r}")
-
-    def string(self, name: str) -> str | None:
-        value = self.raw(name)
-        return None if value is None else str(value)
-
-    def positive_number(self, name: str) -> float | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        try:
-            number = float(value)
-        except (TypeError, ValueError) as err:
-            raise self._invalid(name, "a number", value) from err
-        if number <= 0:
-            raise self._invalid(name, "a positive number", value)
-        return number
-
-    def integer(self, name: str, *, minimum: int = 1) -> int | None:
-        value = self.raw(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise self._invalid(name, f"an integer >= {minimum}", value)
-        try:
-            number = int(value)
-        except (TypeError, ValueError) as err:
-            raise self._invalid(name, f"an integer >= {minimum}", value) from err
-        if number < minimum:
-            raise self._invalid(name, f"an integer >= {minimum}", value)
-        return number
-
-    def boolean(self, name: str) -> bool:
-        value = self.raw(name)
-        if value is None:
-            return False
-        if isinstance(value, bool):
-            return value
-        if str(value).strip().lower() in {"true", "1", "yes"}:
-            return True
-        if str(value).strip().lower() in {"false", "0", "no"}:
-            return False
-        raise self._invalid(name, "true or false", value)
-
-    def json_object(self, name: str) -> dict[str, Any] | None:
-        value = self.raw(name)
-        if value is None or isinstance(value, dict):
-            return value
-        try:
-            parsed = json.loads(str(value))
-        except ValueError as err:
-            # Never echo the value: it is a service-account key.
-            raise ValueError(f"connection {self.conn_id!r}: extra {name!r} is not valid JSON") from err
-        if not isinstance(parsed, dict):
-            raise ValueError(f"connection {self.conn_id!r}: extra {name!r} must be a JSON object")
-        return parsed
 
 
 @dataclass
@@ -285,24 +215,22 @@ class GeminiHook(BaseHook):
     def settings(self) -> GeminiConnectionSettings:
         """The connection's settings, read once and validated."""
         conn = self.get_connection(self.gemini_conn_id)
-        extras = _ExtraReader(self.gemini_conn_id, self.conn_type, conn.extra_dejson)
-        backoff = BackoffPolicy(
-            max_retries=_or_default(extras.integer("max_retries", minimum=0), BackoffPolicy.max_retries),
-            initial_delay=_or_default(
-                extras.positive_number("retry_initial_delay"), BackoffPolicy.initial_delay
-            ),
-            max_delay=_or_default(extras.positive_number("retry_max_delay"), BackoffPolicy.max_delay),
+        extras = ConnectionExtras(
+            self.conn_type, GEMINI_EXTRA_FIELDS, conn.extra_dejson, conn_id=self.gemini_conn_id
         )
         return GeminiConnectionSettings(
-            conn_id=self.gemini_conn_id,
             api_key=conn.password or None,
             base_url=extras.string("base_url"),
             api_version=extras.string("api_version"),
-            timeout=_or_default(extras.positive_number("timeout"), DEFAULT_TIMEOUT_SECONDS),
-            max_concurrency=_or_default(extras.integer("max_concurrency"), DEFAULT_MAX_CONCURRENCY),
+            timeout=_required(extras.number("timeout")),
+            max_concurrency=_required(extras.integer("max_concurrency")),
             requests_per_minute=extras.integer("requests_per_minute"),
             tokens_per_minute=extras.integer("tokens_per_minute"),
-            backoff=backoff,
+            backoff=BackoffPolicy(
+                max_retries=_required(extras.integer("max_retries")),
+                initial_delay=_required(extras.number("retry_initial_delay")),
+                max_delay=_required(extras.number("retry_max_delay")),
+            ),
             vertexai=extras.boolean("vertexai"),
             project=extras.string("project"),
             location=extras.string("location"),
@@ -757,5 +685,8 @@ def _cost_text(cost: float | None) -> str:
     return f", estimated cost ${cost:.6f}" if cost is not None else ""
 
 
-def _or_default(value: Any, default: Any) -> Any:
-    return default if value is None else value
+def _required(value: Any) -> Any:
+    """A declared extra with a default is never None; say so to the type checker."""
+    if value is None:
+        raise AssertionError("an extra with a default came back None")
+    return value

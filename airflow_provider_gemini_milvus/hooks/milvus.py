@@ -26,11 +26,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_gemini_milvus.connection_extras import MILVUS_EXTRA_FIELDS, ConnectionExtras
 from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError, MilvusCollectionMismatchError
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from airflow.sdk import Connection
     from pymilvus import MilvusClient
 
 # --- Collection layout ----------------------------------------------------------------------------
@@ -426,12 +428,6 @@ def check_collection_matches(info: CollectionInfo, *, dim: int, metric_type: str
         )
 
 
-def _parse_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 def _is_lite_uri(uri: str) -> bool:
     scheme = urlsplit(uri).scheme.lower()
     return uri.endswith(".db") and scheme not in _SERVER_SCHEMES
@@ -450,7 +446,8 @@ def build_client_kwargs(
     password: str | None = None,
     schema: str | None = None,
     port: int | None = None,
-    extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | ConnectionExtras | None = None,
+    conn_id: str | None = None,
 ) -> dict[str, Any]:
     """
     Turn Airflow connection fields into ``pymilvus.MilvusClient`` keyword arguments, without connecting.
@@ -463,9 +460,14 @@ def build_client_kwargs(
       (``https://user:pass@host``) are moved into the token, so the URI passed on never holds a secret.
     * ``schema`` is the database name; extras ``timeout`` (seconds) and ``secure`` (TLS).
 
-    :raises ValueError: when ``login`` is set without a password, or ``timeout`` is not a number.
+    :param conn_id: the connection id, for error messages.
+    :raises ValueError: when ``login`` is set without a password, or an extra has a bad value.
     """
-    extra = extra or {}
+    extras = (
+        extra
+        if isinstance(extra, ConnectionExtras)
+        else ConnectionExtras("milvus", MILVUS_EXTRA_FIELDS, extra, conn_id=conn_id)
+    )
     raw = (host or "").strip()
     if not raw:
         raw = default_lite_path()
@@ -476,7 +478,7 @@ def build_client_kwargs(
         # A dedicated channel is closed by ``close()``; a shared one would outlive the Lite server.
         kwargs["dedicated"] = True
     else:
-        secure = _parse_bool(extra.get("secure", False))
+        secure = extras.boolean("secure")
         if "://" not in raw and not raw.startswith("unix:"):
             raw = f"{'https' if secure else 'http'}://{raw}"
             if port and urlsplit(raw).port is None:
@@ -495,18 +497,16 @@ def build_client_kwargs(
             kwargs["secure"] = True
     kwargs["uri"] = uri
     if login and not password:
-        raise ValueError("User is set but Password is empty")
+        where = f"Milvus connection {conn_id!r}" if conn_id else "the Milvus connection"
+        raise ValueError(f"{where}: User is set but Password is empty")
     token = f"{login}:{password}" if login and password else (password or uri_token)
     if token:
         kwargs["token"] = token
     if schema:
         kwargs["db_name"] = schema
-    timeout = extra.get("timeout")
-    if timeout not in (None, ""):
-        try:
-            kwargs["timeout"] = float(timeout)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"the timeout extra must be a number of seconds, got {timeout!r}") from err
+    timeout = extras.number("timeout")
+    if timeout is not None:
+        kwargs["timeout"] = timeout
     return kwargs
 
 
@@ -590,20 +590,33 @@ class MilvusHook(BaseHook):
     # -- connection --------------------------------------------------------------------------------
 
     @cached_property
+    def _connection(self) -> Connection:
+        return self.get_connection(self.milvus_conn_id)
+
+    @cached_property
+    def _extras(self) -> ConnectionExtras:
+        return ConnectionExtras(
+            self.conn_type, MILVUS_EXTRA_FIELDS, self._connection.extra_dejson, conn_id=self.milvus_conn_id
+        )
+
+    @cached_property
     def client_kwargs(self) -> dict[str, Any]:
         """``MilvusClient`` keyword arguments built from the connection (holds the token: never log it)."""
-        conn = self.get_connection(self.milvus_conn_id)
-        try:
-            return build_client_kwargs(
-                host=conn.host,
-                login=conn.login,
-                password=conn.password,
-                schema=conn.schema,
-                port=conn.port,
-                extra=conn.extra_dejson,
-            )
-        except ValueError as err:
-            raise ValueError(f"Milvus connection {self.milvus_conn_id!r}: {err}") from err
+        conn = self._connection
+        return build_client_kwargs(
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            schema=conn.schema,
+            port=conn.port,
+            extra=self._extras,
+            conn_id=self.milvus_conn_id,
+        )
+
+    @property
+    def lite_lock_wait(self) -> float:
+        """Seconds to wait for another process to release a Milvus Lite file (extra ``lite_lock_wait``)."""
+        return self._extras.number("lite_lock_wait") or 0.0
 
     @property
     def uri(self) -> str:

@@ -171,8 +171,10 @@ def test_kwargs_for_a_bare_host_use_port_and_secure() -> None:
 def test_kwargs_refuse_a_user_without_password_and_a_bad_timeout() -> None:
     with pytest.raises(ValueError, match="User is set but Password is empty"):
         build_client_kwargs(host="http://milvus:19530", login="root")
-    with pytest.raises(ValueError, match="timeout extra must be a number of seconds, got 'soon'"):
+    with pytest.raises(ValueError, match="extra 'timeout' must be a positive number, got 'soon'"):
         build_client_kwargs(host="http://milvus:19530", extra={"timeout": "soon"})
+    with pytest.raises(ValueError, match="extra 'secure' must be true or false, got 'treu'"):
+        build_client_kwargs(host="milvus", extra={"secure": "treu"})
 
 
 def test_hook_reads_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
