@@ -1,33 +1,53 @@
 """
 Hook for Milvus: a Milvus server, Zilliz Cloud, or a local Milvus Lite ``.db`` file.
 
-The hook owns the collection layout this provider writes (see :data:`FIELD_ID` and the other ``FIELD_*``
-constants), the checks that run before anything is written, and batched, size-bounded writes.
-
-Milvus Lite accepts several things a Milvus server rejects (duplicate primary keys in one batch, NaN
-vectors, VARCHAR lengths counted in characters rather than bytes, index types it cannot load later), so
-:func:`prepare_rows` validates rows the way a server would, on every backend.
+The collection layout lives in :mod:`~airflow_provider_gemini_milvus.milvus_layout`, the row contract in
+:mod:`~airflow_provider_gemini_milvus.milvus_rows` and the connection parsing in
+:mod:`~airflow_provider_gemini_milvus.milvus_uri`; this module holds the hook that talks to Milvus.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import math
-import numbers
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_gemini_milvus.connection_extras import MILVUS_EXTRA_FIELDS, ConnectionExtras
-from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError, MilvusCollectionMismatchError
+from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError
+from airflow_provider_gemini_milvus.milvus_layout import (
+    FIELD_CONTENT_HASH,
+    FIELD_ID,
+    FIELD_METADATA,
+    FIELD_MODEL,
+    FIELD_TEXT,
+    FIELD_VECTOR,
+    LITE_FAISS_INDEX_TYPES,
+    LITE_INDEX_TYPES,
+    MAX_DIM,
+    METRIC_TYPES,
+    TEXT_MAX_LENGTH,
+    CollectionInfo,
+    build_schema,
+    check_collection_matches,
+    type_name,
+)
+from airflow_provider_gemini_milvus.milvus_lite_server import (
+    lite_has_faiss,
+    quiet_lite_unimplemented_rpc_errors,
+    release_lite_server,
+)
+from airflow_provider_gemini_milvus.milvus_rows import (
+    WRITE_MODES,
+    chunked,
+    ids_in_filter,
+    milvus_string_literal,
+)
+from airflow_provider_gemini_milvus.milvus_uri import build_client_kwargs, is_lite_uri
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -35,92 +55,18 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
     from pymilvus import MilvusClient
 
-# --- Collection layout ----------------------------------------------------------------------------
+__all__ = ["MilvusHook", "WriteResult"]
 
-FIELD_ID = "id"
-FIELD_VECTOR = "vector"
-FIELD_TEXT = "text"
-FIELD_CONTENT_HASH = "content_hash"
-FIELD_MODEL = "model"
-FIELD_METADATA = "metadata"
-
-ID_MAX_LENGTH = 512
-"""``max_length`` of the VARCHAR primary key ``id``, in UTF-8 bytes as a Milvus server counts."""
-TEXT_MAX_LENGTH = 65535
-"""Default (and largest) ``max_length`` of the VARCHAR ``text`` field, in UTF-8 bytes."""
-CONTENT_HASH_MAX_LENGTH = 64
-MODEL_MAX_LENGTH = 256
-MAX_DIM = 32768
-"""Largest vector dimension a Milvus server accepts."""
-
-#: Every field :meth:`MilvusHook.ensure_collection` creates, with the Milvus data type name it must have.
-REQUIRED_FIELD_TYPES: Mapping[str, str] = {
-    FIELD_ID: "VARCHAR",
-    FIELD_VECTOR: "FLOAT_VECTOR",
-    FIELD_TEXT: "VARCHAR",
-    FIELD_CONTENT_HASH: "VARCHAR",
-    FIELD_MODEL: "VARCHAR",
-    FIELD_METADATA: "JSON",
-}
-
-METRIC_TYPES = frozenset({"COSINE", "L2", "IP"})
-"""Metric types Milvus supports for FLOAT_VECTOR fields."""
-LITE_INDEX_TYPES = frozenset({"HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8", "FLAT", "BRUTE_FORCE", "AUTOINDEX"})
-"""Vector index types Milvus Lite can build and load again after a restart."""
-LITE_FAISS_INDEX_TYPES = frozenset({"HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8"})
-"""Milvus Lite index types that need ``faiss-cpu`` installed."""
-
-WRITE_MODES: tuple[str, ...] = ("upsert", "insert")
-
-DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
-"""Default payload cap per insert/upsert request: well under the 64 MiB a Milvus server accepts."""
-ROW_OVERHEAD_BYTES = 64
-"""Allowance per row for protobuf framing and field headers in :func:`estimate_row_bytes`."""
 ID_QUERY_BATCH = 1000
 """Ids per ``id in [...]`` query or delete."""
 LIST_IDS_PAGE = 1000
-DEFAULT_LITE_DIR = "milvus_lite"
-DEFAULT_LITE_FILE = "milvus.db"
-_SERVER_SCHEMES = ("http", "https", "tcp", "unix")
 _STRONG = "Strong"
-
-
-# --- Results --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """
-    What the provider needs to know about an existing collection.
-
-    :param name: collection name.
-    :param dim: dimension of the ``vector`` field, or None if the collection has no such FLOAT_VECTOR field.
-    :param metric_type: metric of the index on ``vector``, or None if it has no index.
-    :param index_type: type of the index on ``vector``, or None if it has no index.
-    :param id_max_length: ``max_length`` of the ``id`` field (bytes), or None if it is not a VARCHAR.
-    :param text_max_length: ``max_length`` of the ``text`` field (bytes), or None if it is not a VARCHAR.
-    :param field_types: every field name mapped to its Milvus data type name, e.g. ``{"id": "VARCHAR"}``.
-    """
-
-    name: str
-    dim: int | None
-    metric_type: str | None
-    index_type: str | None
-    id_max_length: int | None
-    text_max_length: int | None
-    field_types: Mapping[str, str]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe dict."""
-        data = asdict(self)
-        data["field_types"] = dict(self.field_types)
-        return data
 
 
 @dataclass(frozen=True)
 class WriteResult:
     """
-    Outcome of :meth:`MilvusHook.write_rows`.
+    Outcome of :meth:`MilvusHook.write_batches`.
 
     :param collection: collection written to.
     :param mode: ``upsert`` or ``insert``.
@@ -140,376 +86,6 @@ class WriteResult:
         return asdict(self)
 
 
-# --- Pure helpers (no I/O) ------------------------------------------------------------------------
-
-
-def milvus_string_literal(value: str) -> str:
-    """
-    Quote a string for a Milvus boolean expression, e.g. ``id in [...]``.
-
-    pymilvus does not escape primary keys (``delete(ids=...)``, ``query_iterator``) and Milvus Lite has no
-    filter templating and no ``\\uXXXX`` escapes, so this escapes only backslash, double quote and line
-    breaks, and keeps every other character as it is.
-
-    :param value: the string to quote.
-    """
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return f'"{escaped}"'
-
-
-def ids_in_filter(ids: Iterable[str], field: str = FIELD_ID) -> str:
-    """
-    Build ``<field> in ["a", "b"]`` with every id quoted by :func:`milvus_string_literal`.
-
-    :param ids: string primary keys.
-    :param field: the primary key field name.
-    """
-    return f"{field} in [{', '.join(milvus_string_literal(i) for i in ids)}]"
-
-
-def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    """
-    Yield consecutive slices of ``items`` holding at most ``size`` elements.
-
-    :param items: the sequence to split.
-    :param size: the largest slice, at least 1.
-    """
-    if size < 1:
-        raise ValueError(f"chunk size must be at least 1, got {size}")
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def content_hash(text: str) -> str:
-    """
-    Return the SHA-256 hex digest of ``text`` encoded as UTF-8 (what rows store as ``content_hash``).
-
-    :param text: the text that was embedded.
-    """
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _json_compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def estimate_row_bytes(row: Mapping[str, Any]) -> int:
-    """
-    Estimate how many bytes one row adds to an insert/upsert request.
-
-    Vectors count 4 bytes per float32 value, strings their UTF-8 length, other values their compact JSON
-    length, plus :data:`ROW_OVERHEAD_BYTES` per row and each key's length. The estimate errs on the high
-    side, so batches built from it stay under the server's request limit.
-
-    :param row: a row as produced by :func:`prepare_rows`.
-    """
-    size = ROW_OVERHEAD_BYTES
-    for key, value in row.items():
-        size += len(key)
-        if key == FIELD_VECTOR:
-            size += 4 * len(value)
-        elif isinstance(value, str):
-            size += len(value.encode("utf-8"))
-        else:
-            size += len(_json_compact(value).encode("utf-8"))
-    return size
-
-
-def split_batches(
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-    max_batch_rows: int | None = None,
-) -> list[list[Mapping[str, Any]]]:
-    """
-    Split rows, in order, into batches under a payload size and an optional row count.
-
-    :param rows: rows as produced by :func:`prepare_rows`.
-    :param max_batch_bytes: no batch's :func:`estimate_row_bytes` total exceeds this.
-    :param max_batch_rows: no batch holds more rows than this; None means no row cap.
-    :raises ValueError: when a single row is larger than ``max_batch_bytes``, or a limit is below 1.
-    """
-    if max_batch_bytes < 1:
-        raise ValueError(f"max_batch_bytes must be at least 1, got {max_batch_bytes}")
-    if max_batch_rows is not None and max_batch_rows < 1:
-        raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
-    batches: list[list[Mapping[str, Any]]] = []
-    current: list[Mapping[str, Any]] = []
-    current_bytes = 0
-    for index, row in enumerate(rows):
-        row_bytes = estimate_row_bytes(row)
-        if row_bytes > max_batch_bytes:
-            raise ValueError(
-                f"row {index} (id {_show(row.get(FIELD_ID))}) is about {row_bytes} bytes, "
-                f"more than max_batch_bytes={max_batch_bytes}"
-            )
-        row_cap_hit = max_batch_rows is not None and len(current) >= max_batch_rows
-        if current and (current_bytes + row_bytes > max_batch_bytes or row_cap_hit):
-            batches.append(current)
-            current, current_bytes = [], 0
-        current.append(row)
-        current_bytes += row_bytes
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """Repr of an id for error messages, shortened."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
-def _utf8_len(value: str) -> int:
-    return len(value.encode("utf-8"))
-
-
-def _check_id(value: Any, where: str, id_max_length: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}: id must be a non-empty string, got {_show(value)}")
-    if _utf8_len(value) > id_max_length:
-        raise ValueError(
-            f"{where}: id is {_utf8_len(value)} bytes in UTF-8, longer than the id field's "
-            f"max_length {id_max_length}"
-        )
-    return value
-
-
-def _check_vector(value: Any, where: str) -> list[float]:
-    if value is None:
-        raise ValueError(f"{where}: missing vector")
-    if hasattr(value, "tolist") and not isinstance(value, list):  # numpy arrays
-        value = value.tolist()
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
-        raise ValueError(f"{where}: vector must be a list of numbers, got {type(value).__name__}")
-    if not value:
-        raise ValueError(f"{where}: vector is empty")
-    floats: list[float] = []
-    for position, number in enumerate(value):
-        if isinstance(number, bool) or not isinstance(number, numbers.Real):
-            raise ValueError(f"{where}: vector value {position} is not a number ({type(number).__name__})")
-        as_float = float(number)
-        if not math.isfinite(as_float):
-            raise ValueError(f"{where}: vector value {position} is {as_float} (NaN and inf are not allowed)")
-        floats.append(as_float)
-    return floats
-
-
-def _check_short_string(row: Mapping[str, Any], key: str, where: str, max_length: int) -> str | None:
-    value = row.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{where}: {key} must be a string, got {type(value).__name__}")
-    if _utf8_len(value) > max_length:
-        raise ValueError(f"{where}: {key} is {_utf8_len(value)} bytes in UTF-8, max_length is {max_length}")
-    return value
-
-
-def _check_json(value: Any, where: str, what: str) -> None:
-    try:
-        _json_compact(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: {what} is not JSON-serialisable: {err}") from err
-
-
-def prepare_rows(
-    rows: Sequence[Any],
-    *,
-    dim: int | None = None,
-    id_max_length: int = ID_MAX_LENGTH,
-    text_max_length: int = TEXT_MAX_LENGTH,
-) -> tuple[list[dict[str, Any]], int | None]:
-    """
-    Validate rows the way a Milvus server would and return them ready to write, with the vector dimension.
-
-    Every row must be a dict with a non-empty string ``id``, a ``vector`` of finite numbers and a string
-    ``text``; ``metadata`` (a JSON-serialisable dict), ``content_hash`` and ``model`` are optional.
-    A missing ``content_hash`` becomes the SHA-256 of the text, a missing ``model`` becomes ``""``, a
-    missing ``metadata`` becomes ``{}``. Other keys are kept as dynamic fields and must be JSON-serialisable.
-    Lengths are counted in UTF-8 bytes, as a Milvus server counts them (Milvus Lite counts characters).
-
-    :param rows: the rows to check; nothing is modified in place.
-    :param dim: the dimension every vector must have; None means the first row's.
-    :param id_max_length: the id field's ``max_length`` in bytes.
-    :param text_max_length: the text field's ``max_length`` in bytes.
-    :raises ValueError: naming the first bad row's index and id.
-    :return: the normalised rows and the dimension (None when there are no rows and ``dim`` is None).
-    """
-    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
-        raise ValueError(f"rows must be a list of dicts, got {type(rows).__name__}")
-    prepared: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    expected_dim = dim
-    for index, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise ValueError(f"row {index} must be a dict, got {type(row).__name__}")
-        where = f"row {index} (id {_show(row.get(FIELD_ID))})"
-        row_id = _check_id(row.get(FIELD_ID), where, id_max_length)
-        if row_id in seen:
-            raise ValueError(f"{where}: duplicate id, also used by row {seen[row_id]}")
-        seen[row_id] = index
-        vector = _check_vector(row.get(FIELD_VECTOR), where)
-        if expected_dim is None:
-            if len(vector) > MAX_DIM:
-                raise ValueError(f"{where}: vector has {len(vector)} values, Milvus allows at most {MAX_DIM}")
-            expected_dim = len(vector)
-        elif len(vector) != expected_dim:
-            origin = "the collection has" if dim is not None else "row 0 has"
-            raise ValueError(f"{where}: vector has {len(vector)} values, {origin} dim {expected_dim}")
-        text = row.get(FIELD_TEXT)
-        if not isinstance(text, str):
-            raise ValueError(f"{where}: text must be a string, got {type(text).__name__}")
-        if _utf8_len(text) > text_max_length:
-            raise ValueError(
-                f"{where}: text is {_utf8_len(text)} bytes in UTF-8, longer than the text field's "
-                f"max_length {text_max_length}"
-            )
-        metadata = row.get(FIELD_METADATA)
-        if metadata is None:
-            metadata = {}
-        if not isinstance(metadata, Mapping):
-            raise ValueError(f"{where}: metadata must be a dict, got {type(metadata).__name__}")
-        _check_json(metadata, where, "metadata")
-        hash_value = _check_short_string(row, FIELD_CONTENT_HASH, where, CONTENT_HASH_MAX_LENGTH)
-        model = _check_short_string(row, FIELD_MODEL, where, MODEL_MAX_LENGTH)
-        extras = {key: value for key, value in row.items() if key not in REQUIRED_FIELD_TYPES}
-        for key, value in extras.items():
-            if not isinstance(key, str) or not key or key.startswith("$"):
-                raise ValueError(f"{where}: extra key {_show(key)} is not a valid dynamic field name")
-            _check_json(value, where, f"extra field {key!r}")
-        prepared.append(
-            {
-                **extras,
-                FIELD_ID: row_id,
-                FIELD_VECTOR: vector,
-                FIELD_TEXT: text,
-                FIELD_CONTENT_HASH: hash_value if hash_value else content_hash(text),
-                FIELD_MODEL: model or "",
-                FIELD_METADATA: dict(metadata),
-            }
-        )
-    return prepared, expected_dim
-
-
-def check_collection_matches(info: CollectionInfo, *, dim: int, metric_type: str | None = None) -> None:
-    """
-    Raise :class:`MilvusCollectionMismatchError` if ``info`` cannot hold this provider's rows.
-
-    :param info: the existing collection, from :meth:`MilvusHook.describe`.
-    :param dim: the vectors' dimension.
-    :param metric_type: the metric the caller expects; None skips the metric check.
-    """
-    for field, expected in REQUIRED_FIELD_TYPES.items():
-        actual = info.field_types.get(field)
-        if actual is None:
-            raise MilvusCollectionMismatchError(
-                f"collection {info.name!r} has no field {field!r} ({expected}); it was not created by this "
-                "provider. Use another collection name, or drop and recreate it."
-            )
-        if actual != expected:
-            raise MilvusCollectionMismatchError(
-                f"collection {info.name!r} field {field!r} is {actual}, this provider needs {expected}"
-            )
-    if info.dim != dim:
-        raise MilvusCollectionMismatchError(
-            f"collection {info.name!r} has dim {info.dim}, the vectors have dim {dim}"
-        )
-    if metric_type is not None and info.metric_type is not None and info.metric_type != metric_type.upper():
-        raise MilvusCollectionMismatchError(
-            f"collection {info.name!r} is indexed with metric {info.metric_type}, the task asks for "
-            f"{metric_type.upper()}"
-        )
-
-
-def _is_lite_uri(uri: str) -> bool:
-    scheme = urlsplit(uri).scheme.lower()
-    return uri.endswith(".db") and scheme not in _SERVER_SCHEMES
-
-
-def default_lite_path() -> str:
-    """Return ``$AIRFLOW_HOME/milvus_lite/milvus.db`` (``AIRFLOW_HOME`` defaults to ``~/airflow``)."""
-    airflow_home = os.path.expanduser(os.path.expandvars(os.environ.get("AIRFLOW_HOME", "~/airflow")))
-    return os.path.join(airflow_home, DEFAULT_LITE_DIR, DEFAULT_LITE_FILE)
-
-
-def build_client_kwargs(
-    *,
-    host: str | None,
-    login: str | None = None,
-    password: str | None = None,
-    schema: str | None = None,
-    port: int | None = None,
-    extra: Mapping[str, Any] | ConnectionExtras | None = None,
-    conn_id: str | None = None,
-) -> dict[str, Any]:
-    """
-    Turn Airflow connection fields into ``pymilvus.MilvusClient`` keyword arguments, without connecting.
-
-    * ``host`` is the URI: ``http(s)://host:port`` for a server or Zilliz Cloud, or a path ending in
-      ``.db`` for Milvus Lite (made absolute). A bare host name gets ``http://`` (``https://`` when
-      ``secure``) and ``port`` if set; pymilvus defaults the port to 19530 (443 for https). Empty means
-      :func:`default_lite_path`.
-    * ``password`` is the token; with ``login`` it becomes ``user:password``. Credentials written in the URI
-      (``https://user:pass@host``) are moved into the token, so the URI passed on never holds a secret.
-    * ``schema`` is the database name; extras ``timeout`` (seconds) and ``secure`` (TLS).
-
-    :param conn_id: the connection id, for error messages.
-    :raises ValueError: when ``login`` is set without a password, or an extra has a bad value.
-    """
-    extras = (
-        extra
-        if isinstance(extra, ConnectionExtras)
-        else ConnectionExtras("milvus", MILVUS_EXTRA_FIELDS, extra, conn_id=conn_id)
-    )
-    raw = (host or "").strip()
-    if not raw:
-        raw = default_lite_path()
-    kwargs: dict[str, Any] = {}
-    uri_token = ""
-    if _is_lite_uri(raw):
-        uri = os.path.abspath(os.path.expanduser(raw))
-        # A dedicated channel is closed by ``close()``; a shared one would outlive the Lite server.
-        kwargs["dedicated"] = True
-    else:
-        secure = extras.boolean("secure")
-        if "://" not in raw and not raw.startswith("unix:"):
-            raw = f"{'https' if secure else 'http'}://{raw}"
-            if port and urlsplit(raw).port is None:
-                raw = f"{raw}:{port}"
-        parts = urlsplit(raw)
-        if parts.username or parts.password:
-            uri_token = parts.username or ""
-            if parts.password:
-                uri_token = f"{uri_token}:{parts.password}"
-            netloc = parts.hostname or ""
-            if parts.port:
-                netloc = f"{netloc}:{parts.port}"
-            parts = parts._replace(netloc=netloc)
-        uri = urlunsplit(parts)
-        if secure:
-            kwargs["secure"] = True
-    kwargs["uri"] = uri
-    if login and not password:
-        where = f"Milvus connection {conn_id!r}" if conn_id else "the Milvus connection"
-        raise ValueError(f"{where}: User is set but Password is empty")
-    token = f"{login}:{password}" if login and password else (password or uri_token)
-    if token:
-        kwargs["token"] = token
-    if schema:
-        kwargs["db_name"] = schema
-    timeout = extras.number("timeout")
-    if timeout is not None:
-        kwargs["timeout"] = timeout
-    return kwargs
-
-
 def _deleted_count(result: Any, requested: int) -> int:
     """Count from ``delete``: a dict ``{"delete_count": n}`` on a server, a list of keys on Milvus Lite."""
     if isinstance(result, Mapping):
@@ -519,38 +95,11 @@ def _deleted_count(result: Any, requested: int) -> int:
     return requested
 
 
-def _type_name(value: Any) -> str:
-    name = getattr(value, "name", None)
-    return str(name if name is not None else value).upper()
-
-
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-# --- The hook -------------------------------------------------------------------------------------
-
-
-class _LiteUnimplementedRpcFilter(logging.Filter):
-    """
-    Drop gRPC's report of an RPC that Milvus Lite does not implement.
-
-    pymilvus calls ``AllocTimestamp`` while creating a collection and ignores the failure, but the
-    in-process Lite server logs it at ERROR with a traceback, which reads like a failed task.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(error, NotImplementedError) and "Method not implemented" in str(error))
-
-
-def _quiet_lite_unimplemented_rpc_errors() -> None:
-    grpc_server_log = logging.getLogger("grpc._server")
-    if not any(isinstance(existing, _LiteUnimplementedRpcFilter) for existing in grpc_server_log.filters):
-        grpc_server_log.addFilter(_LiteUnimplementedRpcFilter())
 
 
 class MilvusHook(BaseHook):
@@ -626,7 +175,7 @@ class MilvusHook(BaseHook):
     @property
     def is_lite(self) -> bool:
         """True when the connection points at a local Milvus Lite ``.db`` file."""
-        return _is_lite_uri(self.uri)
+        return is_lite_uri(self.uri)
 
     @property
     def timeout(self) -> float | None:
@@ -643,14 +192,14 @@ class MilvusHook(BaseHook):
         kwargs = dict(self.client_kwargs)
         if self.is_lite:
             os.makedirs(os.path.dirname(self.uri), exist_ok=True)
-            _quiet_lite_unimplemented_rpc_errors()
+            quiet_lite_unimplemented_rpc_errors()
         self.log.info("Connecting to Milvus%s at %s", " Lite" if self.is_lite else "", self.uri)
         try:
             self._client = MilvusClient(**kwargs)
         except Exception as err:
             hint = ""
             if self.is_lite:
-                self._release_lite()
+                release_lite_server(self.uri)
                 hint = " Milvus Lite lets one process open a .db file at a time: another process may hold it."
             raise GeminiMilvusProviderError(
                 f"Could not open Milvus at {self.uri} (connection {self.milvus_conn_id!r}): "
@@ -668,14 +217,8 @@ class MilvusHook(BaseHook):
             client.close()
         finally:
             if self.is_lite:
-                self._release_lite()
+                release_lite_server(self.uri)
                 self.log.info("Released Milvus Lite file %s", self.uri)
-
-    def _release_lite(self) -> None:
-        """Stop the in-process Milvus Lite server for this file, which releases its lock (no-op if none)."""
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(self.uri)
 
     def __enter__(self) -> MilvusHook:
         return self
@@ -739,7 +282,7 @@ class MilvusHook(BaseHook):
             return None
         description = client.describe_collection(name, timeout=self.timeout)
         fields = {field["name"]: field for field in description.get("fields", [])}
-        field_types = {field_name: _type_name(field.get("type")) for field_name, field in fields.items()}
+        field_types = {field_name: type_name(field.get("type")) for field_name, field in fields.items()}
 
         def param(field_name: str, key: str, expected_type: str) -> int | None:
             field = fields.get(field_name)
@@ -782,7 +325,7 @@ class MilvusHook(BaseHook):
                     f"Milvus Lite ({self.uri}) cannot build index_type {index_type!r}; use one of "
                     f"{sorted(LITE_INDEX_TYPES)}, or a Milvus server"
                 )
-            if index in LITE_FAISS_INDEX_TYPES and not _lite_has_faiss():
+            if index in LITE_FAISS_INDEX_TYPES and not lite_has_faiss():
                 raise ValueError(f"Milvus Lite needs faiss-cpu installed to build index_type {index}")
         return metric, index
 
@@ -829,7 +372,7 @@ class MilvusHook(BaseHook):
         try:
             client.create_collection(
                 name,
-                schema=self._build_schema(dim, text_max_length),
+                schema=build_schema(dim, text_max_length),
                 index_params=self._index_params(metric, index, index_params),
                 timeout=self.timeout,
             )
@@ -846,18 +389,6 @@ class MilvusHook(BaseHook):
         )
         self.ensure_loaded(name)
         return True
-
-    def _build_schema(self, dim: int, text_max_length: int) -> Any:
-        from pymilvus import DataType, MilvusClient
-
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-        schema.add_field(FIELD_ID, DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
-        schema.add_field(FIELD_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field(FIELD_TEXT, DataType.VARCHAR, max_length=text_max_length)
-        schema.add_field(FIELD_CONTENT_HASH, DataType.VARCHAR, max_length=CONTENT_HASH_MAX_LENGTH)
-        schema.add_field(FIELD_MODEL, DataType.VARCHAR, max_length=MODEL_MAX_LENGTH)
-        schema.add_field(FIELD_METADATA, DataType.JSON)
-        return schema
 
     def _index_params(self, metric: str, index: str, params: Mapping[str, Any] | None) -> Any:
         index_params = self.get_conn().prepare_index_params()
@@ -882,7 +413,7 @@ class MilvusHook(BaseHook):
             return
         client = self.get_conn()
         state = client.get_load_state(name, timeout=self.timeout).get("state")
-        if _type_name(state) != "LOADED":
+        if type_name(state) != "LOADED":
             self.log.info("Loading collection %s", name)
             client.load_collection(name, timeout=self.timeout)
         self._loaded.add(name)
@@ -1067,86 +598,57 @@ class MilvusHook(BaseHook):
         self.log.info("Deleted %s of %s requested ids from %s", deleted, len(ids), collection)
         return deleted
 
-    def write_rows(
-        self,
-        collection: str,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        mode: str = "upsert",
-        partition_name: str | None = None,
-        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        max_batch_rows: int | None = None,
-    ) -> WriteResult:
-        """
-        Write rows in size-bounded batches, then flush once.
-
-        Rows should come from :func:`prepare_rows`; the collection should exist (see
-        :meth:`ensure_collection`). ``upsert`` replaces rows with the same id, so re-runs are idempotent;
-        ``insert`` does not deduplicate on a Milvus server and is for fresh collections.
-
-        :param collection: collection name.
-        :param rows: rows to write.
-        :param mode: ``upsert`` (default) or ``insert``.
-        :param partition_name: partition to write to; None means the default partition.
-        :param max_batch_bytes: payload cap per request (default 16 MiB; a server accepts 64 MiB).
-        :param max_batch_rows: row cap per request; None means only the payload size caps batches.
-        """
-        batches = split_batches(rows, max_batch_bytes=max_batch_bytes, max_batch_rows=max_batch_rows)
-        return self.write_batches(collection, batches, mode=mode, partition_name=partition_name)
-
     def write_batches(
         self,
         collection: str,
-        batches: Sequence[Sequence[Mapping[str, Any]]],
+        batches: Iterable[Sequence[Mapping[str, Any]]],
         *,
         mode: str = "upsert",
         partition_name: str | None = None,
+        total_rows: int | None = None,
     ) -> WriteResult:
         """
-        Write batches made by :func:`split_batches`, one request each, then flush once.
+        Write batches, one request each, then flush once: the hook's one write entry point.
+
+        Rows should come from :func:`~airflow_provider_gemini_milvus.milvus_rows.prepare_rows`, split by
+        :func:`~airflow_provider_gemini_milvus.milvus_rows.split_batches`; the collection should exist
+        (see :meth:`ensure_collection`). ``upsert`` replaces rows with the same id, so re-runs are
+        idempotent; ``insert`` does not deduplicate on a Milvus server and is for fresh collections.
+        ``batches`` may be a generator: it is consumed one batch at a time.
 
         :param collection: collection name.
         :param batches: the rows, already split into requests.
         :param mode: ``upsert`` (default) or ``insert``.
         :param partition_name: partition to write to; None means the default partition.
+        :param total_rows: how many rows the batches hold, for progress logs; None if unknown.
         """
         if mode not in WRITE_MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {list(WRITE_MODES)}")
-        total = sum(len(batch) for batch in batches)
         started = time.monotonic()
-        if not batches:
-            return WriteResult(collection=collection, mode=mode, written=0, batches=0, seconds=0.0)
         self.ensure_loaded(collection)
         client = self.get_conn()
         write = client.upsert if mode == "upsert" else client.insert
-        written = 0
-        for number, batch in enumerate(batches, start=1):
+        written = batch_count = 0
+        for batch in batches:
             result = write(collection, list(batch), partition_name=partition_name or "", timeout=self.timeout)
             written += int(result.get(f"{mode}_count", len(batch)))
+            batch_count += 1
             elapsed = max(time.monotonic() - started, 1e-9)
             self.log.info(
-                "%s %s/%s rows into %s (batch %s/%s, %.0f rows/s)",
+                "%s %s/%s rows into %s (batch %s, %.0f rows/s)",
                 "Upserted" if mode == "upsert" else "Inserted",
                 written,
-                total,
+                "?" if total_rows is None else total_rows,
                 collection,
-                number,
-                len(batches),
+                batch_count,
                 written / elapsed,
             )
-        client.flush(collection, timeout=self.timeout)
+        if batch_count:
+            client.flush(collection, timeout=self.timeout)
         seconds = time.monotonic() - started
         self.log.info(
-            "Flushed %s after %s rows in %s batch(es), %.2f s", collection, written, len(batches), seconds
+            "Flushed %s after %s rows in %s batch(es), %.2f s", collection, written, batch_count, seconds
         )
         return WriteResult(
-            collection=collection, mode=mode, written=written, batches=len(batches), seconds=round(seconds, 3)
+            collection=collection, mode=mode, written=written, batches=batch_count, seconds=round(seconds, 3)
         )
-
-
-def _lite_has_faiss() -> bool:
-    try:
-        from milvus_lite.index import is_faiss_available
-    except ImportError:
-        return False
-    return bool(is_faiss_available())

@@ -19,7 +19,7 @@ from airflow_provider_gemini_milvus.gemini_models import (
     resolve_model,
 )
 from airflow_provider_gemini_milvus.hooks.gemini import EmbeddingRunStats, GeminiHook
-from airflow_provider_gemini_milvus.hooks.milvus import content_hash
+from airflow_provider_gemini_milvus.milvus_rows import content_hash
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg

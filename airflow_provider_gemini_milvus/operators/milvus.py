@@ -8,15 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
 
-from airflow_provider_gemini_milvus.hooks.milvus import (
-    DEFAULT_MAX_BATCH_BYTES,
+from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus_layout import (
     FIELD_ID,
     ID_MAX_LENGTH,
     TEXT_MAX_LENGTH,
-    WRITE_MODES,
     CollectionInfo,
-    MilvusHook,
     check_collection_matches,
+)
+from airflow_provider_gemini_milvus.milvus_rows import (
+    DEFAULT_MAX_BATCH_BYTES,
+    WRITE_MODES,
     prepare_rows,
     split_batches,
 )
@@ -224,7 +226,9 @@ class MilvusInsertOperator(BaseOperator):
                 created = hook.ensure_collection(name, dim, metric_type=metric, index_type=index)
                 if self.partition_name:
                     hook.ensure_partition(name, self.partition_name)
-            result = hook.write_batches(name, batches, mode=mode, partition_name=self.partition_name)
+            result = hook.write_batches(
+                name, batches, mode=mode, partition_name=self.partition_name, total_rows=len(rows)
+            )
             written, batch_count = result.written, result.batches
         deleted = hook.delete_ids(name, delete_ids) if delete_ids and (info or created) else 0
         self.log.info(

@@ -16,15 +16,15 @@ import pytest
 
 from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError, MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.hooks import milvus as milvus_module
-from airflow_provider_gemini_milvus.hooks.milvus import (
-    MilvusHook,
-    build_client_kwargs,
+from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus_rows import (
     estimate_row_bytes,
     ids_in_filter,
     milvus_string_literal,
     prepare_rows,
     split_batches,
 )
+from airflow_provider_gemini_milvus.milvus_uri import build_client_kwargs
 
 DIM = 4
 TRICKY_IDS = ["it's", 'say "hi"', "back\\slash", "both'\"\\", "café ☕", "line\nbreak", "tab\there"]
@@ -55,7 +55,8 @@ def write(hook: MilvusHook, name: str, rows: list[dict[str, Any]], **kwargs: Any
     prepared, dim = prepare_rows(rows)
     assert dim is not None
     hook.ensure_collection(name, dim)
-    return hook.write_rows(name, prepared, **kwargs)
+    mode = kwargs.pop("mode", "upsert")
+    return hook.write_batches(name, split_batches(prepared, **kwargs), mode=mode)
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
@@ -315,7 +316,7 @@ def test_hnsw_with_params_is_built_on_lite(hook: MilvusHook) -> None:
     assert info.index_type == "HNSW"
 
 
-def test_write_rows_upsert_is_idempotent_and_flushes_once(hook: MilvusHook) -> None:
+def test_write_batches_upsert_is_idempotent_and_flushes_once(hook: MilvusHook) -> None:
     first = write(hook, "docs", make_rows(25))
     assert first.to_dict() | {"seconds": 0} == {
         "collection": "docs",
@@ -328,18 +329,18 @@ def test_write_rows_upsert_is_idempotent_and_flushes_once(hook: MilvusHook) -> N
     assert hook.count("docs") == 25
 
 
-def test_write_rows_splits_by_payload_size(hook: MilvusHook) -> None:
+def test_write_batches_splits_by_payload_size(hook: MilvusHook) -> None:
     rows, _ = prepare_rows(make_rows(30, dim=DIM))
     limit = estimate_row_bytes(rows[0]) * 4
     hook.ensure_collection("docs", DIM)
-    result = hook.write_rows("docs", rows, max_batch_bytes=limit)
+    result = hook.write_batches("docs", split_batches(rows, max_batch_bytes=limit))
     assert result.batches == len(split_batches(rows, max_batch_bytes=limit)) >= 8
     assert hook.count("docs") == 30
 
 
-def test_write_rows_rejects_an_unknown_mode(hook: MilvusHook) -> None:
+def test_write_batches_rejects_an_unknown_mode(hook: MilvusHook) -> None:
     with pytest.raises(ValueError, match="unknown mode 'merge'"):
-        hook.write_rows("docs", [], mode="merge")
+        hook.write_batches("docs", [], mode="merge")
 
 
 def test_fingerprints_and_deletes_handle_quotes_and_backslashes(hook: MilvusHook) -> None:

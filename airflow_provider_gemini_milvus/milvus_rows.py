@@ -1,0 +1,326 @@
+"""
+The row contract: what a row must hold before it is written, checked the way a Milvus server checks it,
+and how rows are split into size-bounded requests. Pure code with no I/O.
+
+Milvus Lite accepts several things a Milvus server rejects (duplicate primary keys in one batch, NaN
+vectors, VARCHAR lengths counted in characters rather than bytes), so :func:`prepare_rows` validates rows
+the way a server would, on every backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from airflow_provider_gemini_milvus.milvus_layout import (
+    CONTENT_HASH_MAX_LENGTH,
+    FIELD_CONTENT_HASH,
+    FIELD_ID,
+    FIELD_METADATA,
+    FIELD_MODEL,
+    FIELD_TEXT,
+    FIELD_VECTOR,
+    ID_MAX_LENGTH,
+    MAX_DIM,
+    MODEL_MAX_LENGTH,
+    REQUIRED_FIELD_TYPES,
+    TEXT_MAX_LENGTH,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BATCH_BYTES",
+    "WRITE_MODES",
+    "check_id",
+    "check_text",
+    "chunked",
+    "content_hash",
+    "estimate_row_bytes",
+    "ids_in_filter",
+    "milvus_string_literal",
+    "prepare_rows",
+    "split_batches",
+]
+
+WRITE_MODES: tuple[str, ...] = ("upsert", "insert")
+
+DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
+"""Default payload cap per insert/upsert request: well under the 64 MiB a Milvus server accepts."""
+ROW_OVERHEAD_BYTES = 64
+"""Allowance per row for protobuf framing and field headers in :func:`estimate_row_bytes`."""
+
+
+def milvus_string_literal(value: str) -> str:
+    """
+    Quote a string for a Milvus boolean expression, e.g. ``id in [...]``.
+
+    pymilvus does not escape primary keys (``delete(ids=...)``, ``query_iterator``) and Milvus Lite has no
+    filter templating and no ``\\uXXXX`` escapes, so this escapes only backslash, double quote and line
+    breaks, and keeps every other character as it is.
+
+    :param value: the string to quote.
+    """
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def ids_in_filter(ids: Iterable[str], field: str = FIELD_ID) -> str:
+    """
+    Build ``<field> in ["a", "b"]`` with every id quoted by :func:`milvus_string_literal`.
+
+    :param ids: string primary keys.
+    :param field: the primary key field name.
+    """
+    return f"{field} in [{', '.join(milvus_string_literal(i) for i in ids)}]"
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """
+    Yield consecutive slices of ``items`` holding at most ``size`` elements.
+
+    :param items: the sequence to split.
+    :param size: the largest slice, at least 1.
+    """
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def content_hash(text: str) -> str:
+    """
+    Return the SHA-256 hex digest of ``text`` encoded as UTF-8 (what rows store as ``content_hash``).
+
+    :param text: the text that was embedded.
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _json_compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def estimate_row_bytes(row: Mapping[str, Any]) -> int:
+    """
+    Estimate how many bytes one row adds to an insert/upsert request.
+
+    Vectors count 4 bytes per float32 value, strings their UTF-8 length, other values their compact JSON
+    length, plus :data:`ROW_OVERHEAD_BYTES` per row and each key's length. The estimate errs on the high
+    side, so batches built from it stay under the server's request limit.
+
+    :param row: a row as produced by :func:`prepare_rows`.
+    """
+    size = ROW_OVERHEAD_BYTES
+    for key, value in row.items():
+        size += len(key)
+        if key == FIELD_VECTOR:
+            size += 4 * len(value)
+        elif isinstance(value, str):
+            size += len(value.encode("utf-8"))
+        else:
+            size += len(_json_compact(value).encode("utf-8"))
+    return size
+
+
+def split_batches(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    max_batch_rows: int | None = None,
+) -> list[list[Mapping[str, Any]]]:
+    """
+    Split rows, in order, into batches under a payload size and an optional row count.
+
+    :param rows: rows as produced by :func:`prepare_rows`.
+    :param max_batch_bytes: no batch's :func:`estimate_row_bytes` total exceeds this.
+    :param max_batch_rows: no batch holds more rows than this; None means no row cap.
+    :raises ValueError: when a single row is larger than ``max_batch_bytes``, or a limit is below 1.
+    """
+    if max_batch_bytes < 1:
+        raise ValueError(f"max_batch_bytes must be at least 1, got {max_batch_bytes}")
+    if max_batch_rows is not None and max_batch_rows < 1:
+        raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
+    batches: list[list[Mapping[str, Any]]] = []
+    current: list[Mapping[str, Any]] = []
+    current_bytes = 0
+    for index, row in enumerate(rows):
+        row_bytes = estimate_row_bytes(row)
+        if row_bytes > max_batch_bytes:
+            raise ValueError(
+                f"row {index} (id {_show(row.get(FIELD_ID))}) is about {row_bytes} bytes, "
+                f"more than max_batch_bytes={max_batch_bytes}"
+            )
+        row_cap_hit = max_batch_rows is not None and len(current) >= max_batch_rows
+        if current and (current_bytes + row_bytes > max_batch_bytes or row_cap_hit):
+            batches.append(current)
+            current, current_bytes = [], 0
+        current.append(row)
+        current_bytes += row_bytes
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """Repr of an id for error messages, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _utf8_len(value: str) -> int:
+    return len(value.encode("utf-8"))
+
+
+def check_id(value: Any, where: str, id_max_length: int = ID_MAX_LENGTH) -> str:
+    """
+    Return ``value`` if it is a usable primary key, else raise ``ValueError`` starting with ``where``.
+
+    :param value: the id.
+    :param where: how the caller names the item, e.g. ``documents[3]`` or ``row 3 (id 'a')``.
+    :param id_max_length: the id field's ``max_length`` in UTF-8 bytes.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}: id must be a non-empty string, got {_show(value)}")
+    if _utf8_len(value) > id_max_length:
+        raise ValueError(
+            f"{where}: id is {_utf8_len(value)} bytes in UTF-8, longer than the id field's "
+            f"max_length {id_max_length}"
+        )
+    return value
+
+
+def check_text(value: Any, where: str, text_max_length: int = TEXT_MAX_LENGTH) -> str:
+    """
+    Return ``value`` if the ``text`` field can store it, else raise ``ValueError`` starting with ``where``.
+
+    :param value: the text.
+    :param where: how the caller names the item, e.g. ``documents[3]``.
+    :param text_max_length: the text field's ``max_length`` in UTF-8 bytes.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: text must be a string, got {type(value).__name__}")
+    if _utf8_len(value) > text_max_length:
+        raise ValueError(
+            f"{where}: text is {_utf8_len(value)} bytes in UTF-8, longer than the text field's "
+            f"max_length {text_max_length}"
+        )
+    return value
+
+
+def _check_vector(value: Any, where: str) -> list[float]:
+    if value is None:
+        raise ValueError(f"{where}: missing vector")
+    if hasattr(value, "tolist") and not isinstance(value, list):  # numpy arrays
+        value = value.tolist()
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise ValueError(f"{where}: vector must be a list of numbers, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{where}: vector is empty")
+    floats: list[float] = []
+    for position, number in enumerate(value):
+        if isinstance(number, bool) or not isinstance(number, numbers.Real):
+            raise ValueError(f"{where}: vector value {position} is not a number ({type(number).__name__})")
+        as_float = float(number)
+        if not math.isfinite(as_float):
+            raise ValueError(f"{where}: vector value {position} is {as_float} (NaN and inf are not allowed)")
+        floats.append(as_float)
+    return floats
+
+
+def _check_short_string(row: Mapping[str, Any], key: str, where: str, max_length: int) -> str | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: {key} must be a string, got {type(value).__name__}")
+    if _utf8_len(value) > max_length:
+        raise ValueError(f"{where}: {key} is {_utf8_len(value)} bytes in UTF-8, max_length is {max_length}")
+    return value
+
+
+def _check_json(value: Any, where: str, what: str) -> None:
+    try:
+        _json_compact(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {what} is not JSON-serialisable: {err}") from err
+
+
+def prepare_rows(
+    rows: Sequence[Any],
+    *,
+    dim: int | None = None,
+    id_max_length: int = ID_MAX_LENGTH,
+    text_max_length: int = TEXT_MAX_LENGTH,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """
+    Validate rows the way a Milvus server would and return them ready to write, with the vector dimension.
+
+    Every row must be a dict with a non-empty string ``id``, a ``vector`` of finite numbers and a string
+    ``text``; ``metadata`` (a JSON-serialisable dict), ``content_hash`` and ``model`` are optional.
+    A missing ``content_hash`` becomes the SHA-256 of the text, a missing ``model`` becomes ``""``, a
+    missing ``metadata`` becomes ``{}``. Other keys are kept as dynamic fields and must be JSON-serialisable.
+    Lengths are counted in UTF-8 bytes, as a Milvus server counts them (Milvus Lite counts characters).
+
+    :param rows: the rows to check; nothing is modified in place.
+    :param dim: the dimension every vector must have; None means the first row's.
+    :param id_max_length: the id field's ``max_length`` in bytes.
+    :param text_max_length: the text field's ``max_length`` in bytes.
+    :raises ValueError: naming the first bad row's index and id.
+    :return: the normalised rows and the dimension (None when there are no rows and ``dim`` is None).
+    """
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+        raise ValueError(f"rows must be a list of dicts, got {type(rows).__name__}")
+    prepared: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    expected_dim = dim
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"row {index} must be a dict, got {type(row).__name__}")
+        where = f"row {index} (id {_show(row.get(FIELD_ID))})"
+        row_id = check_id(row.get(FIELD_ID), where, id_max_length)
+        if row_id in seen:
+            raise ValueError(f"{where}: duplicate id, also used by row {seen[row_id]}")
+        seen[row_id] = index
+        vector = _check_vector(row.get(FIELD_VECTOR), where)
+        if expected_dim is None:
+            if len(vector) > MAX_DIM:
+                raise ValueError(f"{where}: vector has {len(vector)} values, Milvus allows at most {MAX_DIM}")
+            expected_dim = len(vector)
+        elif len(vector) != expected_dim:
+            origin = "the collection has" if dim is not None else "row 0 has"
+            raise ValueError(f"{where}: vector has {len(vector)} values, {origin} dim {expected_dim}")
+        text = check_text(row.get(FIELD_TEXT), where, text_max_length)
+        metadata = row.get(FIELD_METADATA)
+        if metadata is None:
+            metadata = {}
+        if not isinstance(metadata, Mapping):
+            raise ValueError(f"{where}: metadata must be a dict, got {type(metadata).__name__}")
+        _check_json(metadata, where, "metadata")
+        hash_value = _check_short_string(row, FIELD_CONTENT_HASH, where, CONTENT_HASH_MAX_LENGTH)
+        model = _check_short_string(row, FIELD_MODEL, where, MODEL_MAX_LENGTH)
+        extras = {key: value for key, value in row.items() if key not in REQUIRED_FIELD_TYPES}
+        for key, value in extras.items():
+            if not isinstance(key, str) or not key or key.startswith("$"):
+                raise ValueError(f"{where}: extra key {_show(key)} is not a valid dynamic field name")
+            _check_json(value, where, f"extra field {key!r}")
+        prepared.append(
+            {
+                **extras,
+                FIELD_ID: row_id,
+                FIELD_VECTOR: vector,
+                FIELD_TEXT: text,
+                FIELD_CONTENT_HASH: hash_value if hash_value else content_hash(text),
+                FIELD_MODEL: model or "",
+                FIELD_METADATA: dict(metadata),
+            }
+        )
+    return prepared, expected_dim
