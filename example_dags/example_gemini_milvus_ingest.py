@@ -94,6 +94,8 @@ QUESTIONS = ["When was artificial intelligence founded", "Where was Alan Turing 
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
+    # Milvus Lite lets one process at a time open its file; on a server this keeps runs from racing.
+    max_active_runs=1,
     tags=["example", "gemini", "milvus"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
 )

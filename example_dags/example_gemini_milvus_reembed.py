@@ -59,7 +59,10 @@ def chunk_text(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
     max_active_runs=1,
     tags=["example", "gemini", "milvus"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
-    params={"docs_uri": Param(DEFAULT_DOCS_URI, type="string", description="Folder of documents")},
+    params={
+        "docs_uri": Param(DEFAULT_DOCS_URI, type="string", description="Folder of documents"),
+        "prune": Param(True, type="boolean", description="Delete the rows of files gone from the folder"),
+    },
 )
 def example_gemini_milvus_reembed() -> None:
     @task
@@ -92,7 +95,8 @@ def example_gemini_milvus_reembed() -> None:
         title_field="title",
         output_dimensionality=DIM,
         collection_name=COLLECTION,
-        delete_missing=True,
+        # Renders to the text "True" or "False"; the operator reads it as the boolean it names.
+        delete_missing="{{ params.prune }}",
     )
     MilvusInsertOperator(task_id="upsert_into_milvus", collection_name=COLLECTION, data=embed.output)
     # [END howto_operator_gemini_embed_incremental]

@@ -88,7 +88,7 @@ def test_reembed_dag_pays_only_for_what_changed(tmp_path: Path, gemini_emulator:
     (docs / "airflow.txt").write_text("Airflow schedules data pipelines every day.", encoding="utf-8")
     (docs / "guides" / "gemini.md").write_text("Gemini turns text into embeddings.", encoding="utf-8")
     (docs / "notes.bin").write_bytes(b"\x00ignored")
-    conf = {"docs_uri": f"file://{docs}"}
+    conf: dict[str, Any] = {"docs_uri": f"file://{docs}"}
 
     def run_and_count() -> int:
         gemini_emulator.reset_stats()
@@ -107,6 +107,9 @@ def test_reembed_dag_pays_only_for_what_changed(tmp_path: Path, gemini_emulator:
     assert gemini_emulator.stats.embedded_texts == ["Airflow schedules and retries data pipelines."]
 
     (docs / "guides" / "gemini.md").unlink()
+    conf["prune"] = False  # rendered into delete_missing as the text "False": nothing is deleted
+    assert run_and_count() == 3
+    del conf["prune"]
     assert run_and_count() == 2
     assert gemini_emulator.stats.requests == 0
     with MilvusHook() as milvus:

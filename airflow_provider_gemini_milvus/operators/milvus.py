@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,9 @@ from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.milvus_layout import (
+    FIELD_CONTENT_HASH,
     FIELD_ID,
+    FIELD_MODEL,
     ID_MAX_LENGTH,
     TEXT_MAX_LENGTH,
     CollectionInfo,
@@ -22,6 +25,7 @@ from airflow_provider_gemini_milvus.milvus_rows import (
     prepare_rows,
     split_batches,
 )
+from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_int, to_str
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -92,6 +96,20 @@ def split_data(data: Any) -> tuple[Sequence[Any], list[str]]:
     return rows, list(dict.fromkeys(delete_ids))
 
 
+@dataclass(frozen=True)
+class InsertArguments:
+    """The operator's arguments after rendering, converted and checked once."""
+
+    collection_name: str
+    mode: str
+    create_collection: bool
+    metric_type: str
+    index_type: str
+    batch_size: int | None
+    partition_name: str | None
+    max_batch_bytes: int
+
+
 class MilvusInsertOperator(BaseOperator):
     """
     Write embedding rows into a Milvus collection, creating it if needed, then delete vanished ids.
@@ -116,7 +134,8 @@ class MilvusInsertOperator(BaseOperator):
     ``data`` is a templated field: strings inside a literal ``data`` list are rendered by Jinja. Pass rows
     through XCom (the output of an upstream task) to load texts containing ``{{`` verbatim.
 
-    Returns (XCom) ``{"collection", "written", "deleted", "dim", "mode", "batches", "created"}``.
+    Returns (XCom) ``{"collection", "written", "skipped", "deleted", "dim", "mode", "batches",
+    "created"}``; ``skipped`` counts rows an earlier try of ``mode="insert"`` already stored.
 
     :param collection_name: the collection to write to.
     :param data: a list of row dicts, or ``{"rows": [...], "delete_ids": [...]}`` (what the
@@ -124,7 +143,8 @@ class MilvusInsertOperator(BaseOperator):
         applies the deletes and does not need the collection to exist.
     :param milvus_conn_id: the Milvus connection (see :class:`MilvusHook`).
     :param mode: ``upsert`` (default) replaces rows with the same id, so re-runs leave the same rows.
-        ``insert`` is for fresh collections: it refuses ids that already exist.
+        ``insert`` never replaces a row: it refuses ids already stored with other content, and skips ids
+        stored with the same content (so an Airflow retry after a failure midway completes the load).
     :param create_collection: create the collection if it is missing; if False a missing collection is an
         error.
     :param metric_type: COSINE, L2 or IP; an existing collection must use the same.
@@ -182,27 +202,38 @@ class MilvusInsertOperator(BaseOperator):
         return MilvusHook(milvus_conn_id=self.milvus_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        args = self.converted_arguments()
         rows, delete_ids = split_data(self.data)
-        mode = self._checked_mode()
-        batch_size = self._checked_batch_size()
         if not rows and not delete_ids:
             self.log.info("No rows to write and no ids to delete for collection %s", self.collection_name)
             return self._summary(written=0, deleted=0, dim=None, batches=0, created=False)
         hook = self.hook
         try:
-            return self._load(hook, rows, delete_ids, mode, batch_size)
+            return self._load(hook, rows, delete_ids, args)
         finally:
             hook.close()
 
+    def converted_arguments(self) -> InsertArguments:
+        """
+        Convert every rendered argument (a template renders ``False`` as ``"False"``) and check it.
+
+        :raises ValueError: naming the first bad argument; nothing has been written yet.
+        """
+        return InsertArguments(
+            collection_name=str(to_str(self.collection_name, "collection_name")),
+            mode=str(to_str(self.mode, "mode", choices=WRITE_MODES)),
+            create_collection=to_bool(self.create_collection, "create_collection"),
+            metric_type=str(to_str(self.metric_type, "metric_type")),
+            index_type=str(to_str(self.index_type, "index_type")),
+            batch_size=to_int(self.batch_size, "batch_size", minimum=1, optional=True),
+            partition_name=to_str(self.partition_name, "partition_name", optional=True),
+            max_batch_bytes=int(to_int(self.max_batch_bytes, "max_batch_bytes", minimum=1) or 0),
+        )
+
     def _load(
-        self,
-        hook: MilvusHook,
-        raw_rows: Sequence[Any],
-        delete_ids: list[str],
-        mode: str,
-        batch_size: int | None,
+        self, hook: MilvusHook, raw_rows: Sequence[Any], delete_ids: list[str], args: InsertArguments
     ) -> dict[str, Any]:
-        name = self.collection_name
+        name = args.collection_name
         info = hook.describe(name)
         rows, dim = prepare_rows(
             raw_rows,
@@ -210,29 +241,37 @@ class MilvusInsertOperator(BaseOperator):
             text_max_length=(info.text_max_length if info else None) or TEXT_MAX_LENGTH,
         )
         self._check_deletes_do_not_overlap(rows, delete_ids)
-        # Split now, so a row too large for one request is refused before the collection is created.
-        batches = split_batches(rows, max_batch_bytes=self.max_batch_bytes, max_batch_rows=batch_size)
         self.log.info(
             "Validated %s rows (dim %s) and %s ids to delete for %s", len(rows), dim, len(delete_ids), name
         )
-        written = batch_count = 0
+        written = batch_count = skipped = 0
         created = False
         if rows and dim is not None:
-            metric, index = hook.check_index_choice(self.metric_type, self.index_type)
-            self._check_target(hook, info, dim, metric)
-            if mode == "insert" and info is not None:
-                self._refuse_existing_ids(hook, rows)
-            if self.create_collection:
-                created = hook.ensure_collection(name, dim, metric_type=metric, index_type=index)
-                if self.partition_name:
-                    hook.ensure_partition(name, self.partition_name)
-            result = hook.write_batches(
-                name, batches, mode=mode, partition_name=self.partition_name, total_rows=len(rows)
+            metric, index = hook.check_index_choice(args.metric_type, args.index_type)
+            self._check_target(hook, info, dim, metric, args)
+            if args.mode == "insert" and info is not None:
+                rows, skipped = self._rows_not_yet_inserted(hook, rows, name)
+            # Split before the collection is created, so a row too large for one request is refused first.
+            batches = split_batches(
+                rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size
             )
-            written, batch_count = result.written, result.batches
+            if args.create_collection:
+                created = hook.ensure_collection(name, dim, metric_type=metric, index_type=index)
+                if args.partition_name:
+                    hook.ensure_partition(name, args.partition_name)
+            if rows:
+                result = hook.write_batches(
+                    name, batches, mode=args.mode, partition_name=args.partition_name, total_rows=len(rows)
+                )
+                written, batch_count = result.written, result.batches
         deleted = hook.delete_ids(name, delete_ids) if delete_ids and (info or created) else 0
         self.log.info(
-            "Collection %s: wrote %s rows in %s batch(es), deleted %s", name, written, batch_count, deleted
+            "Collection %s: wrote %s rows in %s batch(es), skipped %s already inserted, deleted %s",
+            name,
+            written,
+            batch_count,
+            skipped,
+            deleted,
         )
         return self._summary(
             written=written,
@@ -240,37 +279,57 @@ class MilvusInsertOperator(BaseOperator):
             dim=dim if dim is not None else (info.dim if info else None),
             batches=batch_count,
             created=created,
+            skipped=skipped,
         )
 
-    def _check_target(self, hook: MilvusHook, info: CollectionInfo | None, dim: int, metric: str) -> None:
+    def _check_target(
+        self, hook: MilvusHook, info: CollectionInfo | None, dim: int, metric: str, args: InsertArguments
+    ) -> None:
         """Fail before writing if the collection is missing (and may not be created) or does not fit."""
-        name = self.collection_name
+        name = args.collection_name
         if info is None:
-            if not self.create_collection:
+            if not args.create_collection:
                 raise ValueError(f"collection {name!r} does not exist and create_collection is False")
             return
         check_collection_matches(info, dim=dim, metric_type=metric)
         if (
-            self.partition_name
-            and not self.create_collection
-            and not hook.has_partition(name, self.partition_name)
+            args.partition_name
+            and not args.create_collection
+            and not hook.has_partition(name, args.partition_name)
         ):
             raise ValueError(
-                f"partition {self.partition_name!r} does not exist in collection {name!r} "
+                f"partition {args.partition_name!r} does not exist in collection {name!r} "
                 "and create_collection is False"
             )
-        if not self.create_collection:
+        if not args.create_collection:
             hook.ensure_loaded(name)
 
-    def _refuse_existing_ids(self, hook: MilvusHook, rows: Sequence[Mapping[str, Any]]) -> None:
-        existing = hook.existing_ids(self.collection_name, [row[FIELD_ID] for row in rows])
-        for index, row in enumerate(rows):
-            if row[FIELD_ID] in existing:
-                raise ValueError(
-                    f"row {index} (id {row[FIELD_ID]!r}): id already exists in collection "
-                    f"{self.collection_name!r} ({len(existing)} of the {len(rows)} ids do); mode='insert' "
-                    "is for fresh collections, use mode='upsert' to replace rows"
-                )
+    def _rows_not_yet_inserted(
+        self, hook: MilvusHook, rows: list[dict[str, Any]], name: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """
+        For ``mode="insert"``: drop rows an earlier try already stored with the same content, so an Airflow
+        retry completes the load; refuse ids stored with other content, before anything is written.
+        """
+        stored = hook.fetch_fingerprints(name, [row[FIELD_ID] for row in rows])
+        if not stored:
+            return rows, 0
+        conflicts = [
+            index
+            for index, row in enumerate(rows)
+            if row[FIELD_ID] in stored
+            and stored[row[FIELD_ID]] != (row[FIELD_CONTENT_HASH], row[FIELD_MODEL])
+        ]
+        if conflicts:
+            first = rows[conflicts[0]]
+            raise ValueError(
+                f"row {conflicts[0]} (id {first[FIELD_ID]!r}): id already exists in collection {name!r} with "
+                f"other content ({len(conflicts)} of the {len(rows)} rows do); mode='insert' never replaces "
+                "a row, use mode='upsert' to replace rows"
+            )
+        remaining = [row for row in rows if row[FIELD_ID] not in stored]
+        self.log.info("%d rows were already inserted with the same content; skipping them", len(stored))
+        return remaining, len(rows) - len(remaining)
 
     @staticmethod
     def _check_deletes_do_not_overlap(rows: Sequence[Mapping[str, Any]], delete_ids: list[str]) -> None:
@@ -284,25 +343,11 @@ class MilvusInsertOperator(BaseOperator):
                     "then deleted"
                 )
 
-    def _checked_mode(self) -> str:
-        if self.mode not in WRITE_MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; use one of {list(WRITE_MODES)}")
-        return str(self.mode)
-
-    def _checked_batch_size(self) -> int | None:
-        value: Any = self.batch_size
-        if value is None or value == "":
-            return None
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
-        return value
-
     def _summary(
-        self, *, written: int, deleted: int, dim: int | None, batches: int, created: bool
+        self, *, written: int, deleted: int, dim: int | None, batches: int, created: bool, skipped: int = 0
     ) -> dict[str, Any]:
         return {
+            "skipped": skipped,
             "collection": self.collection_name,
             "written": written,
             "deleted": deleted,

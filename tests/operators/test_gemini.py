@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
@@ -154,7 +155,28 @@ def test_exact_duplicates_are_embedded_once(gemini_emulator: GeminiEmulator) -> 
         ([{"text": 5}], {}, r"documents\[0\] text must be a string"),
         ([{"text": "ok"}, {"text": "  "}], {}, r"documents\[1\] text is empty"),
         ([{"id": ["x"], "text": "ok"}], {}, r"documents\[0\] field 'id' must be a string or an integer"),
-        ([{"id": "", "text": "ok"}], {}, r"documents\[0\] field 'id' is empty"),
+        ([{"id": "", "text": "ok"}], {}, r"documents\[0\]: id must be a non-empty string"),
+        ([{"id": "é" * 300, "text": "ok"}], {}, r"documents\[0\]: id is 600 bytes in UTF-8, longer than"),
+        (["ok", "bad \ud800 text"], {}, r"documents\[1\] text holds a lone surrogate at character 4"),
+        ([{"id": "\udc80", "text": "ok"}], {}, r"documents\[0\] id holds a lone surrogate"),
+        ([{"text": "ok", "tags": ["x", "\ud800"]}], {}, r"documents\[0\] metadata\['tags'\]\[1\] holds"),
+        (
+            [{"text": "ok", "title": "\ud800"}],
+            {"title_field": "title"},
+            r"documents\[0\] title holds a lone surrogate",
+        ),
+        (
+            [{"text": "ok", "title": "t" * 10_000}],
+            {"title_field": "title"},
+            r"documents\[0\] title is about 2500 tokens",
+        ),
+        (["ok", "ok", "x" * 10_000], {}, r"documents\[2\] text is about 2500 tokens"),
+        (["ok"], {"model": None}, "model must be a non-empty string"),
+        (["ok"], {"batch_size": "5.5"}, "batch_size must be an integer from 1 to 100, got '5.5'"),
+        (["ok"], {"batch_size": 0}, "batch_size must be an integer from 1 to 100"),
+        (["ok"], {"metadata_fields": "lang"}, "metadata_fields must be a list of strings, got the string"),
+        (["ok"], {"delete_missing": "treu", "collection_name": "c"}, "delete_missing must be true or false"),
+        (["ok"], {"max_delete_fraction": "half"}, "max_delete_fraction must be a number from 0 to 1"),
         (
             [{"id": "a", "text": "one"}, {"id": "a", "text": "two"}],
             {},
@@ -171,7 +193,7 @@ def test_exact_duplicates_are_embedded_once(gemini_emulator: GeminiEmulator) -> 
         (["ok"], {"output_dimensionality": 5000}, "output_dimensionality=5000 is out of range"),
         (["ok"], {"title_field": "t", "task_type": "RETRIEVAL_QUERY"}, "title_field is only used with"),
         (["ok"], {"delete_missing": True}, "delete_missing=True needs collection_name"),
-        (["ok", "x" * 10_000], {}, r"texts\[1\] is about 2500 tokens"),
+        (["ok", "x" * 10_000], {}, r"documents\[1\] text is about 2500 tokens"),
     ],
 )
 @pytest.mark.usefixtures("gemini_connection")
@@ -267,3 +289,69 @@ def test_delete_missing_returns_the_ids_gone_from_the_source(gemini_emulator: Ge
     assert summary["deleted"] == 1
     with MilvusHook() as milvus:
         assert sorted(milvus.list_ids(COLLECTION)) == ["a", "b"]
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_incremental_refuses_a_collection_of_another_dim_before_any_request(
+    gemini_emulator: GeminiEmulator,
+) -> None:
+    load(embed(corpus(), collection_name=COLLECTION))
+    gemini_emulator.reset_stats()
+    with pytest.raises(MilvusCollectionMismatchError, match="dim"):
+        embed(corpus() + [{"id": "d", "text": "new"}], collection_name=COLLECTION, output_dimensionality=1536)
+    assert gemini_emulator.stats.requests == 0
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_incremental_checks_texts_against_the_collections_own_field_length(
+    gemini_emulator: GeminiEmulator,
+) -> None:
+    with MilvusHook() as milvus:
+        milvus.ensure_collection(COLLECTION, 768, text_max_length=16)
+    with pytest.raises(ValueError, match=r"documents\[1\]: text is 17 bytes .* max_length 16"):
+        embed([{"id": "a", "text": "one"}, {"id": "b", "text": "x" * 17}], collection_name=COLLECTION)
+    assert gemini_emulator.stats.requests == 0
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_delete_missing_refuses_to_delete_most_of_the_collection(gemini_emulator: GeminiEmulator) -> None:
+    documents = [{"id": str(n), "text": f"document {n}"} for n in range(10)]
+    load(embed(documents, collection_name=COLLECTION))
+    gemini_emulator.reset_stats()
+
+    with pytest.raises(ValueError, match=r"delete 8 of the 10 stored rows \(80%\).*max_delete_fraction=0.5"):
+        embed(documents[:2], collection_name=COLLECTION, delete_missing=True)
+
+    result = embed(
+        documents[:2], collection_name=COLLECTION, delete_missing="true", max_delete_fraction="1.0"
+    )
+    assert len(result["delete_ids"]) == 8
+    assert gemini_emulator.stats.requests == 0
+
+
+# -- rendered template values ------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_rendered_false_deletes_nothing(gemini_emulator: GeminiEmulator) -> None:
+    load(embed(corpus(), collection_name=COLLECTION))
+    result = embed(corpus()[:2], collection_name=COLLECTION, delete_missing="False")
+    assert result["delete_ids"] == []
+    result = embed(corpus()[:2], collection_name=COLLECTION, delete_missing="TRUE")
+    assert result["delete_ids"] == ["c"]
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_rendered_numbers_and_lists_are_converted(gemini_emulator: GeminiEmulator) -> None:
+    documents = [{"text": f"text {n}", "lang": "en", "topic": "t"} for n in range(7)]
+    result = embed(
+        documents,
+        batch_size="5",
+        max_concurrency="2",
+        output_dimensionality="256",
+        metadata_fields=["lang"],
+        title_field="",
+    )
+    assert result["dim"] == 256
+    assert gemini_emulator.stats.requests == 2
+    assert result["rows"][0]["metadata"] == {"lang": "en"}

@@ -102,6 +102,7 @@ def test_creates_the_collection_and_returns_a_json_safe_summary() -> None:
         "deleted": 0,
         "dim": DIM,
         "mode": "upsert",
+        "skipped": 0,
         "batches": 1,
         "created": True,
     }
@@ -164,6 +165,7 @@ def test_empty_rows_are_a_no_op_that_still_deletes() -> None:
         "deleted": 1,
         "dim": DIM,
         "mode": "upsert",
+        "skipped": 0,
         "batches": 0,
         "created": False,
     }
@@ -178,12 +180,26 @@ def test_insert_mode_loads_a_fresh_collection() -> None:
 
 
 @pytest.mark.usefixtures("milvus_connection")
-def test_insert_mode_refuses_existing_ids_and_writes_nothing() -> None:
+def test_insert_mode_refuses_ids_stored_with_other_content_and_writes_nothing() -> None:
     run(data=rows(3))
-    batch = rows(2, prefix="fresh") + [rows(3)[2]]
-    with pytest.raises(ValueError, match=r"row 2 \(id 'doc-2'\): id already exists in collection 'docs'"):
+    batch = rows(2, prefix="fresh") + [{**rows(3)[2], "text": "edited"}]
+    with pytest.raises(
+        ValueError, match=r"row 2 \(id 'doc-2'\): id already exists in collection 'docs' with other content"
+    ):
         run(data=batch, mode="insert")
     assert count() == 3
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_insert_mode_retry_after_a_partial_load_completes_it() -> None:
+    first_try = run(data=rows(4)[:2], mode="insert")  # what a try that failed after its first batch left
+    assert first_try["written"] == 2
+
+    retry = run(data=rows(4), mode="insert", batch_size=1)
+
+    assert (retry["written"], retry["skipped"], retry["batches"]) == (2, 2, 2)
+    assert count() == 4
+    assert run(data=rows(4), mode="insert")["skipped"] == 4
 
 
 @pytest.mark.usefixtures("milvus_connection")
@@ -276,8 +292,16 @@ def test_invalid_data_writes_nothing(data: Any, message: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        pytest.param({"mode": "merge"}, "unknown mode 'merge'", id="mode"),
-        pytest.param({"batch_size": 0}, "batch_size must be a positive integer", id="batch-size"),
+        pytest.param(
+            {"mode": "merge"}, r"mode must be one of \['upsert', 'insert'\], got 'merge'", id="mode"
+        ),
+        pytest.param({"batch_size": 0}, "batch_size must be an integer >= 1, got 0", id="batch-size"),
+        pytest.param(
+            {"batch_size": "5.5"}, "batch_size must be an integer >= 1, got '5.5'", id="batch-size-str"
+        ),
+        pytest.param({"create_collection": "no"}, "create_collection must be true or false", id="create"),
+        pytest.param({"create_collection": "False"}, "does not exist and create_collection is False", id="f"),
+        pytest.param({"max_batch_bytes": "lots"}, "max_batch_bytes must be an integer >= 1", id="bytes"),
         pytest.param(
             {"index_type": "DISKANN"}, "Milvus Lite .* cannot build index_type 'DISKANN'", id="index"
         ),
