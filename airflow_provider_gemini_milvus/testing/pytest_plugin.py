@@ -3,12 +3,13 @@ pytest fixtures for offline Gemini tests, shipped for the provider's users.
 
 Enable them with ``pytest_plugins = ["airflow_provider_gemini_milvus.testing.pytest_plugin"]`` in a
 ``conftest.py``. ``gemini_emulator`` gives a running :class:`GeminiEmulator`; ``gemini_connection`` also
-points the ``gemini_default`` Airflow connection at it through ``AIRFLOW_CONN_GEMINI_DEFAULT``.
+points the ``gemini_default`` Airflow connection at it through ``AIRFLOW_CONN_GEMINI_DEFAULT``;
+``gemini_connection_factory`` does the same with the extras (and connection id) a test chooses.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -26,13 +27,21 @@ TEST_CONNECTION_EXTRAS: dict[str, Any] = {
 }
 
 
-def gemini_connection_json(emulator: GeminiEmulator, **extra: Any) -> str:
-    """
-    Return the Airflow connection JSON (for ``AIRFLOW_CONN_<ID>``) that points at ``emulator``.
+class GeminiConnectionFactory(Protocol):
+    """The ``gemini_connection_factory`` fixture's value."""
 
-    :param emulator: a started emulator.
-    :param extra: more connection extras, merged after ``base_url``.
-    """
+    def __call__(self, conn_id: str = "gemini_default", **extra: Any) -> str:
+        """
+        Point the Airflow connection ``conn_id`` at the emulator and return ``conn_id``.
+
+        :param conn_id: the connection id (set through ``AIRFLOW_CONN_<CONN_ID>``).
+        :param extra: connection extras, merged over ``TEST_CONNECTION_EXTRAS``.
+        """
+        ...
+
+
+def gemini_connection_json(emulator: GeminiEmulator, **extra: Any) -> str:
+    """Deprecated alias of :meth:`GeminiEmulator.connection_json`, removed once no test imports it."""
     return emulator.connection_json(**extra)
 
 
@@ -47,9 +56,27 @@ def gemini_emulator() -> Iterator[GeminiEmulator]:
 
 
 @pytest.fixture
-def gemini_connection(monkeypatch: pytest.MonkeyPatch, gemini_emulator: GeminiEmulator) -> str:
+def gemini_connection_factory(
+    monkeypatch: pytest.MonkeyPatch, gemini_emulator: GeminiEmulator
+) -> GeminiConnectionFactory:
+    """
+    A function that points an Airflow connection at the emulator with the extras a test chooses:
+    ``gemini_connection_factory(batch_size=50)`` sets ``AIRFLOW_CONN_GEMINI_DEFAULT``;
+    ``gemini_connection_factory("gemini_slow", timeout=1)`` sets ``AIRFLOW_CONN_GEMINI_SLOW``. Each call
+    replaces that connection; all are unset after the test.
+    """
+
+    def point_connection(conn_id: str = "gemini_default", **extra: Any) -> str:
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            gemini_emulator.connection_json(**{**TEST_CONNECTION_EXTRAS, **extra}),
+        )
+        return conn_id
+
+    return point_connection
+
+
+@pytest.fixture
+def gemini_connection(gemini_connection_factory: GeminiConnectionFactory) -> str:
     """Point ``AIRFLOW_CONN_GEMINI_DEFAULT`` at the emulator (fast retries); return ``"gemini_default"``."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_GEMINI_DEFAULT", gemini_connection_json(gemini_emulator, **TEST_CONNECTION_EXTRAS)
-    )
-    return "gemini_default"
+    return gemini_connection_factory()

@@ -8,8 +8,9 @@ import os
 from google import genai
 from google.genai import types
 
+from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
-from airflow_provider_gemini_milvus.testing.pytest_plugin import gemini_connection_json
+from airflow_provider_gemini_milvus.testing.pytest_plugin import GeminiConnectionFactory
 
 
 def test_gemini_emulator_fixture_is_running(gemini_emulator: GeminiEmulator) -> None:
@@ -41,11 +42,31 @@ def test_gemini_connection_fixture_sets_the_environment(
     }
 
 
-def test_gemini_connection_json_merges_extras() -> None:
-    emulator = GeminiEmulator(api_key="k", port=1234)
+def test_gemini_connection_factory_merges_extras_over_the_test_defaults(
+    gemini_connection_factory: GeminiConnectionFactory, gemini_emulator: GeminiEmulator
+) -> None:
+    conn_id = gemini_connection_factory(batch_size=50, max_retries=0)
 
-    assert json.loads(gemini_connection_json(emulator, batch_size=50)) == {
+    assert conn_id == "gemini_default"
+    assert json.loads(os.environ["AIRFLOW_CONN_GEMINI_DEFAULT"]) == {
         "conn_type": "gemini",
-        "password": "k",
-        "extra": {"base_url": "http://127.0.0.1:1234", "batch_size": 50},
+        "password": gemini_emulator.api_key,
+        "extra": {
+            "base_url": gemini_emulator.base_url,
+            "max_retries": 0,
+            "retry_initial_delay": 0.01,
+            "retry_max_delay": 0.2,
+            "batch_size": 50,
+        },
     }
+
+
+def test_gemini_connection_factory_sets_the_connection_a_hook_reads(
+    gemini_connection_factory: GeminiConnectionFactory,
+) -> None:
+    conn_id = gemini_connection_factory("gemini_other")
+
+    connected, message = GeminiHook(gemini_conn_id=conn_id).test_connection()
+
+    assert conn_id == "gemini_other"
+    assert connected, message
