@@ -187,12 +187,12 @@ class GeminiEmbedOperator(BaseOperator):
             len(delete_ids),
         )
 
-        rows = self._embed_rows(to_embed, task_type, fingerprint) if to_embed else []
-        run = (
-            self.hook.last_run
+        rows, run_stats = (
+            self._embed_rows(to_embed, task_type, fingerprint)
             if to_embed
-            else EmbeddingRunStats(usd_per_million_tokens=model.usd_per_million_tokens)
-        ).as_dict()
+            else ([], EmbeddingRunStats(usd_per_million_tokens=model.usd_per_million_tokens))
+        )
+        run = run_stats.as_dict()
         return {
             "rows": rows,
             "delete_ids": delete_ids,
@@ -317,9 +317,9 @@ class GeminiEmbedOperator(BaseOperator):
 
     def _embed_rows(
         self, documents: list[Document], task_type: str, fingerprint: str
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], EmbeddingRunStats]:
         titles = [doc.title for doc in documents] if self.title_field is not None else None
-        vectors = self.hook.embed(
+        result = self.hook.embed_with_stats(
             [doc.text for doc in documents],
             model=self.model,
             task_type=task_type,
@@ -328,8 +328,8 @@ class GeminiEmbedOperator(BaseOperator):
             batch_size=self.batch_size,
             max_concurrency=self.max_concurrency,
         )
-        rounded = np.round(vectors.astype(np.float64), VECTOR_DECIMALS).tolist()
-        return [
+        rounded = np.round(result.vectors.astype(np.float64), VECTOR_DECIMALS).tolist()
+        rows = [
             {
                 "id": doc.id,
                 "vector": vector,
@@ -340,6 +340,7 @@ class GeminiEmbedOperator(BaseOperator):
             }
             for doc, vector in zip(documents, rounded, strict=True)
         ]
+        return rows, result.stats
 
 
 def _checked_text(index: int, text: Any) -> str:
