@@ -23,7 +23,8 @@ What it serves (any version prefix, e.g. ``v1``, ``v1beta``, ``v1beta1``):
 
 It enforces the model catalogue in :mod:`airflow_provider_gemini_milvus.gemini_models` (dimensions, input
 length, task types, at most 100 texts a call), answers with Google's error envelopes, and can simulate
-latency, per-minute and per-day quotas, random and queued faults, and dropped connections. Vectors are
+latency, per-minute and per-day quotas, random and queued faults, corrupted answers (NaN, short or missing
+vectors, HTML, cut JSON), gateways that echo the API key in errors, and dropped connections. Vectors are
 deterministic and lexically meaningful: similar texts are near neighbours, so small retrieval tests work.
 
 Run it from a shell with ``python -m airflow_provider_gemini_milvus.testing.gemini_emulator --port 8765``.
@@ -75,6 +76,9 @@ VERTEX_MAX_INSTANCES_PER_REQUEST = 250
 
 #: Statuses ``fail_next`` and ``fault_statuses`` can produce.
 SUPPORTED_FAULT_STATUSES = (400, 403, 404, 429, 500, 503, 504)
+
+#: Ways ``corrupt_next`` can spoil a successful embed answer.
+CORRUPTION_KINDS = ("nan", "inf", "zero", "short", "null", "missing", "html", "truncated")
 
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -890,6 +894,8 @@ class EmulatorStats:
     :param max_in_flight: peak number of embed calls being served at the same time.
     :param embedded_texts: each text embedded successfully, in arrival order.
     :param dropped: embed calls whose connection was closed without an answer (``drop_next``).
+    :param corrupted: successful embed calls whose answer was spoiled on purpose (``corrupt_next``); they
+        are also counted in ``succeeded_requests`` and as 200 in ``status_counts``.
     """
 
     requests: int = 0
@@ -905,6 +911,7 @@ class EmulatorStats:
     max_in_flight: int = 0
     embedded_texts: list[str] = field(default_factory=list)
     dropped: int = 0
+    corrupted: int = 0
 
 
 class _MutableStats:
@@ -922,6 +929,7 @@ class _MutableStats:
         self.max_in_flight = 0
         self.embedded_texts: list[str] = []
         self.dropped = 0
+        self.corrupted = 0
 
     def snapshot(self) -> EmulatorStats:
         return EmulatorStats(
@@ -938,6 +946,7 @@ class _MutableStats:
             max_in_flight=self.max_in_flight,
             embedded_texts=list(self.embedded_texts),
             dropped=self.dropped,
+            corrupted=self.corrupted,
         )
 
     def record_success(self, model: EmbeddingModel, items: list[_EmbedItem]) -> None:
@@ -961,10 +970,71 @@ class _Fault:
     drop: bool = False
 
 
+_JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
+
+
 @dataclass(frozen=True)
 class _Reply:
+    """
+    One HTTP answer: ``body`` encoded as JSON, or ``raw`` sent as it is (a corrupted answer).
+
+    :param status: HTTP status.
+    :param body: the JSON body.
+    :param raw: text sent instead of ``body`` when set.
+    :param content_type: the ``Content-Type`` header.
+    """
+
     status: int
     body: dict[str, Any]
+    raw: str | None = None
+    content_type: str = _JSON_CONTENT_TYPE
+
+    def payload(self) -> bytes:
+        return (self.raw if self.raw is not None else _encode_json(self.body)).encode()
+
+
+_HTML_PAGE = (
+    "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>Sign in to continue</title></head>\n"
+    "<body><h1>Network login required</h1><p>Your request was intercepted by a proxy. "
+    "Please sign in to continue.</p></body></html>\n"
+)
+
+
+def _embedding_objects(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects holding ``values`` in an embed answer, in order, whatever its route's shape."""
+    if "embedding" in body:
+        return [body["embedding"]]
+    if "predictions" in body:
+        return [prediction["embeddings"] for prediction in body["predictions"]]
+    embeddings: list[dict[str, Any]] = body["embeddings"]
+    return embeddings
+
+
+def _corrupt(reply: _Reply, kind: str) -> _Reply:
+    """
+    Spoil one successful embed answer the way a broken gateway or a faulty backend would.
+
+    Value-level kinds change the first embedding of the answer; ``nan`` and ``inf`` replace its middle value.
+    """
+    if kind == "html":
+        return _Reply(reply.status, {}, raw=_HTML_PAGE, content_type="text/html; charset=UTF-8")
+    if kind == "truncated":
+        encoded = _encode_json(reply.body)
+        return _Reply(reply.status, {}, raw=encoded[: len(encoded) // 2])
+    target = _embedding_objects(reply.body)[0]
+    values: list[float] = json.loads(target["values"])
+    if kind in ("nan", "inf"):
+        values[len(values) // 2] = math.nan if kind == "nan" else math.inf
+        target["values"] = values
+    elif kind == "zero":
+        target["values"] = [0.0] * len(values)
+    elif kind == "short":
+        target["values"] = values[:-1]
+    elif kind == "null":
+        target["values"] = None
+    else:
+        del target["values"]
+    return reply
 
 
 _KNOBS = (
@@ -980,6 +1050,7 @@ _KNOBS = (
     "fault_rate",
     "fault_statuses",
     "seed",
+    "echo_api_key_in_errors",
 )
 
 
@@ -1008,6 +1079,8 @@ class GeminiEmulator:
     :param fault_rate: share of embed calls that fail at random (seeded), in ``[0, 1]``.
     :param fault_statuses: statuses random faults are drawn from.
     :param seed: seed of the fault generator.
+    :param echo_api_key_in_errors: put the API key received with a request into the ``error.message`` of its
+        error answers, as a careless gateway would; lets tests prove a key never reaches an exception.
     """
 
     def __init__(
@@ -1025,6 +1098,7 @@ class GeminiEmulator:
         fault_rate: float = 0.0,
         fault_statuses: Iterable[int] = (500, 503),
         seed: int = 0,
+        echo_api_key_in_errors: bool = False,
     ) -> None:
         self._lock = threading.Lock()
         self._server: _EmulatorHTTPServer | None = None
@@ -1032,6 +1106,7 @@ class GeminiEmulator:
         self._stats = _MutableStats()
         self._in_flight = 0
         self._faults: collections.deque[_Fault] = collections.deque()
+        self._corruptions: collections.deque[str] = collections.deque()
         self._request_window = _SlidingWindow()
         self._token_window = _SlidingWindow()
         self._day_window = _SlidingWindow()
@@ -1047,6 +1122,7 @@ class GeminiEmulator:
         self.fault_rate = 0.0
         self.fault_statuses: tuple[int, ...] = ()
         self.seed = seed
+        self.echo_api_key_in_errors = echo_api_key_in_errors
         self._random = random.Random(seed)
         self.configure(
             latency_seconds=latency_seconds,
@@ -1165,10 +1241,29 @@ class GeminiEmulator:
         with self._lock:
             self._faults.extend(_Fault(0, drop=True) for _ in range(count))
 
+    def corrupt_next(self, count: int = 1, kind: str = "nan") -> None:
+        """
+        Spoil the next ``count`` successful (200) embed answers, on every embed route.
+
+        ``nan`` and ``inf`` put a ``NaN`` / ``Infinity`` token (as ``json.dumps`` writes them) in place of the
+        middle value of the first embedding; ``zero`` makes it all zeros; ``short`` drops its last value;
+        ``null`` sends ``"values": null``; ``missing`` leaves ``values`` out. ``html`` answers 200 with an
+        HTML page, ``truncated`` with the first half of the JSON answer. Failed calls do not use up a
+        corruption.
+
+        :param count: how many successful answers are spoiled.
+        :param kind: one of ``CORRUPTION_KINDS``.
+        """
+        if kind not in CORRUPTION_KINDS:
+            raise ValueError(f"kind must be one of {CORRUPTION_KINDS}, got {kind!r}")
+        with self._lock:
+            self._corruptions.extend(kind for _ in range(count))
+
     def clear_faults(self) -> None:
-        """Forget queued ``fail_next`` / ``drop_next`` faults."""
+        """Forget queued ``fail_next`` / ``drop_next`` faults and ``corrupt_next`` corruptions."""
         with self._lock:
             self._faults.clear()
+            self._corruptions.clear()
 
     def reset_stats(self) -> None:
         """Zero the counters (quota windows are kept; see :meth:`reset_quotas`)."""
@@ -1229,7 +1324,13 @@ class GeminiEmulator:
             model = self._lookup_model(route)
             return _Reply(200, _vertex_model_resource(model) if route.vertex else _model_resource(model))
         except ApiError as error:
-            return _Reply(error.code, error.body())
+            return self._error_reply(error, _received_key(headers, query))
+
+    def _error_reply(self, error: ApiError, received_key: str) -> _Reply:
+        body = error.body()
+        if self.echo_api_key_in_errors and received_key:
+            body["error"]["message"] = f"{error.message} (request key: {received_key})"
+        return _Reply(error.code, body)
 
     def _handle_embed(
         self, route: _Route, headers: dict[str, str], query: dict[str, list[str]], body: bytes
@@ -1248,14 +1349,17 @@ class GeminiEmulator:
             reply = _Reply(200, _embed_response(model, route, items))
             with self._lock:
                 self._stats.record_success(model, items)
+                corruption = self._corruptions.popleft() if self._corruptions else None
+                if corruption is not None:
+                    self._stats.corrupted += 1
             log.debug("Embedded %d element(s) with %s", len(items), model.name)
-            return reply
+            return reply if corruption is None else _corrupt(reply, corruption)
         except ApiError as error:
             log.debug("Embed call refused with %d %s", error.code, error.status)
-            return _Reply(error.code, error.body())
+            return self._error_reply(error, _received_key(headers, query))
 
     def _check_key(self, headers: dict[str, str], query: dict[str, list[str]], *, vertex: bool) -> None:
-        key = headers.get("x-goog-api-key") or next(iter(query.get("key") or []), "")
+        key = _received_key(headers, query)
         if not key:
             if vertex:
                 raise ApiError(401, _VERTEX_MISSING_CREDENTIAL_MESSAGE)
@@ -1339,6 +1443,11 @@ class GeminiEmulator:
             self._day_window.add(now, request_cost)
             self._request_window.add(now, request_cost)
             self._token_window.add(now, token_cost)
+
+
+def _received_key(headers: dict[str, str], query: dict[str, list[str]]) -> str:
+    """The API key sent with a request (header ``x-goog-api-key`` or query ``?key=``), or ``""``."""
+    return headers.get("x-goog-api-key") or next(iter(query.get("key") or []), "")
 
 
 def _validate_knobs(knobs: dict[str, Any]) -> None:
@@ -1524,7 +1633,7 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
         if reply is None:
             self._drop_connection()
             return
-        self._send_json(reply)
+        self._send_reply(reply)
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -1543,10 +1652,10 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline()
 
-    def _send_json(self, reply: _Reply) -> None:
-        payload = _encode_json(reply.body).encode()
+    def _send_reply(self, reply: _Reply) -> None:
+        payload = reply.payload()
         self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Vary", "Origin, X-Origin, Referer")
         self.end_headers()

@@ -663,3 +663,183 @@ def test_cli_serves_the_same_vectors_and_exits_cleanly() -> None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
     assert process.returncode == 0
+
+
+# --- corrupted answers ---------------------------------------------------------------------------------
+
+
+def raw_embed(emulator: GeminiEmulator, path: str, body: dict[str, Any]) -> tuple[int, str, str]:
+    """Send one embed call with urllib; return the status, the content type and the raw body text."""
+    request = urllib.request.Request(
+        f"{emulator.base_url}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "x-goog-api-key": emulator.api_key},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.headers["Content-Type"], response.read().decode()
+
+
+BATCH_PATH = f"/v1beta/models/{MODEL}:batchEmbedContents"
+TWO_TEXTS = {"requests": [element("first", output_dimensionality=128), element("second")]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "token"), [pytest.param("nan", "NaN", id="nan"), pytest.param("inf", "Infinity", id="inf")]
+)
+def test_corrupt_next_writes_a_non_finite_token_into_the_first_embedding(
+    emulator: GeminiEmulator, kind: str, token: str
+) -> None:
+    emulator.corrupt_next(kind=kind)
+
+    status, content_type, text = raw_embed(emulator, BATCH_PATH, TWO_TEXTS)
+
+    assert (status, content_type) == (200, "application/json; charset=UTF-8")
+    assert text.count(token) == 1
+    first, second = (item["values"] for item in json.loads(text)["embeddings"])
+    expected = emulated_embedding("first", output_dimensionality=128)
+    spoiled = [index for index, value in enumerate(first) if not np.isfinite(value)]
+    assert spoiled == [64]
+    assert first[:64] + first[65:] == expected[:64] + expected[65:]
+    assert second == emulated_embedding("second")
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected_values"),
+    [
+        pytest.param("zero", [0.0] * 128, id="zero"),
+        pytest.param("short", emulated_embedding("first", output_dimensionality=128)[:-1], id="short"),
+        pytest.param("null", None, id="null"),
+    ],
+)
+def test_corrupt_next_spoils_the_values_of_one_embedding(
+    emulator: GeminiEmulator, kind: str, expected_values: list[float] | None
+) -> None:
+    emulator.corrupt_next(kind=kind)
+
+    _, _, text = raw_embed(emulator, BATCH_PATH, TWO_TEXTS)
+
+    first, second = json.loads(text)["embeddings"]
+    assert first == {"values": expected_values}
+    assert second == {"values": emulated_embedding("second")}
+
+
+def test_corrupt_next_missing_leaves_values_out(emulator: GeminiEmulator) -> None:
+    emulator.corrupt_next(kind="missing")
+
+    _, _, text = raw_embed(emulator, BATCH_PATH, TWO_TEXTS)
+
+    assert json.loads(text)["embeddings"][0] == {}
+
+
+def test_corrupt_next_html_is_a_200_html_page(emulator: GeminiEmulator) -> None:
+    emulator.corrupt_next(kind="html")
+
+    status, content_type, text = raw_embed(emulator, BATCH_PATH, TWO_TEXTS)
+
+    assert (status, content_type) == (200, "text/html; charset=UTF-8")
+    assert text.startswith("<!DOCTYPE html>")
+
+
+def test_corrupt_next_truncated_is_the_first_half_of_the_json(emulator: GeminiEmulator) -> None:
+    emulator.corrupt_next(kind="truncated")
+
+    _, _, spoiled = raw_embed(emulator, BATCH_PATH, TWO_TEXTS)
+    _, _, whole = raw_embed(emulator, BATCH_PATH, TWO_TEXTS)
+
+    assert spoiled == whole[: len(whole) // 2]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(spoiled)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param(f"/v1beta/models/{MODEL}:embedContent", element("first"), id="gemini-embedContent"),
+        pytest.param(
+            f"/v1beta1/publishers/google/models/{MODEL}:batchEmbedContents",
+            {"requests": [{"content": {"parts": [{"text": "first"}]}}]},
+            id="vertex-batchEmbedContents",
+        ),
+        pytest.param(
+            "/v1beta1/publishers/google/models/text-embedding-004:predict",
+            {"instances": [{"content": "first"}]},
+            id="vertex-predict",
+        ),
+    ],
+)
+def test_corrupt_next_covers_every_embed_route(
+    emulator: GeminiEmulator, path: str, body: dict[str, Any]
+) -> None:
+    emulator.corrupt_next(kind="null")
+
+    _, _, text = raw_embed(emulator, path, body)
+
+    assert '"values":null' in text
+
+
+def test_corruptions_spoil_only_successful_answers_then_stop(
+    emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    emulator.corrupt_next(2, kind="zero")
+    emulator.fail_next(1, status=503)
+
+    with pytest.raises(errors.ServerError):
+        embed(client, ["a"])
+    spoiled = [embed(client, ["a"]), embed(client, ["a"])]
+    healthy = embed(client, ["a"])
+
+    assert spoiled == [[[0.0] * 3072]] * 2
+    assert healthy == [emulated_embedding("a")]
+    stats = emulator.stats
+    assert (stats.corrupted, stats.succeeded_requests, stats.status_counts) == (2, 3, {503: 1, 200: 3})
+
+
+def test_sdk_reads_a_nan_corruption_as_a_nan_value(emulator: GeminiEmulator, client: genai.Client) -> None:
+    emulator.corrupt_next(kind="nan")
+
+    [values] = embed(client, ["a"], output_dimensionality=128)
+
+    assert np.isnan(values[64])
+
+
+def test_clear_faults_forgets_corruptions(emulator: GeminiEmulator, client: genai.Client) -> None:
+    emulator.corrupt_next(3, kind="html")
+
+    emulator.clear_faults()
+
+    assert embed(client, ["a"]) == [emulated_embedding("a")]
+    assert emulator.stats.corrupted == 0
+
+
+def test_corrupt_next_rejects_an_unknown_kind(emulator: GeminiEmulator) -> None:
+    with pytest.raises(ValueError, match="'garbled'"):
+        emulator.corrupt_next(kind="garbled")
+
+
+# --- a gateway that echoes the key ---------------------------------------------------------------------
+
+
+def test_echo_api_key_in_errors_puts_the_received_key_in_error_messages(
+    emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    emulator.configure(echo_api_key_in_errors=True)
+    emulator.fail_next(1, status=503)
+
+    with pytest.raises(errors.ServerError) as injected:
+        embed(client, ["a"])
+    with pytest.raises(errors.ClientError) as wrong_key:
+        embed(make_client(emulator, api_key="wrong-secret-key"), ["a"])
+
+    assert emulator.api_key in (injected.value.message or "")
+    assert "wrong-secret-key" in (wrong_key.value.message or "")
+    assert (injected.value.code, wrong_key.value.code) == (503, 400)
+
+
+def test_echo_api_key_in_errors_is_off_by_default(emulator: GeminiEmulator, client: genai.Client) -> None:
+    emulator.fail_next(1, status=500)
+
+    with pytest.raises(errors.ServerError) as caught:
+        embed(client, ["a"])
+
+    assert emulator.api_key not in json.dumps(caught.value.details)
