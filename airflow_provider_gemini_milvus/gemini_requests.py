@@ -296,7 +296,8 @@ def checked_rows(embeddings: Sequence[Any] | None, batch: Batch, dim: int) -> np
             rows[offset] = values
         except (TypeError, ValueError):
             raise UnusableResponse(f"Gemini answered with values that are not numbers for {where}") from None
-    finite = np.isfinite(rows.astype(np.float32)).all(axis=1)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf here, and is refused below
+        finite = np.isfinite(rows.astype(np.float32)).all(axis=1)
     if not finite.all():
         where = f"texts[{batch.start + int(np.flatnonzero(~finite)[0])}]"
         raise UnusableResponse(f"Gemini answered with NaN or infinity in the vector for {where}")

@@ -1,34 +1,27 @@
 """
 Google Gemini embeddings with the API key kept in an Airflow connection.
 
-This module holds the hook: connection settings, the SDK client, sending, retrying and pacing. What to send
-and whether an answer is usable is decided in :mod:`airflow_provider_gemini_milvus.gemini_requests`.
+This module holds the hook: the SDK client, sending, retrying and pacing. What to send and whether an answer
+is usable is decided in :mod:`~airflow_provider_gemini_milvus.gemini_requests`, the connection is read in
+:mod:`~airflow_provider_gemini_milvus.gemini_settings`, and worker threads run in
+:mod:`~airflow_provider_gemini_milvus.gemini_runner`.
 
 .. seealso:: https://ai.google.dev/gemini-api/docs/embeddings
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import random
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import numpy as np
 from airflow.sdk import BaseHook
 
-from airflow_provider_gemini_milvus.connection_extras import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_TIMEOUT_SECONDS,
-    GEMINI_EXTRA_FIELDS,
-    ConnectionExtras,
-)
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError, GeminiQuotaExhaustedError
 from airflow_provider_gemini_milvus.gemini_models import DEFAULT_MODEL, MAX_TEXTS_PER_REQUEST, resolve_model
 from airflow_provider_gemini_milvus.gemini_requests import (
@@ -47,23 +40,18 @@ from airflow_provider_gemini_milvus.gemini_requests import (
     validated_texts,
     validated_titles,
 )
+from airflow_provider_gemini_milvus.gemini_runner import Cancelled, ProgressLog, RunCounters, run_all
+from airflow_provider_gemini_milvus.gemini_settings import GeminiConnectionSettings, read_settings
 from airflow_provider_gemini_milvus.pacing import QuotaPacers
-from airflow_provider_gemini_milvus.retries import (
-    BackoffPolicy,
-    is_daily_quota,
-    is_retryable_status,
-    server_retry_delay,
-)
+from airflow_provider_gemini_milvus.retries import is_daily_quota, is_retryable_status, server_retry_delay
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from google import genai
     from google.genai import types
 
 __all__ = ["EmbeddingResult", "EmbeddingRunStats", "GeminiConnectionSettings", "GeminiHook"]
-
-PROGRESS_LOG_INTERVAL_SECONDS = 10.0
 
 
 def _transient_transport_errors() -> tuple[type[BaseException], ...]:
@@ -101,93 +89,6 @@ def _unparsable_response_errors() -> tuple[type[BaseException], ...]:
 
 
 @dataclass(frozen=True)
-class GeminiConnectionSettings:
-    """
-    Everything the hook reads from a ``gemini`` connection, validated.
-
-    :param api_key: the connection password (never logged).
-    :param base_url: a proxy, gateway or the bundled emulator; ``None`` for Google's endpoint.
-    :param api_version: API version such as ``v1beta``; ``None`` for the SDK's default.
-    :param timeout: seconds per HTTP request.
-    :param max_concurrency: requests in flight at once.
-    :param requests_per_minute: request quota to pace to.
-    :param tokens_per_minute: input-token quota to pace to.
-    :param backoff: retry policy for 429, 5xx, timeouts, dropped connections and unusable answers.
-    :param vertexai: call Gemini through Vertex AI.
-    :param project: Vertex AI project.
-    :param location: Vertex AI location.
-    :param service_account_info: Vertex AI service-account key (parsed JSON).
-    """
-
-    api_key: str | None = field(default=None, repr=False)
-    base_url: str | None = None
-    api_version: str | None = None
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    vertexai: bool = False
-    project: str | None = None
-    location: str | None = None
-    service_account_info: dict[str, Any] | None = field(default=None, repr=False)
-
-
-def _checked_base_url(base_url: str | None, conn_id: str) -> str | None:
-    """
-    Refuse a ``base_url`` the key would reach in clear text: plain ``http://`` to anything but this machine.
-
-    ``https://`` (Google, a proxy, a gateway) is fine; ``http://`` only to a loopback address such as the
-    bundled emulator. The message shows the scheme and host only, never credentials in the URL.
-    """
-    if base_url is None:
-        return None
-    parts = urlsplit(base_url.strip())
-    scheme = parts.scheme.lower()
-    if scheme == "https":
-        return base_url
-    if scheme == "http":
-        if _is_loopback(parts.hostname):
-            return base_url
-        raise ValueError(
-            f"connection {conn_id!r}: base_url http://{parts.hostname or ''} is plain http to a host that is "
-            "not this machine, so the API key would travel in clear text; use https://, or http:// only "
-            "with a loopback address (127.0.0.1, ::1, localhost) such as the bundled emulator"
-        )
-    raise ValueError(
-        f"connection {conn_id!r}: base_url must start with https:// (or http:// for a loopback address), "
-        f"got {'scheme ' + repr(scheme) if scheme else 'no scheme'}"
-    )
-
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.rstrip(".").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _RunCounters:
-    """Requests, retries and 429s of one call, counted by its worker threads."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.retries = 0
-        self.rate_limited = 0
-        self._lock = threading.Lock()
-
-    def add(self, *, requests: int = 0, retries: int = 0, rate_limited: int = 0) -> None:
-        with self._lock:
-            self.requests += requests
-            self.retries += retries
-            self.rate_limited += rate_limited
-
-
-@dataclass(frozen=True)
 class _FailedAttempt:
     """One attempt that did not give usable vectors, reduced to what is safe to keep (no SDK objects)."""
 
@@ -197,38 +98,6 @@ class _FailedAttempt:
     status: str | None = None
     server_delay: float | None = None
     quota_exhausted: bool = False
-
-
-class _ProgressLog:
-    """Logs texts done / total, rate and ETA at most every few seconds (never the texts)."""
-
-    def __init__(self, log: Any, total: int, interval: float = PROGRESS_LOG_INTERVAL_SECONDS) -> None:
-        self.log = log
-        self.total = total
-        self.interval = interval
-        self.done = 0
-        self.started = time.monotonic()
-        self._last_logged = self.started
-        self._lock = threading.Lock()
-
-    def advance(self, count: int) -> None:
-        with self._lock:
-            self.done += count
-            now = time.monotonic()
-            if now - self._last_logged < self.interval or self.done >= self.total:
-                return
-            self._last_logged = now
-            elapsed = max(now - self.started, 1e-9)
-            rate = self.done / elapsed
-            eta = (self.total - self.done) / rate if rate else float("inf")
-            self.log.info(
-                "Embedded %d/%d texts (%.0f%%, %.1f texts/s, ETA %.0fs)",
-                self.done,
-                self.total,
-                100 * self.done / self.total,
-                rate,
-                eta,
-            )
 
 
 class GeminiHook(BaseHook):
@@ -265,27 +134,7 @@ class GeminiHook(BaseHook):
     def settings(self) -> GeminiConnectionSettings:
         """The connection's settings, read once and validated."""
         conn = self.get_connection(self.gemini_conn_id)
-        extras = ConnectionExtras(
-            self.conn_type, GEMINI_EXTRA_FIELDS, conn.extra_dejson, conn_id=self.gemini_conn_id
-        )
-        return GeminiConnectionSettings(
-            api_key=conn.password or None,
-            base_url=_checked_base_url(extras.string("base_url"), self.gemini_conn_id),
-            api_version=extras.string("api_version"),
-            timeout=_required(extras.number("timeout")),
-            max_concurrency=_required(extras.integer("max_concurrency")),
-            requests_per_minute=extras.integer("requests_per_minute"),
-            tokens_per_minute=extras.integer("tokens_per_minute"),
-            backoff=BackoffPolicy(
-                max_retries=_required(extras.integer("max_retries")),
-                initial_delay=_required(extras.number("retry_initial_delay")),
-                max_delay=_required(extras.number("retry_max_delay")),
-            ),
-            vertexai=extras.boolean("vertexai"),
-            project=extras.string("project"),
-            location=extras.string("location"),
-            service_account_info=extras.json_object("service_account_json"),
-        )
+        return read_settings(conn.password, conn.extra_dejson, self.gemini_conn_id)
 
     def get_conn(self) -> genai.Client:
         """Return the ``google.genai.Client`` for this connection, built once per hook."""
@@ -341,6 +190,11 @@ class GeminiHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Look up the default embedding model: one cheap, free, read-only call."""
+        try:
+            _ = self.settings
+        except ValueError as err:
+            # Bad extras or base_url: these messages name settings, never the password.
+            return False, str(err)
         try:
             model = self.get_conn().models.get(model=DEFAULT_MODEL)
         except Exception as err:
@@ -444,8 +298,8 @@ class GeminiHook(BaseHook):
         _ = self._pacers
         started = time.monotonic()
         vectors = np.empty((len(text_list), request.dim), dtype=np.float32)
-        progress = _ProgressLog(self.log, len(text_list))
-        counters = _RunCounters()
+        progress = ProgressLog(self.log, len(text_list))
+        counters = RunCounters()
         cancelled = threading.Event()
 
         def run(batch: Batch) -> None:
@@ -453,7 +307,7 @@ class GeminiHook(BaseHook):
             vectors[batch.start : batch.start + len(batch.texts)] = rows
             progress.advance(len(batch.texts))
 
-        _run_all(run, batches, concurrency, cancelled)
+        run_all(run, batches, concurrency, cancelled)
         stats = EmbeddingRunStats(
             model=request.model.name,
             texts=len(text_list),
@@ -479,7 +333,7 @@ class GeminiHook(BaseHook):
         return EmbeddingResult(vectors=vectors, stats=stats)
 
     def _embed_batch(
-        self, batch: Batch, request: EmbedRequest, counters: _RunCounters, cancelled: threading.Event
+        self, batch: Batch, request: EmbedRequest, counters: RunCounters, cancelled: threading.Event
     ) -> np.ndarray:
         """
         Send one batch, retrying what is worth retrying; return its checked, normalised vectors.
@@ -493,7 +347,7 @@ class GeminiHook(BaseHook):
             attempt += 1
             self._pacers.acquire(batch.tokens)
             if cancelled.is_set():
-                raise _Cancelled(f"{batch.describe()} not sent: another request failed")
+                raise Cancelled(f"{batch.describe()} not sent: another request failed")
             counters.add(requests=1)
             outcome = self._attempt(batch, request)
             if isinstance(outcome, np.ndarray):
@@ -581,30 +435,7 @@ class GeminiHook(BaseHook):
         return scrubbed(f"{type(err).__name__}: {err}", self.settings.api_key)
 
 
-# -- execution helpers ----------------------------------------------------------------------------
-
-
-class _Cancelled(Exception):
-    """Raised in a worker when another batch has already failed for good."""
-
-
-def _run_all(
-    run: Callable[[Batch], None], batches: list[Batch], concurrency: int, cancelled: threading.Event
-) -> None:
-    """Run every batch with up to ``concurrency`` threads; on the first failure, stop the rest and raise."""
-    if concurrency == 1 or len(batches) == 1:
-        for batch in batches:
-            run(batch)
-        return
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(batches)), thread_name_prefix="gemini") as pool:
-        futures: list[Future[None]] = [pool.submit(run, batch) for batch in batches]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        failure = next((future.exception() for future in done if future.exception() is not None), None)
-        if failure is not None:
-            cancelled.set()
-            for future in pending:
-                future.cancel()
-            raise failure
+# -- SDK helpers ------------------------------------------------------------------------------------
 
 
 def _contents(texts: list[str], request: EmbedRequest) -> list[Any]:
@@ -644,10 +475,3 @@ def _short_reason(failure: _FailedAttempt) -> str:
 
 def _cost_text(cost: float | None) -> str:
     return f", estimated cost ${cost:.6f}" if cost is not None else ""
-
-
-def _required(value: Any) -> Any:
-    """A declared extra with a default is never None; say so to the type checker."""
-    if value is None:
-        raise AssertionError("an extra with a default came back None")
-    return value
