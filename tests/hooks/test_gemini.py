@@ -333,6 +333,19 @@ def test_unusable_answers_past_the_retry_budget_raise_an_error_naming_the_reques
     assert gemini_emulator.stats.corrupted == 3
 
 
+@pytest.mark.parametrize("kind", ["nan", "short", "truncated"])
+def test_unusable_answers_on_the_vertex_routes_are_retried_too(
+    connect, gemini_emulator: GeminiEmulator, kind: str
+) -> None:
+    hook = connect(vertexai=True)
+    gemini_emulator.corrupt_next(1, kind=kind)
+    result = hook.embed_with_stats(corpus(3), output_dimensionality=256)
+    assert gemini_emulator.stats.corrupted == 1
+    assert result.stats.retries == 1
+    assert np.isfinite(result.vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-5)
+
+
 def test_concurrent_calls_on_one_hook_each_get_their_own_stats(connect) -> None:
     hook = connect()
     results = {}
