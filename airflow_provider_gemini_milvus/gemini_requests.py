@@ -28,6 +28,7 @@ __all__ = [
     "EmbeddingResult",
     "EmbeddingRunStats",
     "UnusableResponse",
+    "check_sendable",
     "checked_rows",
     "per_request_bodies",
     "plan_batches",
@@ -138,8 +139,15 @@ def validated_request(model: str, task_type: str, output_dimensionality: int | N
     )
 
 
-def _check_sendable(where: str, value: str, model: EmbeddingModel) -> None:
-    """Refuse a string that cannot be sent as UTF-8 or is longer than ``model`` accepts."""
+def check_sendable(where: str, value: str, model: EmbeddingModel) -> None:
+    """
+    Refuse a text or title that cannot be sent as UTF-8 or is longer than ``model`` accepts.
+
+    :param where: how the message names the item, e.g. ``texts[3]`` or ``documents[7] title``.
+    :param value: the string.
+    :param model: the model it is for.
+    :raises ValueError: naming ``where``: a lone surrogate (with its position) or the token estimate.
+    """
     surrogate = _lone_surrogate_position(value)
     if surrogate is not None:
         raise ValueError(
@@ -171,7 +179,7 @@ def validated_texts(texts: Sequence[str], model: EmbeddingModel) -> list[str]:
             raise ValueError(f"texts[{index}] is not a string (got {type(text).__name__})")
         if not text.strip():
             raise ValueError(f"texts[{index}] is empty or only whitespace")
-        _check_sendable(f"texts[{index}]", text, model)
+        check_sendable(f"texts[{index}]", text, model)
     return list(texts)
 
 
@@ -192,7 +200,7 @@ def validated_titles(
             continue
         if not isinstance(title, str):
             raise ValueError(f"titles[{index}] is not a string (got {type(title).__name__})")
-        _check_sendable(f"titles[{index}]", title, model)
+        check_sendable(f"titles[{index}]", title, model)
     return list(titles)
 
 

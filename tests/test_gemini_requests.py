@@ -11,6 +11,7 @@ from airflow_provider_gemini_milvus.gemini_requests import (
     Batch,
     EmbeddingRunStats,
     UnusableResponse,
+    check_sendable,
     checked_rows,
     per_request_bodies,
     plan_batches,
@@ -167,3 +168,10 @@ def test_stats_estimate_cost_from_the_models_price() -> None:
 def test_scrubbed_hides_the_secret_and_leaves_text_without_one_alone() -> None:
     assert scrubbed("bad key AIza-123 (AIza-123)", "AIza-123") == "bad key *** (***)"
     assert scrubbed("no secret here", None) == "no secret here"
+
+
+def test_check_sendable_names_the_item_as_the_caller_does() -> None:
+    with pytest.raises(
+        ValueError, match=r"^documents\[4\] title holds a lone surrogate \(U\+D83D at character 2\)"
+    ):
+        check_sendable("documents[4] title", "ab\ud83d", GEMINI_001)

@@ -405,6 +405,8 @@ class GeminiHook(BaseHook):
                 reason=scrubbed(str(err), self.settings.api_key), retryable=True, http_status=200
             )
         except _unparsable_response_errors() as err:
+            if not _is_about_the_answer(err):
+                raise  # pydantic refused the request we built: a bug to see, not a reason to retry
             return _FailedAttempt(
                 reason=f"Gemini answered 200 with a body that is not an embedding response "
                 f"({_parse_failure(err)})",
@@ -451,6 +453,12 @@ def _contents(texts: list[str], request: EmbedRequest) -> list[Any]:
     from google.genai import types
 
     return [types.Content(parts=[types.Part(text=text)]) for text in texts]
+
+
+def _is_about_the_answer(err: BaseException) -> bool:
+    """Whether a parse error concerns the answer (pydantic names the model it validated: ``...Response``)."""
+    title = getattr(err, "title", None)
+    return not isinstance(title, str) or title.endswith("Response")
 
 
 def _parse_failure(err: BaseException) -> str:
