@@ -88,6 +88,10 @@ def _unparsable_response_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+#: Guards the first build of a hook's client and pacers (module-level: a hook must stay deep-copyable).
+_BUILD_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class _FailedAttempt:
     """One attempt that did not give usable vectors, reduced to what is safe to keep (no SDK objects)."""
@@ -293,9 +297,11 @@ class GeminiHook(BaseHook):
             len(batches),
             concurrency,
         )
-        # Build the client and pacers before the worker threads share them (cached_property has no lock).
-        self.get_conn()
-        _ = self._pacers
+        # Build the client and pacers once, before worker threads (and concurrent calls) share them:
+        # cached_property has no lock.
+        with _BUILD_LOCK:
+            self.get_conn()
+            _ = self._pacers
         started = time.monotonic()
         vectors = np.empty((len(text_list), request.dim), dtype=np.float32)
         progress = ProgressLog(self.log, len(text_list))
