@@ -292,7 +292,6 @@ def checked_rows(embeddings: Sequence[Any] | None, batch: Batch, dim: int) -> np
     received = list(embeddings or [])
     if len(received) != len(batch.texts):
         raise UnusableResponse(f"Gemini answered with {len(received)} vectors for {len(batch.texts)} texts")
-    rows = np.empty((len(received), dim), dtype=np.float64)
     for offset, embedding in enumerate(received):
         values = getattr(embedding, "values", None)
         where = f"texts[{batch.start + offset}]"
@@ -300,22 +299,25 @@ def checked_rows(embeddings: Sequence[Any] | None, batch: Batch, dim: int) -> np
             raise UnusableResponse(f"Gemini answered with no values for {where}")
         if len(values) != dim:
             raise UnusableResponse(f"Gemini answered with {len(values)} values for {where}; expected {dim}")
-        try:
-            rows[offset] = values
-        except (TypeError, ValueError):
-            raise UnusableResponse(f"Gemini answered with values that are not numbers for {where}") from None
-    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf here, and is refused below
-        finite = np.isfinite(rows.astype(np.float32)).all(axis=1)
+    try:
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf here, and is refused below
+            rows = np.array([embedding.values for embedding in received], dtype=np.float32)
+    except (TypeError, ValueError):
+        raise UnusableResponse("Gemini answered with values that are not numbers") from None
+    finite = np.isfinite(rows).all(axis=1)
     if not finite.all():
         where = f"texts[{batch.start + int(np.flatnonzero(~finite)[0])}]"
         raise UnusableResponse(f"Gemini answered with NaN or infinity in the vector for {where}")
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    zero = norms[:, 0] == 0
+    # Sum the squares in float64: large float32 values would overflow the norm.
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+    zero = norms == 0
     if zero.any():
         raise UnusableResponse(
             f"Gemini answered with an all-zero vector for texts[{batch.start + int(np.flatnonzero(zero)[0])}]"
         )
-    return (rows / norms).astype(np.float32)
+    # Divide in place: each value is computed in float64 and stored back as float32.
+    np.divide(rows, norms[:, np.newaxis], out=rows, casting="same_kind")
+    return rows
 
 
 def scrubbed(text: str, secret: str | None) -> str:

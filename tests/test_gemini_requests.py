@@ -137,6 +137,11 @@ def test_rows_come_back_unit_length_float32() -> None:
     np.testing.assert_allclose(rows, [[0.6, 0.8], [0.0, -1.0]], atol=1e-7)
 
 
+def test_extreme_but_finite_values_are_normalised_without_overflow() -> None:
+    rows = checked_rows(embeddings([3e38, 3e38, 3e38, 3e38], [1e-40, 0.0, 0.0, 0.0]), batch_at(0, 2), 4)
+    np.testing.assert_allclose(rows, [[0.5, 0.5, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]])
+
+
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
