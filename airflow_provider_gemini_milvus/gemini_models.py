@@ -56,10 +56,6 @@ class EmbeddingModel:
     normalises_truncated: bool = False
     usd_per_million_tokens: float | None = None
 
-    @property
-    def max_dim(self) -> int:
-        return self.default_dim
-
     def check_output_dimensionality(self, output_dimensionality: int | None) -> None:
         """Raise ``ValueError`` naming the model when ``output_dimensionality`` is not accepted."""
         if output_dimensionality is None:
@@ -75,10 +71,10 @@ class EmbeddingModel:
                 f"model {self.name!r} does not support output_dimensionality "
                 f"(it always returns {self.default_dim} dimensions); got {output_dimensionality}"
             )
-        if not self.min_dim <= output_dimensionality <= self.max_dim:
+        if not self.min_dim <= output_dimensionality <= self.default_dim:
             raise ValueError(
                 f"output_dimensionality={output_dimensionality} is out of range for model {self.name!r}: "
-                f"it accepts {self.min_dim} to {self.max_dim}"
+                f"it accepts {self.min_dim} to {self.default_dim}"
             )
 
     def dim(self, output_dimensionality: int | None = None) -> int:
@@ -144,8 +140,10 @@ def resolve_model(model: str) -> EmbeddingModel:
 
     New Gemini embedding models keep the family's conventions (3072 dimensions, Matryoshka truncation,
     one vector per ``Content``), so a model released after this package still works. Anything else raises
-    ``ValueError`` listing the models this package knows.
+    ``ValueError`` listing the models this package knows; so does a ``model`` that is not a string.
     """
+    if not isinstance(model, str):
+        raise ValueError(f"model must be a model name such as {DEFAULT_MODEL!r}, got {type(model).__name__}")
     known = get_model(model)
     if known is not None:
         return known

@@ -27,19 +27,21 @@ def check_utf8_encodable(value: Any, where: str) -> None:
     """
     problem = _first_unencodable(value, "")
     if problem is not None:
-        path, position = problem
+        path, code, position = problem
         raise ValueError(
-            f"{where}{path} holds a lone surrogate at character {position}, which is not valid UTF-8 "
-            "(was the source decoded with the wrong encoding?)"
+            f"{where}{path} holds a lone surrogate (U+{code:04X} at character {position}), which is not "
+            "valid UTF-8 and cannot be sent; fix how the text was decoded"
         )
 
 
-def _first_unencodable(value: Any, path: str) -> tuple[str, int] | None:
+def _first_unencodable(value: Any, path: str) -> tuple[str, int, int] | None:
     if isinstance(value, str):
+        if value.isascii():
+            return None
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as err:
-            return path, err.start
+            return path, ord(value[err.start]), err.start
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():

@@ -4,16 +4,10 @@ import pytest
 
 from airflow_provider_gemini_milvus.gemini_models import (
     MODELS,
-    TASK_TYPES,
     estimate_tokens,
     get_model,
     resolve_model,
 )
-
-
-def test_all_eight_task_types() -> None:
-    assert len(TASK_TYPES) == 8
-    assert {"RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", "CODE_RETRIEVAL_QUERY"} <= set(TASK_TYPES)
 
 
 def test_models_prefix_is_optional() -> None:
@@ -40,3 +34,16 @@ def test_output_dimensionality_must_be_an_integer() -> None:
 def test_token_estimate() -> None:
     assert estimate_tokens("a") == 1
     assert estimate_tokens("abcd" * 10) == 10
+
+
+@pytest.mark.parametrize("model", [None, 3072, ["gemini-embedding-001"]])
+def test_a_model_that_is_not_a_name_is_a_value_error(model: object) -> None:
+    with pytest.raises(ValueError, match="model must be a model name such as 'gemini-embedding-001'"):
+        resolve_model(model)  # type: ignore[arg-type]
+
+
+def test_output_dimensionality_is_bounded_by_the_models_default_length() -> None:
+    model = MODELS["text-embedding-004"]
+    assert model.dim(768) == 768
+    with pytest.raises(ValueError, match="it accepts 1 to 768"):
+        model.dim(769)

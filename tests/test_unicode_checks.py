@@ -14,7 +14,7 @@ def test_valid_utf8_passes() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("ab\ud800", r"^documents\[0\] holds a lone surrogate at character 2"),
+        ("ab\ud800", r"^documents\[0\] holds a lone surrogate \(U\+D800 at character 2\)"),
         ({"tags": ["x", "\udc80"]}, r"^documents\[0\]\['tags'\]\[1\] holds"),
         ({"k\ud800": 1}, r"^documents\[0\] key holds"),
         ([("ok", "\ud800")], r"^documents\[0\]\[0\]\[1\] holds"),

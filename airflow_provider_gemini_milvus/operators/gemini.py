@@ -16,10 +16,10 @@ from airflow_provider_gemini_milvus.gemini_models import (
     DEFAULT_MODEL,
     MAX_TEXTS_PER_REQUEST,
     EmbeddingModel,
-    estimate_tokens,
     normalise_task_type,
     resolve_model,
 )
+from airflow_provider_gemini_milvus.gemini_requests import check_sendable
 from airflow_provider_gemini_milvus.hooks.gemini import EmbeddingRunStats, GeminiHook
 from airflow_provider_gemini_milvus.milvus_layout import (
     ID_MAX_LENGTH,
@@ -227,12 +227,12 @@ class GeminiEmbedOperator(BaseOperator):
             len(delete_ids),
         )
 
-        rows = self._embed_rows(to_embed, args, fingerprint) if to_embed else []
-        run = (
-            self.hook.last_run
+        rows, run_stats = (
+            self._embed_rows(to_embed, args, fingerprint)
             if to_embed
-            else EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
-        ).as_dict()
+            else ([], EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens))
+        )
+        run = run_stats.as_dict()
         return {
             "rows": rows,
             "delete_ids": delete_ids,
@@ -377,9 +377,9 @@ class GeminiEmbedOperator(BaseOperator):
 
     def _embed_rows(
         self, documents: list[Document], args: EmbedArguments, fingerprint: str
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], EmbeddingRunStats]:
         titles = [doc.title for doc in documents] if args.title_field is not None else None
-        vectors = self.hook.embed(
+        result = self.hook.embed_with_stats(
             [doc.text for doc in documents],
             model=args.model.name,
             task_type=args.task_type,
@@ -388,8 +388,8 @@ class GeminiEmbedOperator(BaseOperator):
             batch_size=args.batch_size,
             max_concurrency=args.max_concurrency,
         )
-        rounded = np.round(vectors.astype(np.float64), VECTOR_DECIMALS).tolist()
-        return [
+        rounded = np.round(result.vectors.astype(np.float64), VECTOR_DECIMALS).tolist()
+        rows = [
             {
                 "id": doc.id,
                 "vector": vector,
@@ -400,6 +400,7 @@ class GeminiEmbedOperator(BaseOperator):
             }
             for doc, vector in zip(documents, rounded, strict=True)
         ]
+        return rows, result.stats
 
 
 class _DocumentReader:
@@ -434,8 +435,7 @@ class _DocumentReader:
             raise ValueError(f"{where} text must be a string, got {type(text).__name__}")
         if not text.strip():
             raise ValueError(f"{where} text is empty or only whitespace")
-        check_utf8_encodable(text, f"{where} text")
-        self._check_tokens(where, "text", text)
+        check_sendable(f"{where} text", text, self.args.model)
         return check_text(text, where, self.text_max_length)
 
     def _id(self, where: str, value: Any, text: str) -> str:
@@ -460,8 +460,7 @@ class _DocumentReader:
             raise ValueError(
                 f"{where} field {title_field!r} (title_field) must be a string, got {type(title).__name__}"
             )
-        check_utf8_encodable(title, f"{where} title")
-        self._check_tokens(where, "title", title)
+        check_sendable(f"{where} title", title, self.args.model)
         return title
 
     def _metadata(self, where: str, item: Mapping[str, Any]) -> dict[str, Any]:
@@ -477,15 +476,6 @@ class _DocumentReader:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where} metadata is not JSON-serialisable: {err}") from None
         return metadata
-
-    def _check_tokens(self, where: str, what: str, value: str) -> None:
-        model = self.args.model
-        tokens = estimate_tokens(value)
-        if tokens > model.max_input_tokens:
-            raise ValueError(
-                f"{where} {what} is about {tokens} tokens; {model.name} accepts at most "
-                f"{model.max_input_tokens} tokens per text (split it into chunks)"
-            )
 
 
 def _check_delete_fraction(to_delete: int, stored: int, max_delete_fraction: float) -> None:

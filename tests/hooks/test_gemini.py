@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import traceback
 
 import numpy as np
 import pytest
@@ -192,28 +194,30 @@ def test_429_and_5xx_are_retried_and_nothing_is_lost(connect, gemini_emulator: G
     gemini_emulator.fail_next(1, status=500)
     gemini_emulator.fail_next(1, status=503)
 
-    vectors = hook.embed(texts, output_dimensionality=768)
+    result = hook.embed_with_stats(texts, output_dimensionality=768)
 
-    np.testing.assert_allclose(vectors, expected, atol=1e-6)
-    assert hook.last_run.retries == 4
-    assert hook.last_run.rate_limited == 2
+    np.testing.assert_allclose(result.vectors, expected, atol=1e-6)
+    assert result.stats.retries == 4
+    assert result.stats.rate_limited == 2
+    assert result.stats.requests == 7
     assert gemini_emulator.stats.texts == 250
 
 
 def test_a_dropped_connection_is_retried(connect, gemini_emulator: GeminiEmulator) -> None:
     hook = connect()
     gemini_emulator.drop_next(1)
-    assert hook.embed(corpus(3), output_dimensionality=128).shape == (3, 128)
-    assert hook.last_run.retries == 1
+    result = hook.embed_with_stats(corpus(3), output_dimensionality=128)
+    assert result.vectors.shape == (3, 128)
+    assert result.stats.retries == 1
 
 
 def test_random_server_faults_are_absorbed(connect, gemini_emulator: GeminiEmulator) -> None:
     gemini_emulator.configure(fault_rate=0.3)
     hook = connect(max_retries=10)
-    vectors = hook.embed(corpus(300), batch_size=20, output_dimensionality=128)
-    assert vectors.shape == (300, 128)
+    result = hook.embed_with_stats(corpus(300), batch_size=20, output_dimensionality=128)
+    assert result.vectors.shape == (300, 128)
     assert gemini_emulator.stats.texts == 300
-    assert hook.last_run.retries > 0
+    assert result.stats.retries > 0
 
 
 def test_gives_up_after_a_bounded_number_of_attempts(connect, gemini_emulator: GeminiEmulator) -> None:
@@ -241,22 +245,26 @@ def test_an_exhausted_daily_quota_stops_at_once(connect, gemini_emulator: Gemini
     assert gemini_emulator.stats.requests == 2
 
 
+# The three pacing tests run in real time. The emulator measures its per-minute quotas over a 1-second
+# window (quota_window_seconds), so a quota of 3600 a minute allows 60 requests in any second; 90 requests
+# then need one and a half windows, about 1.5 s when paced.
+
+
 def test_pacing_to_the_quota_avoids_429s(connect, gemini_emulator: GeminiEmulator) -> None:
-    # The emulator allows 1200 requests a minute over a 3-second window: 60 per window.
-    gemini_emulator.configure(requests_per_minute=1200, quota_window_seconds=3.0)
-    hook = connect(requests_per_minute=1200, max_concurrency=8)
+    gemini_emulator.configure(requests_per_minute=3600, quota_window_seconds=1.0)
+    hook = connect(requests_per_minute=3600, max_concurrency=8)
 
-    vectors = hook.embed(corpus(90), batch_size=1, output_dimensionality=128)
+    result = hook.embed_with_stats(corpus(90), batch_size=1, output_dimensionality=128)
 
-    assert vectors.shape == (90, 128)
+    assert result.vectors.shape == (90, 128)
     assert gemini_emulator.stats.status_counts.get(429, 0) == 0
-    assert hook.last_run.rate_limited == 0
+    assert result.stats.rate_limited == 0
 
 
 def test_without_pacing_the_same_quota_answers_429_but_nothing_is_lost(
     connect, gemini_emulator: GeminiEmulator
 ) -> None:
-    gemini_emulator.configure(requests_per_minute=1200, quota_window_seconds=3.0)
+    gemini_emulator.configure(requests_per_minute=3600, quota_window_seconds=1.0)
     hook = connect(max_concurrency=8, max_retries=20)
 
     vectors = hook.embed(corpus(90), batch_size=1, output_dimensionality=128)
@@ -267,14 +275,94 @@ def test_without_pacing_the_same_quota_answers_429_but_nothing_is_lost(
 
 
 def test_token_pacing_avoids_429s(connect, gemini_emulator: GeminiEmulator) -> None:
-    # About 12 tokens a text; the emulator allows 1300 tokens per 3-second window, a hundred texts.
-    gemini_emulator.configure(tokens_per_minute=26_000, quota_window_seconds=3.0)
-    hook = connect(tokens_per_minute=26_000, max_concurrency=8)
+    # About 12 tokens a text; the emulator allows 1300 tokens per 1-second window, a hundred texts.
+    gemini_emulator.configure(tokens_per_minute=78_000, quota_window_seconds=1.0)
+    hook = connect(tokens_per_minute=78_000, max_concurrency=8)
 
     vectors = hook.embed(corpus(250), batch_size=1, output_dimensionality=128)
 
     assert vectors.shape == (250, 128)
     assert gemini_emulator.stats.status_counts.get(429, 0) == 0
+
+
+# -- answers from the server that are wrong ---------------------------------------------------------------
+
+UNUSABLE_ANSWERS = {
+    "nan": r"NaN or infinity in the vector for texts\[0\]",
+    "inf": r"NaN or infinity in the vector for texts\[0\]",
+    "zero": r"all-zero vector for texts\[0\]",
+    "short": r"127 values for texts\[0\]; expected 128",
+    "null": r"no values for texts\[0\]",
+    "missing": r"no values for texts\[0\]",
+    "html": r"not an embedding response \(invalid JSON: Expecting value at character 0\)",
+    "truncated": r"not an embedding response \(invalid JSON",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNUSABLE_ANSWERS))
+def test_an_unusable_answer_is_a_failed_request_that_is_retried(
+    connect, gemini_emulator: GeminiEmulator, kind: str
+) -> None:
+    hook = connect()
+    texts = corpus(250)
+    expected = hook.embed(texts, output_dimensionality=128)
+    gemini_emulator.corrupt_next(1, kind=kind)
+
+    result = hook.embed_with_stats(texts, output_dimensionality=128)
+
+    assert gemini_emulator.stats.corrupted == 1
+    assert result.stats.retries == 1
+    assert result.stats.requests == 4
+    assert np.isfinite(result.vectors).all()
+    np.testing.assert_allclose(result.vectors, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(("kind", "reason"), sorted(UNUSABLE_ANSWERS.items()))
+def test_unusable_answers_past_the_retry_budget_raise_an_error_naming_the_request(
+    connect, gemini_emulator: GeminiEmulator, kind: str, reason: str
+) -> None:
+    gemini_emulator.corrupt_next(10, kind=kind)
+    with pytest.raises(GeminiAPIError, match=reason) as excinfo:
+        connect(max_retries=2).embed(corpus(150), output_dimensionality=128, max_concurrency=1)
+    error = excinfo.value
+    assert str(error).startswith("gave up on request 1 (texts[0..99]) after 3 attempts: Gemini answered")
+    assert error.attempts == 3
+    assert error.http_status == 200
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    assert gemini_emulator.stats.corrupted == 3
+
+
+@pytest.mark.parametrize("kind", ["nan", "short", "truncated"])
+def test_unusable_answers_on_the_vertex_routes_are_retried_too(
+    connect, gemini_emulator: GeminiEmulator, kind: str
+) -> None:
+    hook = connect(vertexai=True)
+    gemini_emulator.corrupt_next(1, kind=kind)
+    result = hook.embed_with_stats(corpus(3), output_dimensionality=256)
+    assert gemini_emulator.stats.corrupted == 1
+    assert result.stats.retries == 1
+    assert np.isfinite(result.vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_concurrent_calls_on_one_hook_each_get_their_own_stats(connect) -> None:
+    hook = connect()
+    results = {}
+
+    def embed(count: int) -> None:
+        results[count] = hook.embed_with_stats(corpus(count), batch_size=10, output_dimensionality=128)
+
+    threads = [threading.Thread(target=embed, args=(count,)) for count in (30, 50, 70)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert {count: result.stats.requests for count, result in results.items()} == {30: 3, 50: 5, 70: 7}
+    assert {count: result.stats.texts for count, result in results.items()} == {30: 30, 50: 50, 70: 70}
+    assert {count: len(result.vectors) for count, result in results.items()} == {30: 30, 50: 50, 70: 70}
+    assert not hasattr(hook, "last_run")
 
 
 # -- validation: every bad input fails before anything is sent -----------------------------------------
@@ -303,6 +391,14 @@ def test_token_pacing_avoids_429s(connect, gemini_emulator: GeminiEmulator) -> N
         (["a"], {"batch_size": 101}, "batch_size must be between 1 and 100"),
         (["a"], {"batch_size": 0}, "batch_size must be between 1 and 100"),
         (["a"], {"max_concurrency": 0}, "max_concurrency must be a positive integer"),
+        (["fine", "broken \ud800 half"], {}, r"texts\[1\] holds a lone surrogate \(U\+D800 at character 7\)"),
+        (["a", "b"], {"titles": ["t", "\udfff"]}, r"titles\[1\] holds a lone surrogate"),
+        (["a"], {"titles": ["x" * 9000]}, r"titles\[0\] is about 2250 tokens; gemini-embedding-001 accepts"),
+        (
+            ["fine"],
+            {"model": None},
+            "model must be a model name such as 'gemini-embedding-001', got NoneType",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_request(
@@ -372,6 +468,83 @@ def test_the_key_never_reaches_logs_or_exception_text(
     assert key not in repr(hook.settings)
     assert key not in caplog.text
     assert key not in captured.out + captured.err
+
+
+def _full_traceback(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        pytest.param({"model": "gemini-embedding-999"}, "Gemini refused request 1", id="refused"),
+        pytest.param({"fail": 503}, "gave up on request 1 .* after 3 attempts", id="retries-exhausted"),
+        pytest.param({"fail": 429}, "gave up on request 1 .* after 3 attempts", id="rate-limited"),
+    ],
+)
+def test_a_gateway_echoing_the_key_never_puts_it_in_an_exception_or_log(
+    connect,
+    gemini_emulator: GeminiEmulator,
+    caplog: pytest.LogCaptureFixture,
+    fault: dict[str, object],
+    expected: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = gemini_emulator.api_key
+    gemini_emulator.configure(echo_api_key_in_errors=True)
+    if "fail" in fault:
+        gemini_emulator.fail_next(10, status=fault["fail"])  # type: ignore[arg-type]
+    with pytest.raises(GeminiAPIError, match=expected) as excinfo:
+        connect(max_retries=2).embed(corpus(3), model=str(fault.get("model", "gemini-embedding-001")))
+
+    error = excinfo.value
+    assert "(request key: ***)" in str(error)  # the echo arrived, scrubbed
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    assert key not in _full_traceback(error)
+    assert key not in caplog.text
+
+
+def test_test_connection_with_a_key_echoing_gateway_does_not_leak_it(
+    monkeypatch: pytest.MonkeyPatch, gemini_emulator: GeminiEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "wrong-key-AIzaSy-echoed-back"
+    gemini_emulator.configure(echo_api_key_in_errors=True)
+    connection = {"conn_type": "gemini", "password": secret, "extra": {"base_url": gemini_emulator.base_url}}
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(connection))
+
+    ok, message = GeminiHook().test_connection()
+
+    assert not ok
+    assert "(request key: ***)" in message
+    assert secret not in message
+    assert secret not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://example.invalid",
+        "http://10.1.2.3:8080/gemini",
+        "http://user:hunter2@gateway.example.com",
+    ],
+)
+def test_plain_http_to_another_host_is_refused_before_a_client_is_built(connect, base_url: str) -> None:
+    hook = connect(base_url=base_url)
+    with pytest.raises(ValueError, match="plain http to a host that is not this machine") as excinfo:
+        hook.embed(["hello"])
+    assert "hunter2" not in _full_traceback(excinfo.value)
+    ok, message = hook.test_connection()
+    assert not ok
+    assert "use https://" in message
+    assert "_client" not in vars(hook)
+
+
+def test_an_https_gateway_is_accepted_without_a_request(connect) -> None:
+    hook = connect(base_url="https://gateway.example.com/gemini")
+    assert hook.get_conn() is not None
+    assert hook.settings.base_url == "https://gateway.example.com/gemini"
 
 
 # -- Vertex AI --------------------------------------------------------------------------------------------
