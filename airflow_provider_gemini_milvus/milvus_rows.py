@@ -413,12 +413,13 @@ def prepare_rows(
         hash_value = _check_short_string(row, FIELD_CONTENT_HASH, where, CONTENT_HASH_MAX_LENGTH)
         model = _check_short_string(row, FIELD_MODEL, where, MODEL_MAX_LENGTH)
         extras = {key: value for key, value in row.items() if key not in REQUIRED_FIELD_TYPES}
-        for key in extras:
+        for key, value in extras.items():
             if not isinstance(key, str) or not key or key.startswith("$"):
                 raise ValueError(f"{where}: extra key {_show(key)} is not a valid dynamic field name")
-        if extras:
-            # Milvus keeps dynamic fields together in one JSON field, ``$meta``.
-            _check_json(extras, where, "the extra (dynamic) fields")
+            _check_json(value, where, f"extra field {key!r}")
+        if len(extras) > 1:
+            # Milvus keeps the dynamic fields together in one JSON field, ``$meta``.
+            _check_json(extras, where, "the extra (dynamic) fields together")
         if not hash_value:
             title = row.get("title")
             hash_value = content_hash(

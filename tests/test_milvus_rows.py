@@ -155,10 +155,20 @@ def test_metadata_over_64_kib_of_json_is_refused() -> None:
         ValueError, match=r"rows\[1\] \(id 'b'\): metadata is 65537 bytes as JSON, more than the 65536"
     ):
         prepare_rows([GOOD, {**GOOD, "id": "b", "metadata": {"k": fits["k"] + "x"}}])
-    with pytest.raises(
-        ValueError, match=r"rows\[0\] \(id 'a'\): the extra \(dynamic\) fields is 70\d\d\d bytes"
-    ):
+    with pytest.raises(ValueError, match=r"rows\[0\] \(id 'a'\): extra field 'notes' is 70002 bytes as JSON"):
         prepare_rows([{**GOOD, "notes": "n" * 70000}])
+    # Milvus stores the dynamic fields together in one JSON field, with the same limit.
+    with pytest.raises(ValueError, match=r"the extra \(dynamic\) fields together is 8\d{4} bytes as JSON"):
+        prepare_rows([{**GOOD, "notes": "n" * 40000, "more": "m" * 40000}])
+
+
+def test_extra_fields_are_named_when_they_are_not_json() -> None:
+    with pytest.raises(
+        ValueError, match=r"rows\[0\] \(id 'a'\): extra field 'tags' is not JSON-serialisable"
+    ):
+        prepare_rows([{**GOOD, "tags": {"x"}}])
+    with pytest.raises(ValueError, match=r"extra field 'n'\['deep'\] is 18446744073709551616, outside"):
+        prepare_rows([{**GOOD, "n": {"deep": 2**64}}])
 
 
 @pytest.mark.parametrize(
