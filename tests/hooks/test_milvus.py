@@ -85,7 +85,7 @@ def test_hook_reads_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hook.timeout == 12.0
 
 
-def test_hook_init_does_no_io() -> None:
+def test_a_missing_connection_fails_on_use_not_on_init() -> None:
     hook = MilvusHook(milvus_conn_id="does_not_exist")  # no such connection: only using it fails
     ok, message = hook.test_connection()
     assert not ok
@@ -284,6 +284,9 @@ def test_close_releases_lite_and_a_new_hook_reopens_the_file(
         assert again.fetch_fingerprints("docs", ["doc-1"])["doc-1"][1] == ""
 
 
+# --- test_connection and connection errors -----------------------------------------------------------
+
+
 def test_test_connection_leaves_a_client_it_did_not_open(hook: MilvusHook) -> None:
     client = hook.get_conn()
     assert hook.test_connection()[0]
@@ -330,6 +333,9 @@ def test_a_connection_error_carries_no_cause_that_could_hold_the_token(
     assert raised.value.__cause__ is None
     assert raised.value.__suppress_context__
     assert "sup3r-secret" not in "".join(traceback.format_exception(raised.value))
+
+
+# --- what a server refuses, refused on Lite too ------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["bad-name!", "a b", "1abc"])
