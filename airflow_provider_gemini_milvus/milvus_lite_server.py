@@ -48,34 +48,29 @@ class TaskLog(Protocol):
 
 
 def open_lite_client(
-    make_client: Callable[[], Any],
-    path: str,
-    *,
-    conn_id: str,
-    max_wait: float,
-    timeout: float | None,
-    log: TaskLog,
+    client_kwargs: Mapping[str, Any], conn_id: str, *, max_wait: float, log: TaskLog
 ) -> tuple[Any, list[str]]:
     """
-    Open a Milvus Lite file the way a task needs it; return the client and the collections now loaded.
+    Open a Milvus Lite file the way a task needs it; return the ``MilvusClient`` and the collections loaded.
 
     Checks that Milvus Lite is installed, creates the parent folder, quiets Lite's misleading tracebacks,
     waits for another process's lock (:func:`open_waiting_for_lock`), then loads what Lite released on
     reopening the file (:func:`load_released_collections`).
 
-    :param make_client: makes the client (``MilvusClient(...)``).
-    :param path: the absolute path of the ``.db`` file.
+    :param client_kwargs: the ``MilvusClient`` arguments; ``uri`` is the absolute path of the ``.db`` file.
     :param conn_id: the connection id, for messages.
     :param max_wait: seconds to wait for another process's lock.
-    :param timeout: seconds per call, or None.
     :param log: where to log.
     """
+    from pymilvus import MilvusClient
+
+    path = str(client_kwargs["uri"])
     require_milvus_lite(path, conn_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     quiet_lite_noise()
-    client = open_waiting_for_lock(make_client, path, max_wait, log)
+    client = open_waiting_for_lock(lambda: MilvusClient(**client_kwargs), path, max_wait, log)
     try:
-        return client, load_released_collections(client, timeout, log)
+        return client, load_released_collections(client, client_kwargs.get("timeout"), log)
     except BaseException:
         client.close()
         release_lite_server(path)

@@ -151,21 +151,15 @@ class MilvusHook(BaseHook):
             return self._client
         from pymilvus import MilvusClient
 
-        kwargs = dict(self.client_kwargs)
         self.log.info("Connecting to Milvus%s at %s", " Lite" if self.is_lite else "", self.uri)
         try:
             if self.is_lite:
                 client, loaded = open_lite_client(
-                    lambda: MilvusClient(**kwargs),
-                    self.uri,
-                    conn_id=self.milvus_conn_id,
-                    max_wait=self.lite_lock_wait,
-                    timeout=self.timeout,
-                    log=self.log,
+                    self.client_kwargs, self.milvus_conn_id, max_wait=self.lite_lock_wait, log=self.log
                 )
                 self._loaded.update(loaded)
             else:
-                client = MilvusClient(**kwargs)
+                client = MilvusClient(**self.client_kwargs)
         except GeminiMilvusProviderError:
             raise
         except Exception as err:
@@ -234,8 +228,9 @@ class MilvusHook(BaseHook):
         Return True if the collection (or an alias of that name) exists.
 
         :param name: collection name.
+        :raises ValueError: for a name a Milvus server would refuse (Milvus Lite accepts it).
         """
-        return bool(self.get_conn().has_collection(name, timeout=self.timeout))
+        return bool(self.get_conn().has_collection(check_name(name), timeout=self.timeout))
 
     def describe(self, name: str) -> CollectionInfo | None:
         """

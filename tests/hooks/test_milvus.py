@@ -344,6 +344,8 @@ def test_names_a_server_refuses_are_refused_on_lite_too(hook: MilvusHook, name: 
         hook.ensure_collection(name, DIM)
     with pytest.raises(ValueError, match="is not valid in Milvus"):
         hook.write_batches(name, [])
+    with pytest.raises(ValueError, match="is not valid in Milvus"):
+        hook.fetch_fingerprints(name, ["a"])  # what the incremental embed operator asks before embedding
     assert hook.get_conn().list_collections() == []
 
 
