@@ -327,7 +327,8 @@ MILVUS_EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "lite_lock_wait",
         "number",
         "Milvus Lite lock wait (seconds)",
-        "Milvus Lite only: how long to wait for another process to release the .db file before failing.",
+        "Milvus Lite only: how long to wait, retrying with logged backoff, for another process to release "
+        "the .db file before failing; 0 fails at once.",
         DEFAULT_LITE_LOCK_WAIT_SECONDS,
         minimum=0,
     ),

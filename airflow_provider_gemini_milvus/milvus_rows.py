@@ -3,18 +3,21 @@ The row contract: what a row must hold before it is written, checked the way a M
 and how rows are split into size-bounded requests. Pure code with no I/O.
 
 Milvus Lite accepts several things a Milvus server rejects (duplicate primary keys in one batch, NaN
-vectors, VARCHAR lengths counted in characters rather than bytes), so :func:`prepare_rows` validates rows
-the way a server would, on every backend.
+vectors, values that overflow float32, VARCHAR lengths counted in characters rather than bytes, JSON over
+64 KiB, integers outside int64), so :func:`prepare_rows` validates rows the way a server would, on every
+backend, before anything is written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 from airflow_provider_gemini_milvus.milvus_layout import (
     CONTENT_HASH_MAX_LENGTH,
@@ -25,6 +28,7 @@ from airflow_provider_gemini_milvus.milvus_layout import (
     FIELD_TEXT,
     FIELD_VECTOR,
     ID_MAX_LENGTH,
+    JSON_MAX_LENGTH,
     MAX_DIM,
     MODEL_MAX_LENGTH,
     REQUIRED_FIELD_TYPES,
@@ -34,14 +38,17 @@ from airflow_provider_gemini_milvus.milvus_layout import (
 __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
     "WRITE_MODES",
+    "WriteResult",
     "check_id",
     "check_text",
     "chunked",
     "content_hash",
     "estimate_row_bytes",
+    "ids_after_filter",
     "ids_in_filter",
     "milvus_string_literal",
     "prepare_rows",
+    "skip_stored_rows",
     "split_batches",
 ]
 
@@ -51,6 +58,35 @@ DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
 """Default payload cap per insert/upsert request: well under the 64 MiB a Milvus server accepts."""
 ROW_OVERHEAD_BYTES = 64
 """Allowance per row for protobuf framing and field headers in :func:`estimate_row_bytes`."""
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_CONFLICTS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """
+    Outcome of ``MilvusHook.write_batches``.
+
+    :param collection: collection written to.
+    :param mode: ``upsert`` or ``insert``.
+    :param written: rows sent and acknowledged.
+    :param batches: requests made.
+    :param seconds: wall time of the writes and the final flush.
+    :param skipped: ``insert`` only: rows not sent because their id was already stored with the same
+        ``content_hash`` and ``model`` (by an earlier, interrupted attempt).
+    """
+
+    collection: str
+    mode: str
+    written: int
+    batches: int
+    seconds: float
+    skipped: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return asdict(self)
 
 
 def milvus_string_literal(value: str) -> str:
@@ -83,6 +119,16 @@ def ids_in_filter(ids: Iterable[str], field: str = FIELD_ID) -> str:
     return f"{field} in [{', '.join(milvus_string_literal(i) for i in ids)}]"
 
 
+def ids_after_filter(last: str | None, field: str = FIELD_ID) -> str:
+    """
+    Build the filter of the next page of primary keys: every id after ``last`` (all ids when None).
+
+    :param last: the last id of the previous page, or None for the first page.
+    :param field: the primary key field name.
+    """
+    return f'{field} != ""' if last is None else f"{field} > {milvus_string_literal(last)}"
+
+
 def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """
     Yield consecutive slices of ``items`` holding at most ``size`` elements.
@@ -96,13 +142,25 @@ def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def content_hash(text: str) -> str:
+def content_hash(text: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None) -> str:
     """
-    Return the SHA-256 hex digest of ``text`` encoded as UTF-8 (what rows store as ``content_hash``).
+    Return the fingerprint rows store as ``content_hash``: what was embedded, besides the model.
+
+    The SHA-256 hex digest of the UTF-8 compact JSON ``{"metadata": ..., "text": ..., "title": ...}`` with
+    sorted keys. Both operators compute it with this function, so a row loaded by either one matches the
+    hash the incremental embedding run computes for the same document.
 
     :param text: the text that was embedded.
+    :param title: the document title sent with the text, if any.
+    :param metadata: the metadata stored with the row; None means ``{}``.
     """
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    payload = json.dumps(
+        {"text": text, "title": title, "metadata": dict(metadata or {})},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _json_compact(value: Any) -> str:
@@ -156,7 +214,7 @@ def split_batches(
         row_bytes = estimate_row_bytes(row)
         if row_bytes > max_batch_bytes:
             raise ValueError(
-                f"row {index} (id {_show(row.get(FIELD_ID))}) is about {row_bytes} bytes, "
+                f"rows[{index}] (id {_show(row.get(FIELD_ID))}) is about {row_bytes} bytes, "
                 f"more than max_batch_bytes={max_batch_bytes}"
             )
         row_cap_hit = max_batch_rows is not None and len(current) >= max_batch_rows
@@ -176,8 +234,14 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-def _utf8_len(value: str) -> int:
-    return len(value.encode("utf-8"))
+def _utf8_len(value: str, where: str, what: str) -> int:
+    """UTF-8 length of ``value``; a lone surrogate (``"\\ud800"``) cannot be encoded and is refused."""
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{where}: {what} holds a lone surrogate at position {err.start}, which is not valid UTF-8"
+        ) from None
 
 
 def check_id(value: Any, where: str, id_max_length: int = ID_MAX_LENGTH) -> str:
@@ -185,33 +249,35 @@ def check_id(value: Any, where: str, id_max_length: int = ID_MAX_LENGTH) -> str:
     Return ``value`` if it is a usable primary key, else raise ``ValueError`` starting with ``where``.
 
     :param value: the id.
-    :param where: how the caller names the item, e.g. ``documents[3]`` or ``row 3 (id 'a')``.
+    :param where: how the caller names the item, e.g. ``documents[3]`` or ``rows[3] (id 'a')``.
     :param id_max_length: the id field's ``max_length`` in UTF-8 bytes.
     """
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{where}: id must be a non-empty string, got {_show(value)}")
-    if _utf8_len(value) > id_max_length:
+    size = _utf8_len(value, where, "id")
+    if size > id_max_length:
         raise ValueError(
-            f"{where}: id is {_utf8_len(value)} bytes in UTF-8, longer than the id field's "
-            f"max_length {id_max_length}"
+            f"{where}: id is {size} bytes in UTF-8, longer than the id field's max_length {id_max_length}"
         )
     return value
 
 
-def check_text(value: Any, where: str, text_max_length: int = TEXT_MAX_LENGTH) -> str:
+def check_text(value: Any, where: str, text_max_length: int = TEXT_MAX_LENGTH, *, what: str = "text") -> str:
     """
     Return ``value`` if the ``text`` field can store it, else raise ``ValueError`` starting with ``where``.
 
     :param value: the text.
     :param where: how the caller names the item, e.g. ``documents[3]``.
     :param text_max_length: the text field's ``max_length`` in UTF-8 bytes.
+    :param what: what the value is, for the message (``text``, ``title``).
     """
     if not isinstance(value, str):
-        raise ValueError(f"{where}: text must be a string, got {type(value).__name__}")
-    if _utf8_len(value) > text_max_length:
+        raise ValueError(f"{where}: {what} must be a string, got {type(value).__name__}")
+    size = _utf8_len(value, where, what)
+    if size > text_max_length:
         raise ValueError(
-            f"{where}: text is {_utf8_len(value)} bytes in UTF-8, longer than the text field's "
-            f"max_length {text_max_length}"
+            f"{where}: {what} is {size} bytes in UTF-8, longer than the text field's max_length "
+            f"{text_max_length}"
         )
     return value
 
@@ -229,10 +295,19 @@ def _check_vector(value: Any, where: str) -> list[float]:
     for position, number in enumerate(value):
         if isinstance(number, bool) or not isinstance(number, numbers.Real):
             raise ValueError(f"{where}: vector value {position} is not a number ({type(number).__name__})")
-        as_float = float(number)
-        if not math.isfinite(as_float):
-            raise ValueError(f"{where}: vector value {position} is {as_float} (NaN and inf are not allowed)")
-        floats.append(as_float)
+        try:
+            floats.append(float(number))
+        except OverflowError:  # an int too large for a float
+            raise ValueError(f"{where}: vector value {position} is too large for float32") from None
+    # Milvus stores float32: 1e39 is finite as a Python float and +inf once stored.
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(np.asarray(floats, dtype=np.float32))
+    if not finite.all():
+        position = int(np.argmin(finite))
+        raise ValueError(
+            f"{where}: vector value {position} is {floats[position]}, which is not finite as float32 "
+            "(NaN, inf and values beyond +-3.4e38 are not allowed)"
+        )
     return floats
 
 
@@ -242,16 +317,44 @@ def _check_short_string(row: Mapping[str, Any], key: str, where: str, max_length
         return None
     if not isinstance(value, str):
         raise ValueError(f"{where}: {key} must be a string, got {type(value).__name__}")
-    if _utf8_len(value) > max_length:
-        raise ValueError(f"{where}: {key} is {_utf8_len(value)} bytes in UTF-8, max_length is {max_length}")
+    size = _utf8_len(value, where, key)
+    if size > max_length:
+        raise ValueError(f"{where}: {key} is {size} bytes in UTF-8, max_length is {max_length}")
     return value
 
 
+def _check_json_values(value: Any, where: str, path: str) -> None:
+    """Refuse integers outside int64 and strings that are not valid UTF-8, at any depth."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            shown = repr(value) if value.bit_length() <= 128 else f"an integer of {value.bit_length()} bits"
+            raise ValueError(f"{where}: {path} is {shown}, outside the int64 range Milvus stores in JSON")
+    elif isinstance(value, str):
+        _utf8_len(value, where, path)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                _utf8_len(key, where, f"a key of {path}")
+            _check_json_values(item, where, f"{path}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for position, item in enumerate(value):
+            _check_json_values(item, where, f"{path}[{position}]")
+
+
 def _check_json(value: Any, where: str, what: str) -> None:
+    """A value stored in a JSON field: serialisable, int64 integers, valid UTF-8, at most 64 KiB."""
+    _check_json_values(value, where, what)
     try:
-        _json_compact(value)
+        size = len(_json_compact(value).encode("utf-8"))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {what} is not JSON-serialisable: {err}") from err
+    if size > JSON_MAX_LENGTH:
+        raise ValueError(
+            f"{where}: {what} is {size} bytes as JSON, more than the {JSON_MAX_LENGTH} bytes a Milvus "
+            "JSON field holds"
+        )
 
 
 def prepare_rows(
@@ -264,17 +367,19 @@ def prepare_rows(
     """
     Validate rows the way a Milvus server would and return them ready to write, with the vector dimension.
 
-    Every row must be a dict with a non-empty string ``id``, a ``vector`` of finite numbers and a string
-    ``text``; ``metadata`` (a JSON-serialisable dict), ``content_hash`` and ``model`` are optional.
-    A missing ``content_hash`` becomes the SHA-256 of the text, a missing ``model`` becomes ``""``, a
-    missing ``metadata`` becomes ``{}``. Other keys are kept as dynamic fields and must be JSON-serialisable.
-    Lengths are counted in UTF-8 bytes, as a Milvus server counts them (Milvus Lite counts characters).
+    Every row must be a dict with a non-empty string ``id``, a ``vector`` of numbers finite as float32 and a
+    string ``text``; ``metadata`` (a JSON-serialisable dict), ``content_hash`` and ``model`` are optional.
+    A missing ``content_hash`` becomes :func:`content_hash` of the text, the row's ``title`` (when it is a
+    string) and metadata; a missing ``model`` becomes ``""``, a missing ``metadata`` ``{}``. Other keys are
+    kept as dynamic fields and must be JSON-serialisable. Lengths are counted in UTF-8 bytes, as a Milvus
+    server counts them (Milvus Lite counts characters); ``metadata`` and the dynamic fields each hold at
+    most 65,536 bytes of JSON and only integers within int64.
 
     :param rows: the rows to check; nothing is modified in place.
     :param dim: the dimension every vector must have; None means the first row's.
     :param id_max_length: the id field's ``max_length`` in bytes.
     :param text_max_length: the text field's ``max_length`` in bytes.
-    :raises ValueError: naming the first bad row's index and id.
+    :raises ValueError: naming the first bad row as ``rows[i] (id '...')``.
     :return: the normalised rows and the dimension (None when there are no rows and ``dim`` is None).
     """
     if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
@@ -284,11 +389,11 @@ def prepare_rows(
     expected_dim = dim
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise ValueError(f"row {index} must be a dict, got {type(row).__name__}")
-        where = f"row {index} (id {_show(row.get(FIELD_ID))})"
+            raise ValueError(f"rows[{index}] must be a dict, got {type(row).__name__}")
+        where = f"rows[{index}] (id {_show(row.get(FIELD_ID))})"
         row_id = check_id(row.get(FIELD_ID), where, id_max_length)
         if row_id in seen:
-            raise ValueError(f"{where}: duplicate id, also used by row {seen[row_id]}")
+            raise ValueError(f"{where}: duplicate id, also used by rows[{seen[row_id]}]")
         seen[row_id] = index
         vector = _check_vector(row.get(FIELD_VECTOR), where)
         if expected_dim is None:
@@ -296,7 +401,7 @@ def prepare_rows(
                 raise ValueError(f"{where}: vector has {len(vector)} values, Milvus allows at most {MAX_DIM}")
             expected_dim = len(vector)
         elif len(vector) != expected_dim:
-            origin = "the collection has" if dim is not None else "row 0 has"
+            origin = "the collection has" if dim is not None else "rows[0] has"
             raise ValueError(f"{where}: vector has {len(vector)} values, {origin} dim {expected_dim}")
         text = check_text(row.get(FIELD_TEXT), where, text_max_length)
         metadata = row.get(FIELD_METADATA)
@@ -312,15 +417,68 @@ def prepare_rows(
             if not isinstance(key, str) or not key or key.startswith("$"):
                 raise ValueError(f"{where}: extra key {_show(key)} is not a valid dynamic field name")
             _check_json(value, where, f"extra field {key!r}")
+        if len(extras) > 1:
+            # Milvus keeps the dynamic fields together in one JSON field, ``$meta``.
+            _check_json(extras, where, "the extra (dynamic) fields together")
+        if not hash_value:
+            title = row.get("title")
+            hash_value = content_hash(
+                text, title=title if isinstance(title, str) else None, metadata=metadata
+            )
         prepared.append(
             {
                 **extras,
                 FIELD_ID: row_id,
                 FIELD_VECTOR: vector,
                 FIELD_TEXT: text,
-                FIELD_CONTENT_HASH: hash_value if hash_value else content_hash(text),
+                FIELD_CONTENT_HASH: hash_value,
                 FIELD_MODEL: model or "",
                 FIELD_METADATA: dict(metadata),
             }
         )
     return prepared, expected_dim
+
+
+def skip_stored_rows(
+    batches: Iterable[Sequence[Mapping[str, Any]]],
+    stored: Mapping[str, tuple[str, str]],
+    collection: str,
+) -> tuple[list[list[Mapping[str, Any]]], int]:
+    """
+    Make ``mode="insert"`` retryable: drop rows already stored with the same content, refuse the others.
+
+    A row whose id is stored with the same ``content_hash`` and ``model`` was written by an earlier,
+    interrupted attempt and is skipped; a row whose id is stored with other content is an error, because
+    insert never replaces rows. Rows are numbered across all batches, as :func:`prepare_rows` numbers them.
+
+    :param batches: the rows, split into requests by :func:`split_batches`.
+    :param stored: ``{id: (content_hash, model)}`` of the ids already in the collection.
+    :param collection: the collection name, for the message.
+    :raises ValueError: naming the rows whose id is stored with other content.
+    :return: the batches without the stored rows (empty batches dropped) and how many rows were skipped.
+    """
+    kept_batches: list[list[Mapping[str, Any]]] = []
+    conflicts: list[str] = []
+    skipped = index = 0
+    for batch in batches:
+        kept: list[Mapping[str, Any]] = []
+        for row in batch:
+            fingerprint = stored.get(row[FIELD_ID])
+            if fingerprint is None:
+                kept.append(row)
+            elif fingerprint == (row.get(FIELD_CONTENT_HASH) or "", row.get(FIELD_MODEL) or ""):
+                skipped += 1
+            else:
+                conflicts.append(f"rows[{index}] (id {_show(row[FIELD_ID])})")
+            index += 1
+        if kept:
+            kept_batches.append(kept)
+    if conflicts:
+        shown = ", ".join(conflicts[:_CONFLICTS_SHOWN])
+        more = f" and {len(conflicts) - _CONFLICTS_SHOWN} more" if len(conflicts) > _CONFLICTS_SHOWN else ""
+        raise ValueError(
+            f"{shown}{more}: id already exists in collection {collection!r} with another content_hash or "
+            f"model ({len(conflicts)} row(s)); mode='insert' never replaces rows, use mode='upsert' to "
+            "replace them"
+        )
+    return kept_batches, skipped

@@ -4,7 +4,9 @@ Airflow ``milvus`` connection fields to ``pymilvus.MilvusClient`` keyword argume
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,11 +15,19 @@ from airflow_provider_gemini_milvus.connection_extras import MILVUS_EXTRA_FIELDS
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["build_client_kwargs", "default_lite_path", "is_lite_uri"]
+__all__ = ["build_client_kwargs", "default_lite_path", "is_lite_uri", "redact_token"]
 
 DEFAULT_LITE_DIR = "milvus_lite"
 DEFAULT_LITE_FILE = "milvus.db"
 _SERVER_SCHEMES = ("http", "https", "tcp", "unix")
+REDACTED = "***"
+_URI_USERINFO = re.compile(r"(?P<prefix>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+(?=@)")
+_SECRET_FIELD = re.compile(
+    r"(?P<prefix>\b(?:token|password|passwd|secret|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?"
+    r"(?:(?:basic|bearer)\s+)?)[^\s\"',;&)}\]]+",
+    re.IGNORECASE,
+)
+_DISTINCTIVE_SECRET_LENGTH = 8
 
 
 def is_lite_uri(uri: str) -> bool:
@@ -101,3 +111,34 @@ def build_client_kwargs(
     if timeout is not None:
         kwargs["timeout"] = timeout
     return kwargs
+
+
+def _is_distinctive(secret: str) -> bool:
+    """A secret that cannot be an ordinary word of a message: long enough and not only letters."""
+    return len(secret) >= _DISTINCTIVE_SECRET_LENGTH and not secret.isalpha()
+
+
+def redact_token(text: str, token: str | None) -> str:
+    """
+    Remove a Milvus token (``password`` or ``user:password``) from a message, where it stands.
+
+    Redacted wherever they appear: the password in a URI's userinfo (``http://root:***@host``), the
+    value of ``token``, ``password``, ``api_key`` or ``authorization`` fields (``token=***``,
+    ``"password": "***"``), and the token in the base64 form pymilvus sends. The bare token, and the
+    password part of ``user:password``, are replaced everywhere else only when they are distinctive (8 or
+    more characters, not only letters): the password ``Milvus`` must not turn every word "Milvus" of a
+    message into ``***``.
+
+    :param text: the message.
+    :param token: the connection's token, or None.
+    """
+    text = _URI_USERINFO.sub(rf"\g<prefix>{REDACTED}", text)
+    text = _SECRET_FIELD.sub(rf"\g<prefix>{REDACTED}", text)
+    if not token:
+        return text
+    encoded = base64.b64encode(token.encode("utf-8")).decode("ascii")
+    text = text.replace(encoded, REDACTED)
+    for secret in (token, token.partition(":")[2]):
+        if secret and _is_distinctive(secret):
+            text = text.replace(secret, REDACTED)
+    return text

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -75,6 +75,72 @@ def milvus_connection(monkeypatch: pytest.MonkeyPatch, milvus_db_path: Path) -> 
     )
     yield "milvus_default"
     _release_milvus_lite(milvus_db_path)
+
+
+@pytest.fixture
+def lite_lock_wait(
+    monkeypatch: pytest.MonkeyPatch, milvus_connection: str, milvus_db_path: Path
+) -> Callable[[float], None]:
+    """Set the ``lite_lock_wait`` extra of ``milvus_default`` (seconds)."""
+
+    def set_wait(seconds: float) -> None:
+        connection = {
+            "conn_type": "milvus",
+            "host": str(milvus_db_path),
+            "extra": {"lite_lock_wait": seconds},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", json.dumps(connection))
+
+    return set_wait
+
+
+HOLD_LITE_FILE = """
+import sys, time
+from milvus_lite.server_manager import server_manager_instance
+from pymilvus import MilvusClient
+
+path, release_after = sys.argv[1], float(sys.argv[2])
+client = MilvusClient(path)
+print("holding", flush=True)
+if release_after >= 0:
+    time.sleep(release_after)
+    client.close()
+    server_manager_instance.release_server(path)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def lite_file_holder() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """
+    Start another process that opens a Milvus Lite file, as a second Airflow task would.
+
+    ``hold(path, release_after=1.0)`` returns once the other process holds the file; it lets go after
+    ``release_after`` seconds, or at the end of the test when ``release_after`` is None.
+    """
+    holders: list[subprocess.Popen[str]] = []
+
+    def hold(path: Path, release_after: float | None = None) -> subprocess.Popen[str]:
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                HOLD_LITE_FILE,
+                str(path),
+                str(-1 if release_after is None else release_after),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        holders.append(holder)
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        return holder
+
+    yield hold
+    for holder in holders:
+        holder.communicate("done\n", timeout=60)
 
 
 def _release_milvus_lite(path: Path) -> None:

@@ -8,10 +8,7 @@ The collection layout lives in :mod:`~airflow_provider_gemini_milvus.milvus_layo
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -26,30 +23,36 @@ from airflow_provider_gemini_milvus.milvus_layout import (
     FIELD_MODEL,
     FIELD_TEXT,
     FIELD_VECTOR,
-    LITE_FAISS_INDEX_TYPES,
-    LITE_INDEX_TYPES,
-    MAX_DIM,
-    METRIC_TYPES,
     TEXT_MAX_LENGTH,
     CollectionInfo,
+    build_index_params,
     build_schema,
     check_collection_matches,
+    check_index_choice,
+    check_name,
+    check_new_collection,
+    collection_info,
+    search_hits,
     type_name,
 )
 from airflow_provider_gemini_milvus.milvus_lite_server import (
+    deleted_count,
     lite_has_faiss,
-    quiet_lite_unimplemented_rpc_errors,
+    open_lite_client,
     release_lite_server,
 )
 from airflow_provider_gemini_milvus.milvus_rows import (
     WRITE_MODES,
+    WriteResult,
     chunked,
+    ids_after_filter,
     ids_in_filter,
-    milvus_string_literal,
+    skip_stored_rows,
 )
-from airflow_provider_gemini_milvus.milvus_uri import build_client_kwargs, is_lite_uri
+from airflow_provider_gemini_milvus.milvus_uri import build_client_kwargs, is_lite_uri, redact_token
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
 
     from airflow.sdk import Connection
@@ -63,45 +66,6 @@ LIST_IDS_PAGE = 1000
 _STRONG = "Strong"
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    """
-    Outcome of :meth:`MilvusHook.write_batches`.
-
-    :param collection: collection written to.
-    :param mode: ``upsert`` or ``insert``.
-    :param written: rows sent and acknowledged.
-    :param batches: requests made.
-    :param seconds: wall time of the writes and the final flush.
-    """
-
-    collection: str
-    mode: str
-    written: int
-    batches: int
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe dict."""
-        return asdict(self)
-
-
-def _deleted_count(result: Any, requested: int) -> int:
-    """Count from ``delete``: a dict ``{"delete_count": n}`` on a server, a list of keys on Milvus Lite."""
-    if isinstance(result, Mapping):
-        return int(result.get("delete_count", requested))
-    if isinstance(result, Sequence) and not isinstance(result, (str, bytes)):
-        return len(result)
-    return requested
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class MilvusHook(BaseHook):
     """
     Talk to Milvus through a cached ``pymilvus.MilvusClient`` built from an Airflow connection.
@@ -112,13 +76,11 @@ class MilvusHook(BaseHook):
     ``timeout`` (seconds, per call) and ``secure`` (TLS). With no host the hook uses a Milvus Lite file at
     ``$AIRFLOW_HOME/milvus_lite/milvus.db``.
 
-    Milvus Lite keeps a lock on its ``.db`` folder while its in-process server runs, even after the client
-    is closed. :meth:`close` stops that server, so the next task in the same process, or another process,
-    can open the file. Milvus Lite serves one process per file: run tasks that share a ``.db`` one at a
-    time (for example with a pool of size 1), and do not close a hook while another hook in the same
-    process still uses the same file.
-
-    The hook is also a context manager: ``with MilvusHook() as hook: ...`` closes it on exit.
+    Milvus Lite serves one process per file and keeps it locked while its in-process server runs:
+    :meth:`get_conn` waits up to ``lite_lock_wait`` seconds (extra, default 60) for another process to
+    release it, and :meth:`close` (or leaving ``with MilvusHook() as hook:``) stops the server. Do not close
+    a hook while another hook in the same process uses the same file. Lite forgets load states when a file
+    is reopened: :meth:`get_conn` loads the collections again, so the raw client searches as on a server.
 
     .. seealso:: https://milvus.io/docs/quickstart.md
 
@@ -184,28 +146,30 @@ class MilvusHook(BaseHook):
         return None if value is None else float(value)
 
     def get_conn(self) -> MilvusClient:
-        """Return the cached ``MilvusClient``, connecting (or starting Milvus Lite) on first use."""
+        """Return the cached ``MilvusClient``, connecting (or opening Milvus Lite, see above) on first use."""
         if self._client is not None:
             return self._client
         from pymilvus import MilvusClient
 
-        kwargs = dict(self.client_kwargs)
-        if self.is_lite:
-            os.makedirs(os.path.dirname(self.uri), exist_ok=True)
-            quiet_lite_unimplemented_rpc_errors()
         self.log.info("Connecting to Milvus%s at %s", " Lite" if self.is_lite else "", self.uri)
         try:
-            self._client = MilvusClient(**kwargs)
-        except Exception as err:
-            hint = ""
             if self.is_lite:
-                release_lite_server(self.uri)
-                hint = " Milvus Lite lets one process open a .db file at a time: another process may hold it."
+                client, loaded = open_lite_client(
+                    self.client_kwargs, self.milvus_conn_id, max_wait=self.lite_lock_wait, log=self.log
+                )
+                self._loaded.update(loaded)
+            else:
+                client = MilvusClient(**self.client_kwargs)
+        except GeminiMilvusProviderError:
+            raise
+        except Exception as err:
+            # ``from None``: pymilvus' error may hold the token; its redacted message is kept here.
             raise GeminiMilvusProviderError(
                 f"Could not open Milvus at {self.uri} (connection {self.milvus_conn_id!r}): "
-                f"{self._redact(str(err))}.{hint}"
-            ) from err
-        return self._client
+                f"{self._safe_message(err)}"
+            ) from None
+        self._client = client
+        return client
 
     def close(self) -> None:
         """Close the client and, for Milvus Lite, stop the in-process server so its file lock is released."""
@@ -232,28 +196,24 @@ class MilvusHook(BaseHook):
         self.close()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Connect and list collections; return ``(ok, message)``."""
+        """Connect and list collections; return ``(ok, message)``. A client the hook had stays open."""
+        opened_here = self._client is None
         try:
             names = self.get_conn().list_collections(timeout=self.timeout)
         except Exception as err:
             return False, f"Could not list collections at {self._safe_uri()}: {self._safe_message(err)}"
         finally:
-            self.close()
+            if opened_here:
+                self.close()
         return True, f"Connected to Milvus at {self.uri}: {len(names)} collection(s)."
 
-    def _redact(self, text: str) -> str:
-        """Remove the token, and the password inside it, from a message."""
-        token = str(self.client_kwargs.get("token") or "")
-        for secret in (token, token.partition(":")[2]):
-            if len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
-
     def _safe_message(self, err: BaseException) -> str:
+        """The error's message with the token redacted where it stands (see :func:`redact_token`)."""
         try:
-            return self._redact(str(err))
-        except Exception:
-            return type(err).__name__
+            token = self.client_kwargs.get("token")
+        except Exception:  # the connection itself is unusable: no token was read
+            token = None
+        return redact_token(str(err), token)
 
     def _safe_uri(self) -> str:
         try:
@@ -268,44 +228,28 @@ class MilvusHook(BaseHook):
         Return True if the collection (or an alias of that name) exists.
 
         :param name: collection name.
+        :raises ValueError: for a name a Milvus server would refuse (Milvus Lite accepts it).
         """
-        return bool(self.get_conn().has_collection(name, timeout=self.timeout))
+        return bool(self.get_conn().has_collection(check_name(name), timeout=self.timeout))
 
     def describe(self, name: str) -> CollectionInfo | None:
         """
         Describe a collection's vector dimension, metric and field limits, or return None if it is missing.
 
         :param name: collection name.
+        :raises ValueError: for a name a Milvus server would refuse (Milvus Lite accepts it).
         """
+        check_name(name)
         client = self.get_conn()
         if not client.has_collection(name, timeout=self.timeout):
             return None
         description = client.describe_collection(name, timeout=self.timeout)
-        fields = {field["name"]: field for field in description.get("fields", [])}
-        field_types = {field_name: type_name(field.get("type")) for field_name, field in fields.items()}
-
-        def param(field_name: str, key: str, expected_type: str) -> int | None:
-            field = fields.get(field_name)
-            if field is None or field_types[field_name] != expected_type:
-                return None
-            return _int_or_none(field.get("params", {}).get(key))
-
-        metric_type = index_type = None
-        if FIELD_VECTOR in fields:
+        vector_index = None
+        if any(field["name"] == FIELD_VECTOR for field in description.get("fields", [])):
             index_names = client.list_indexes(name, field_name=FIELD_VECTOR, timeout=self.timeout)
             if index_names:
-                index = client.describe_index(name, index_names[0], timeout=self.timeout) or {}
-                metric_type = str(index["metric_type"]).upper() if index.get("metric_type") else None
-                index_type = str(index["index_type"]).upper() if index.get("index_type") else None
-        return CollectionInfo(
-            name=name,
-            dim=param(FIELD_VECTOR, "dim", "FLOAT_VECTOR"),
-            metric_type=metric_type,
-            index_type=index_type,
-            id_max_length=param(FIELD_ID, "max_length", "VARCHAR"),
-            text_max_length=param(FIELD_TEXT, "max_length", "VARCHAR"),
-            field_types=field_types,
-        )
+                vector_index = client.describe_index(name, index_names[0], timeout=self.timeout)
+        return collection_info(name, description, vector_index)
 
     def check_index_choice(self, metric_type: str, index_type: str) -> tuple[str, str]:
         """
@@ -315,19 +259,10 @@ class MilvusHook(BaseHook):
         :param index_type: any Milvus index type on a server; on Milvus Lite one of :data:`LITE_INDEX_TYPES`.
         :raises ValueError: for an unknown metric, or an index type Milvus Lite cannot build.
         """
-        metric = str(metric_type).upper()
-        if metric not in METRIC_TYPES:
-            raise ValueError(f"unknown metric_type {metric_type!r}; use one of {sorted(METRIC_TYPES)}")
-        index = str(index_type).upper()
-        if self.is_lite:
-            if index not in LITE_INDEX_TYPES:
-                raise ValueError(
-                    f"Milvus Lite ({self.uri}) cannot build index_type {index_type!r}; use one of "
-                    f"{sorted(LITE_INDEX_TYPES)}, or a Milvus server"
-                )
-            if index in LITE_FAISS_INDEX_TYPES and not lite_has_faiss():
-                raise ValueError(f"Milvus Lite needs faiss-cpu installed to build index_type {index}")
-        return metric, index
+        lite_uri = self.uri if self.is_lite else None
+        return check_index_choice(
+            metric_type, index_type, lite_uri=lite_uri, lite_faiss=bool(lite_uri) and lite_has_faiss()
+        )
 
     def ensure_collection(
         self,
@@ -340,11 +275,8 @@ class MilvusHook(BaseHook):
         text_max_length: int = TEXT_MAX_LENGTH,
     ) -> bool:
         """
-        Create the collection if it is missing, or check that the existing one fits; make sure it is loaded.
-
-        The schema: VARCHAR primary key ``id`` (512), FLOAT_VECTOR ``vector`` (``dim``), VARCHAR ``text``
-        (``text_max_length``), VARCHAR ``content_hash`` (64), VARCHAR ``model`` (256), JSON ``metadata``,
-        dynamic fields on; one vector index on ``vector``.
+        Create the collection if it is missing (see :func:`~.milvus_layout.build_schema`), or check that the
+        existing one fits; make sure it is loaded.
 
         :param name: collection name.
         :param dim: vector dimension, 1 to 32,768.
@@ -356,11 +288,8 @@ class MilvusHook(BaseHook):
         :raises ValueError: for bad arguments, before anything is created.
         :return: True if the collection was created.
         """
+        check_new_collection(name, dim, text_max_length)
         metric, index = self.check_index_choice(metric_type, index_type)
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
-            raise ValueError(f"dim must be an integer from 1 to {MAX_DIM}, got {dim!r}")
-        if not 1 <= text_max_length <= TEXT_MAX_LENGTH:
-            raise ValueError(f"text_max_length must be from 1 to {TEXT_MAX_LENGTH}, got {text_max_length}")
         info = self.describe(name)
         if info is not None:
             check_collection_matches(info, dim=dim, metric_type=metric)
@@ -373,7 +302,7 @@ class MilvusHook(BaseHook):
             client.create_collection(
                 name,
                 schema=build_schema(dim, text_max_length),
-                index_params=self._index_params(metric, index, index_params),
+                index_params=build_index_params(metric, index, index_params),
                 timeout=self.timeout,
             )
         except Exception as err:
@@ -390,18 +319,11 @@ class MilvusHook(BaseHook):
         self.ensure_loaded(name)
         return True
 
-    def _index_params(self, metric: str, index: str, params: Mapping[str, Any] | None) -> Any:
-        index_params = self.get_conn().prepare_index_params()
-        index_params.add_index(
-            field_name=FIELD_VECTOR, index_type=index, metric_type=metric, params=dict(params or {})
-        )
-        return index_params
-
     def _create_vector_index(
         self, name: str, metric: str, index: str, params: Mapping[str, Any] | None
     ) -> None:
         self.log.info("Collection %s has no vector index: creating %s (%s)", name, index, metric)
-        self.get_conn().create_index(name, self._index_params(metric, index, params), timeout=self.timeout)
+        self.get_conn().create_index(name, build_index_params(metric, index, params), timeout=self.timeout)
 
     def ensure_loaded(self, name: str) -> None:
         """
@@ -434,6 +356,7 @@ class MilvusHook(BaseHook):
         :param collection: collection name.
         :param partition: partition name.
         """
+        check_name(partition, "partition")
         if self.has_partition(collection, partition):
             return False
         self.get_conn().create_partition(collection, partition, timeout=self.timeout)
@@ -442,39 +365,35 @@ class MilvusHook(BaseHook):
 
     # -- reads -------------------------------------------------------------------------------------
 
-    def _query_by_ids(self, collection: str, ids: Sequence[str], output_fields: list[str]) -> list[dict]:
-        """Rows whose id is in ``ids``, :data:`ID_QUERY_BATCH` ids per query, with Strong consistency."""
-        self.ensure_loaded(collection)
-        client = self.get_conn()
-        found: list[dict] = []
-        for batch in chunked(list(dict.fromkeys(ids)), ID_QUERY_BATCH):
-            found.extend(
-                client.query(
-                    collection,
-                    filter=ids_in_filter(batch),
-                    output_fields=output_fields,
-                    consistency_level=_STRONG,
-                    timeout=self.timeout,
-                )
-            )
-        return found
-
     def fetch_fingerprints(self, collection: str, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """
         Return ``{id: (content_hash, model)}`` for those ids that exist; ``{}`` if the collection is missing.
 
-        Used to re-embed only texts whose hash or model changed.
+        Queries :data:`ID_QUERY_BATCH` ids at a time with Strong consistency. Used to re-embed only texts
+        whose hash or model changed, and to skip rows an interrupted ``insert`` already wrote.
 
         :param collection: collection name.
         :param ids: primary keys to look up (any characters, quotes and backslashes included).
         """
         if not ids or not self.has_collection(collection):
             return {}
-        rows = self._query_by_ids(collection, ids, [FIELD_ID, FIELD_CONTENT_HASH, FIELD_MODEL])
-        return {
-            str(row[FIELD_ID]): (str(row.get(FIELD_CONTENT_HASH) or ""), str(row.get(FIELD_MODEL) or ""))
-            for row in rows
-        }
+        self.ensure_loaded(collection)
+        client = self.get_conn()
+        fingerprints: dict[str, tuple[str, str]] = {}
+        for batch in chunked(list(dict.fromkeys(ids)), ID_QUERY_BATCH):
+            rows = client.query(
+                collection,
+                filter=ids_in_filter(batch),
+                output_fields=[FIELD_ID, FIELD_CONTENT_HASH, FIELD_MODEL],
+                consistency_level=_STRONG,
+                timeout=self.timeout,
+            )
+            for row in rows:
+                fingerprints[str(row[FIELD_ID])] = (
+                    str(row.get(FIELD_CONTENT_HASH) or ""),
+                    str(row.get(FIELD_MODEL) or ""),
+                )
+        return fingerprints
 
     def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
         """
@@ -483,9 +402,7 @@ class MilvusHook(BaseHook):
         :param collection: collection name.
         :param ids: primary keys to look up.
         """
-        if not ids or not self.has_collection(collection):
-            return set()
-        return {str(row[FIELD_ID]) for row in self._query_by_ids(collection, ids, [FIELD_ID])}
+        return set(self.fetch_fingerprints(collection, ids))
 
     def list_ids(self, collection: str) -> list[str]:
         """
@@ -504,12 +421,9 @@ class MilvusHook(BaseHook):
         ids: list[str] = []
         last: str | None = None
         while True:
-            expression = (
-                f'{FIELD_ID} != ""' if last is None else f"{FIELD_ID} > {milvus_string_literal(last)}"
-            )
             page = client.query(
                 collection,
-                filter=expression,
+                filter=ids_after_filter(last),
                 output_fields=[FIELD_ID],
                 limit=LIST_IDS_PAGE,
                 iterator="True",
@@ -542,36 +456,31 @@ class MilvusHook(BaseHook):
         *,
         limit: int = 5,
         output_fields: Sequence[str] = (FIELD_TEXT, FIELD_METADATA),
+        filter: str = "",
     ) -> list[list[dict[str, Any]]]:
         """
         Return the nearest rows for each query vector as JSON-safe dicts: ``id``, ``distance`` and the fields.
+
+        ``MilvusHook().search("docs", [vector], limit=3, filter='metadata["lang"] == "en"')`` returns
+        ``[[{"id": ..., "distance": ..., "text": ..., "metadata": {...}}, ...]]``.
 
         :param collection: collection name.
         :param vectors: query vectors, each with the collection's dimension.
         :param limit: hits per query vector.
         :param output_fields: fields to return with each hit.
+        :param filter: a Milvus boolean expression the hits must match; empty means all rows.
         """
         self.ensure_loaded(collection)
-        fields = list(output_fields)
         results = self.get_conn().search(
             collection,
             data=[list(map(float, vector)) for vector in vectors],
+            filter=filter,
             limit=limit,
-            output_fields=fields,
+            output_fields=list(output_fields),
             anns_field=FIELD_VECTOR,
             timeout=self.timeout,
         )
-        return [
-            [
-                {
-                    FIELD_ID: hit["id"],
-                    "distance": float(hit["distance"]),
-                    **{field: (hit.get("entity") or {}).get(field) for field in fields},
-                }
-                for hit in hits
-            ]
-            for hits in results
-        ]
+        return search_hits(results, output_fields)
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -579,9 +488,8 @@ class MilvusHook(BaseHook):
         """
         Delete rows by primary key, :data:`ID_QUERY_BATCH` at a time; return how many were deleted.
 
-        Ids are looked up first, so the count is the same on Milvus Lite (whose ``delete`` returns the
-        requested keys, existing or not) and on a server (``{"delete_count": n}``). A missing collection
-        deletes nothing.
+        Ids are looked up first, so the count is the same on Milvus Lite and on a server. A missing
+        collection deletes nothing.
 
         :param collection: collection name.
         :param ids: primary keys (any characters, quotes and backslashes included).
@@ -594,7 +502,7 @@ class MilvusHook(BaseHook):
         deleted = 0
         for batch in chunked(ordered, ID_QUERY_BATCH):
             result = client.delete(collection, filter=ids_in_filter(batch), timeout=self.timeout)
-            deleted += _deleted_count(result, len(batch))
+            deleted += deleted_count(result, len(batch))
         self.log.info("Deleted %s of %s requested ids from %s", deleted, len(ids), collection)
         return deleted
 
@@ -611,21 +519,32 @@ class MilvusHook(BaseHook):
         Write batches, one request each, then flush once: the hook's one write entry point.
 
         Rows should come from :func:`~airflow_provider_gemini_milvus.milvus_rows.prepare_rows`, split by
-        :func:`~airflow_provider_gemini_milvus.milvus_rows.split_batches`; the collection should exist
-        (see :meth:`ensure_collection`). ``upsert`` replaces rows with the same id, so re-runs are
-        idempotent; ``insert`` does not deduplicate on a Milvus server and is for fresh collections.
-        ``batches`` may be a generator: it is consumed one batch at a time.
+        :func:`~airflow_provider_gemini_milvus.milvus_rows.split_batches`, into an existing collection.
+        ``upsert`` replaces rows with the same id (re-runs are idempotent; ``batches`` may be a generator).
+        ``insert`` never replaces a row: ids stored with the same ``content_hash`` and ``model`` are skipped,
+        so a retry completes a load that failed midway (:func:`~.milvus_rows.skip_stored_rows`).
 
         :param collection: collection name.
         :param batches: the rows, already split into requests.
         :param mode: ``upsert`` (default) or ``insert``.
         :param partition_name: partition to write to; None means the default partition.
         :param total_rows: how many rows the batches hold, for progress logs; None if unknown.
+        :raises ValueError: for an unknown mode or collection name, or (``insert``) ids stored with other
+            content.
         """
         if mode not in WRITE_MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {list(WRITE_MODES)}")
+        check_name(collection)
         started = time.monotonic()
         self.ensure_loaded(collection)
+        skipped = 0
+        if mode == "insert":
+            batches = [list(batch) for batch in batches]
+            stored = self.fetch_fingerprints(
+                collection, [row[FIELD_ID] for batch in batches for row in batch]
+            )
+            batches, skipped = skip_stored_rows(batches, stored, collection)
+            self.log.info("Skipping %s rows already stored with the same content in %s", skipped, collection)
         client = self.get_conn()
         write = client.upsert if mode == "upsert" else client.insert
         written = batch_count = 0
@@ -633,15 +552,14 @@ class MilvusHook(BaseHook):
             result = write(collection, list(batch), partition_name=partition_name or "", timeout=self.timeout)
             written += int(result.get(f"{mode}_count", len(batch)))
             batch_count += 1
-            elapsed = max(time.monotonic() - started, 1e-9)
             self.log.info(
                 "%s %s/%s rows into %s (batch %s, %.0f rows/s)",
                 "Upserted" if mode == "upsert" else "Inserted",
-                written,
+                written + skipped,
                 "?" if total_rows is None else total_rows,
                 collection,
                 batch_count,
-                written / elapsed,
+                written / max(time.monotonic() - started, 1e-9),
             )
         if batch_count:
             client.flush(collection, timeout=self.timeout)
@@ -649,6 +567,4 @@ class MilvusHook(BaseHook):
         self.log.info(
             "Flushed %s after %s rows in %s batch(es), %.2f s", collection, written, batch_count, seconds
         )
-        return WriteResult(
-            collection=collection, mode=mode, written=written, batches=batch_count, seconds=round(seconds, 3)
-        )
+        return WriteResult(collection, mode, written, batch_count, round(seconds, 3), skipped)

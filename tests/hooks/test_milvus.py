@@ -1,13 +1,12 @@
-"""MilvusHook against real Milvus Lite files, plus its pure helpers (batching, quoting, client kwargs)."""
+"""MilvusHook against real Milvus Lite files (its pure helpers are tested in tests/test_milvus_*.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,11 @@ from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError,
 from airflow_provider_gemini_milvus.hooks import milvus as milvus_module
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.milvus_rows import (
+    content_hash,
     estimate_row_bytes,
-    ids_in_filter,
-    milvus_string_literal,
     prepare_rows,
     split_batches,
 )
-from airflow_provider_gemini_milvus.milvus_uri import build_client_kwargs
 
 DIM = 4
 TRICKY_IDS = ["it's", 'say "hi"', "back\\slash", "both'\"\\", "café ☕", "line\nbreak", "tab\there"]
@@ -59,123 +56,7 @@ def write(hook: MilvusHook, name: str, rows: list[dict[str, Any]], **kwargs: Any
     return hook.write_batches(name, split_batches(prepared, **kwargs), mode=mode)
 
 
-# --- pure helpers ---------------------------------------------------------------------------------
-
-
-def test_string_literal_escapes_quotes_backslashes_and_line_breaks() -> None:
-    assert milvus_string_literal('a"b') == '"a\\"b"'
-    assert milvus_string_literal("a\\b") == '"a\\\\b"'
-    assert milvus_string_literal("it's") == '"it\'s"'
-    assert milvus_string_literal("x\ny") == '"x\\ny"'
-    assert milvus_string_literal("café") == '"café"'  # no \\u escapes: Milvus Lite rejects them
-    assert ids_in_filter(["a", 'b"']) == 'id in ["a", "b\\""]'
-
-
-def test_split_batches_never_exceeds_the_byte_limit() -> None:
-    rows, _ = prepare_rows(make_rows(50, dim=64))
-    row_bytes = estimate_row_bytes(rows[0])
-    limit = row_bytes * 7 + row_bytes // 2  # room for 7 rows, not 8
-    batches = split_batches(rows, max_batch_bytes=limit)
-    assert len(batches) == math.ceil(50 / 7)
-    assert all(sum(estimate_row_bytes(row) for row in batch) <= limit for batch in batches)
-    assert [row["id"] for batch in batches for row in batch] == [row["id"] for row in rows]
-
-
-def test_split_batches_respects_the_row_cap_and_empty_input() -> None:
-    rows, _ = prepare_rows(make_rows(10))
-    assert [len(batch) for batch in split_batches(rows, max_batch_rows=4)] == [4, 4, 2]
-    assert split_batches([], max_batch_rows=4) == []
-
-
-def test_split_batches_refuses_a_row_larger_than_the_limit() -> None:
-    rows, _ = prepare_rows(make_rows(1, dim=256))
-    with pytest.raises(
-        ValueError, match=r"row 0 \(id 'doc-0'\) is about \d+ bytes, more than max_batch_bytes=100"
-    ):
-        split_batches(rows, max_batch_bytes=100)
-
-
-def test_estimate_counts_vector_bytes_and_utf8_text() -> None:
-    small = prepare_rows([{"id": "a", "vector": [0.0] * 8, "text": "é"}])[0][0]
-    large = prepare_rows([{"id": "a", "vector": [0.0] * 16, "text": "éé"}])[0][0]
-    assert estimate_row_bytes(large) - estimate_row_bytes(small) == 8 * 4 + 2
-
-
-def test_prepare_rows_fills_hash_model_and_metadata() -> None:
-    rows, dim = prepare_rows([{"id": "a", "vector": (1, 2, 3), "text": "héllo", "source": "wiki"}])
-    assert dim == 3
-    assert rows == [
-        {
-            "id": "a",
-            "vector": [1.0, 2.0, 3.0],
-            "text": "héllo",
-            "content_hash": hashlib.sha256("héllo".encode()).hexdigest(),
-            "model": "",
-            "metadata": {},
-            "source": "wiki",
-        }
-    ]
-
-
-# --- connection kwargs (no connection made) -------------------------------------------------------
-
-
-def test_kwargs_for_a_lite_path_are_absolute_and_dedicated(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    kwargs = build_client_kwargs(host="data/milvus.db", extra={"timeout": "7"})
-    assert kwargs == {"uri": str(tmp_path / "data" / "milvus.db"), "dedicated": True, "timeout": 7.0}
-
-
-def test_kwargs_default_to_a_lite_file_in_airflow_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    assert build_client_kwargs(host=None)["uri"] == str(tmp_path / "milvus_lite" / "milvus.db")
-    assert build_client_kwargs(host="  ")["uri"] == str(tmp_path / "milvus_lite" / "milvus.db")
-
-
-def test_kwargs_for_a_server_with_token_and_database() -> None:
-    kwargs = build_client_kwargs(
-        host="https://in01.zillizcloud.com:19538", password="api-key", schema="prod", extra={"timeout": 30}
-    )
-    assert kwargs == {
-        "uri": "https://in01.zillizcloud.com:19538",
-        "token": "api-key",
-        "db_name": "prod",
-        "timeout": 30.0,
-    }
-
-
-def test_kwargs_join_user_and_password_into_the_token() -> None:
-    kwargs = build_client_kwargs(host="http://milvus:19530", login="root", password="Milvus")
-    assert kwargs == {"uri": "http://milvus:19530", "token": "root:Milvus"}
-
-
-def test_kwargs_move_credentials_out_of_the_uri() -> None:
-    kwargs = build_client_kwargs(host="https://alice:s3cret@milvus.example.com/db1")
-    assert kwargs["uri"] == "https://milvus.example.com/db1"
-    assert kwargs["token"] == "alice:s3cret"
-    # An explicit password wins over credentials in the URI.
-    assert build_client_kwargs(host="http://u:p@h:1", password="tok")["token"] == "tok"
-
-
-def test_kwargs_for_a_bare_host_use_port_and_secure() -> None:
-    assert build_client_kwargs(host="milvus", port=19531) == {"uri": "http://milvus:19531"}
-    assert build_client_kwargs(host="milvus", extra={"secure": "true"}) == {
-        "uri": "https://milvus",
-        "secure": True,
-    }
-
-
-def test_kwargs_refuse_a_user_without_password_and_a_bad_timeout() -> None:
-    with pytest.raises(ValueError, match="User is set but Password is empty"):
-        build_client_kwargs(host="http://milvus:19530", login="root")
-    with pytest.raises(ValueError, match="extra 'timeout' must be a positive number, got 'soon'"):
-        build_client_kwargs(host="http://milvus:19530", extra={"timeout": "soon"})
-    with pytest.raises(ValueError, match="extra 'secure' must be true or false, got 'treu'"):
-        build_client_kwargs(host="milvus", extra={"secure": "treu"})
+# --- the connection ------------------------------------------------------------------------------
 
 
 def test_hook_reads_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,11 +85,11 @@ def test_hook_reads_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hook.timeout == 12.0
 
 
-def test_hook_init_does_no_io() -> None:
-    hook = MilvusHook(milvus_conn_id="does_not_exist")
-    assert hook.milvus_conn_id == "does_not_exist"
-    assert MilvusHook.default_conn_name == "milvus_default"
-    assert MilvusHook.conn_type == "milvus"
+def test_a_missing_connection_fails_on_use_not_on_init() -> None:
+    hook = MilvusHook(milvus_conn_id="does_not_exist")  # no such connection: only using it fails
+    ok, message = hook.test_connection()
+    assert not ok
+    assert "does_not_exist" in message
 
 
 # --- Milvus Lite ----------------------------------------------------------------------------------
@@ -324,6 +205,7 @@ def test_write_batches_upsert_is_idempotent_and_flushes_once(hook: MilvusHook) -
         "written": 25,
         "batches": 1,
         "seconds": 0,
+        "skipped": 0,
     }
     write(hook, "docs", make_rows(25))
     assert hook.count("docs") == 25
@@ -349,9 +231,7 @@ def test_fingerprints_and_deletes_handle_quotes_and_backslashes(hook: MilvusHook
     ]
     write(hook, "docs", rows)
     fingerprints = hook.fetch_fingerprints("docs", [*TRICKY_IDS, "missing", 'missing"too'])
-    assert fingerprints == {
-        row_id: (hashlib.sha256(row_id.encode()).hexdigest(), "m1") for row_id in TRICKY_IDS
-    }
+    assert fingerprints == {row_id: (content_hash(row_id), "m1") for row_id in TRICKY_IDS}
     assert hook.delete_ids("docs", ["it's", "both'\"\\", "never-there"]) == 2
     assert hook.count("docs") == len(TRICKY_IDS) - 2
     assert sorted(hook.list_ids("docs")) == sorted(set(TRICKY_IDS) - {"it's", "both'\"\\"})
@@ -404,30 +284,136 @@ def test_close_releases_lite_and_a_new_hook_reopens_the_file(
         assert again.fetch_fingerprints("docs", ["doc-1"])["doc-1"][1] == ""
 
 
-def test_a_file_held_by_another_process_gives_a_clear_error(
-    milvus_connection: str, milvus_db_path: Path
-) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LITE_FILE, str(milvus_db_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+# --- test_connection and connection errors -----------------------------------------------------------
+
+
+def test_test_connection_leaves_a_client_it_did_not_open(hook: MilvusHook) -> None:
+    client = hook.get_conn()
+    assert hook.test_connection()[0]
+    assert hook.get_conn() is client
+    assert client.list_collections() == []  # still open
+
+
+def test_the_password_milvus_does_not_mangle_the_word_milvus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MILVUS_DOWN",
+        json.dumps(
+            {
+                "conn_type": "milvus",
+                "host": "http://127.0.0.1:1",
+                "login": "root",
+                "password": "Milvus",
+                "extra": {"timeout": 1},
+            }
+        ),
     )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
-        with pytest.raises(GeminiMilvusProviderError, match="another process may hold it"):
-            MilvusHook(milvus_conn_id=milvus_connection).get_conn()
-    finally:
-        holder.communicate("done\n", timeout=30)
-    with MilvusHook(milvus_conn_id=milvus_connection) as hook:
-        assert hook.test_connection()[0]
+    ok, message = MilvusHook(milvus_conn_id="milvus_down").test_connection()
+    assert not ok
+    assert "Could not open Milvus at http://127.0.0.1:1 (connection 'milvus_down')" in message
+    assert "***" not in message
+    assert "root:Milvus" not in message
 
 
-HOLD_LITE_FILE = """
+def test_a_connection_error_carries_no_cause_that_could_hold_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MILVUS_DOWN",
+        json.dumps(
+            {
+                "conn_type": "milvus",
+                "host": "http://127.0.0.1:1",
+                "password": "sup3r-secret",
+                "extra": {"timeout": 1},
+            }
+        ),
+    )
+    with pytest.raises(GeminiMilvusProviderError) as raised:
+        MilvusHook(milvus_conn_id="milvus_down").get_conn()
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
+    assert "sup3r-secret" not in "".join(traceback.format_exception(raised.value))
+
+
+# --- what a server refuses, refused on Lite too ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["bad-name!", "a b", "1abc"])
+def test_names_a_server_refuses_are_refused_on_lite_too(hook: MilvusHook, name: str) -> None:
+    with pytest.raises(ValueError, match=f"collection name '{name}' is not valid in Milvus"):
+        hook.ensure_collection(name, DIM)
+    with pytest.raises(ValueError, match="is not valid in Milvus"):
+        hook.write_batches(name, [])
+    with pytest.raises(ValueError, match="is not valid in Milvus"):
+        hook.fetch_fingerprints(name, ["a"])  # what the incremental embed operator asks before embedding
+    assert hook.get_conn().list_collections() == []
+
+
+# --- Milvus Lite forgets load states on reopening a file ----------------------------------------------
+
+
+def test_the_raw_client_of_a_new_hook_searches_what_an_earlier_hook_wrote(milvus_connection: str) -> None:
+    with MilvusHook(milvus_conn_id=milvus_connection) as writer:
+        write(writer, "docs", make_rows(5))
+    with MilvusHook(milvus_conn_id=milvus_connection) as reader:
+        client = reader.get_conn()
+        hits = client.search("docs", data=[[5.0, 0.5, 0.5, 0.5]], limit=1, anns_field="vector")
+        assert hits[0][0]["id"] == "doc-4"
+        assert len(client.query("docs", filter='id != ""', output_fields=["id"])) == 5
+
+
+WRITE_IN_ANOTHER_PROCESS = """
 import sys
-from pymilvus import MilvusClient
-client = MilvusClient(sys.argv[1])
-print("holding", flush=True)
-sys.stdin.readline()
+from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus_rows import prepare_rows, split_batches
+
+given = [{"id": f"doc-{i}", "vector": [i + 1.0, 0.5, 0.5, 0.5], "text": "t"} for i in range(5)]
+rows, dim = prepare_rows(given)
+with MilvusHook() as hook:
+    hook.ensure_collection("docs", dim)
+    result = hook.write_batches("docs", split_batches(rows), mode="insert")
+print(result.written)
 """
+
+
+def test_a_task_in_another_process_writes_and_the_next_task_queries_with_the_raw_client(
+    milvus_connection: str,
+) -> None:
+    # The other process is the MilvusInsertOperator task; this one is a task using MilvusHook().get_conn().
+    written = subprocess.run(
+        [sys.executable, "-c", WRITE_IN_ANOTHER_PROCESS], check=True, capture_output=True, text=True
+    )
+    assert written.stdout.strip().splitlines()[-1] == "5"
+    with MilvusHook(milvus_conn_id=milvus_connection) as hook:
+        rows = hook.get_conn().query("docs", filter='id in ["doc-1", "doc-3"]', output_fields=["id"])
+        assert sorted(row["id"] for row in rows) == ["doc-1", "doc-3"]
+        assert (
+            hook.search("docs", [[1.0, 0.5, 0.5, 0.5]], limit=1, filter='id != "doc-0"')[0][0]["id"]
+            != "doc-0"
+        )
+
+
+# --- mode="insert" retries ------------------------------------------------------------------------------
+
+
+def test_an_insert_retry_after_a_failure_midway_completes_the_load(hook: MilvusHook) -> None:
+    rows, dim = prepare_rows(make_rows(7))
+    assert dim is not None
+    batches = split_batches(rows, max_batch_rows=3)
+    hook.ensure_collection("docs", dim)
+    hook.write_batches("docs", batches[:1], mode="insert")  # the first attempt wrote one batch, then failed
+    retry = hook.write_batches("docs", batches, mode="insert")
+    assert (retry.written, retry.skipped, retry.batches) == (4, 3, 2)
+    assert hook.count("docs") == 7
+
+
+def test_an_insert_refuses_ids_stored_with_other_content_before_writing(hook: MilvusHook) -> None:
+    write(hook, "docs", make_rows(3), mode="insert")
+    changed = make_rows(5)
+    changed[1]["text"] = "edited"
+    rows, _ = prepare_rows(changed)
+    with pytest.raises(
+        ValueError, match=r"rows\[1\] \(id 'doc-1'\): id already exists in collection 'docs' with another"
+    ):
+        hook.write_batches("docs", split_batches(rows), mode="insert")
+    assert hook.count("docs") == 3  # nothing of the refused call was written
