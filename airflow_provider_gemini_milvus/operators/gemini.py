@@ -27,7 +27,7 @@ from airflow_provider_gemini_milvus.milvus_layout import (
     CollectionInfo,
     check_collection_matches,
 )
-from airflow_provider_gemini_milvus.milvus_rows import check_id, check_text
+from airflow_provider_gemini_milvus.milvus_rows import check_id, check_text, content_hash
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float, to_int, to_str, to_str_list
 from airflow_provider_gemini_milvus.unicode_checks import check_utf8_encodable
 
@@ -58,14 +58,8 @@ class Document:
 
     @cached_property
     def content_hash(self) -> str:
-        """SHA-256 of everything stored besides the vector: text, title and kept metadata."""
-        payload = json.dumps(
-            {"text": self.text, "title": self.title, "metadata": self.metadata},
-            sort_keys=True,
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        """What the row stores as ``content_hash``: see :func:`~.milvus_rows.content_hash`."""
+        return content_hash(self.text, title=self.title, metadata=self.metadata)
 
 
 def text_id(text: str) -> str:

@@ -11,9 +11,7 @@ from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.milvus_layout import (
-    FIELD_CONTENT_HASH,
     FIELD_ID,
-    FIELD_MODEL,
     ID_MAX_LENGTH,
     TEXT_MAX_LENGTH,
     CollectionInfo,
@@ -249,8 +247,6 @@ class MilvusInsertOperator(BaseOperator):
         if rows and dim is not None:
             metric, index = hook.check_index_choice(args.metric_type, args.index_type)
             self._check_target(hook, info, dim, metric, args)
-            if args.mode == "insert" and info is not None:
-                rows, skipped = self._rows_not_yet_inserted(hook, rows, name)
             # Split before the collection is created, so a row too large for one request is refused first.
             batches = split_batches(
                 rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size
@@ -259,11 +255,10 @@ class MilvusInsertOperator(BaseOperator):
                 created = hook.ensure_collection(name, dim, metric_type=metric, index_type=index)
                 if args.partition_name:
                     hook.ensure_partition(name, args.partition_name)
-            if rows:
-                result = hook.write_batches(
-                    name, batches, mode=args.mode, partition_name=args.partition_name, total_rows=len(rows)
-                )
-                written, batch_count = result.written, result.batches
+            result = hook.write_batches(
+                name, batches, mode=args.mode, partition_name=args.partition_name, total_rows=len(rows)
+            )
+            written, batch_count, skipped = result.written, result.batches, result.skipped
         deleted = hook.delete_ids(name, delete_ids) if delete_ids and (info or created) else 0
         self.log.info(
             "Collection %s: wrote %s rows in %s batch(es), skipped %s already inserted, deleted %s",
@@ -304,33 +299,6 @@ class MilvusInsertOperator(BaseOperator):
         if not args.create_collection:
             hook.ensure_loaded(name)
 
-    def _rows_not_yet_inserted(
-        self, hook: MilvusHook, rows: list[dict[str, Any]], name: str
-    ) -> tuple[list[dict[str, Any]], int]:
-        """
-        For ``mode="insert"``: drop rows an earlier try already stored with the same content, so an Airflow
-        retry completes the load; refuse ids stored with other content, before anything is written.
-        """
-        stored = hook.fetch_fingerprints(name, [row[FIELD_ID] for row in rows])
-        if not stored:
-            return rows, 0
-        conflicts = [
-            index
-            for index, row in enumerate(rows)
-            if row[FIELD_ID] in stored
-            and stored[row[FIELD_ID]] != (row[FIELD_CONTENT_HASH], row[FIELD_MODEL])
-        ]
-        if conflicts:
-            first = rows[conflicts[0]]
-            raise ValueError(
-                f"row {conflicts[0]} (id {first[FIELD_ID]!r}): id already exists in collection {name!r} with "
-                f"other content ({len(conflicts)} of the {len(rows)} rows do); mode='insert' never replaces "
-                "a row, use mode='upsert' to replace rows"
-            )
-        remaining = [row for row in rows if row[FIELD_ID] not in stored]
-        self.log.info("%d rows were already inserted with the same content; skipping them", len(stored))
-        return remaining, len(rows) - len(remaining)
-
     @staticmethod
     def _check_deletes_do_not_overlap(rows: Sequence[Mapping[str, Any]], delete_ids: list[str]) -> None:
         if not delete_ids or not rows:
@@ -339,7 +307,7 @@ class MilvusInsertOperator(BaseOperator):
         for index, row in enumerate(rows):
             if row[FIELD_ID] in to_delete:
                 raise ValueError(
-                    f"row {index} (id {row[FIELD_ID]!r}) is also in delete_ids: it would be written and "
+                    f"rows[{index}] (id {row[FIELD_ID]!r}) is also in delete_ids: it would be written and "
                     "then deleted"
                 )
 

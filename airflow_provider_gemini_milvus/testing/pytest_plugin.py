@@ -40,11 +40,6 @@ class GeminiConnectionFactory(Protocol):
         ...
 
 
-def gemini_connection_json(emulator: GeminiEmulator, **extra: Any) -> str:
-    """Deprecated alias of :meth:`GeminiEmulator.connection_json`, removed once no test imports it."""
-    return emulator.connection_json(**extra)
-
-
 @pytest.fixture
 def gemini_emulator() -> Iterator[GeminiEmulator]:
     """A started :class:`GeminiEmulator` on a free port, stopped after the test."""

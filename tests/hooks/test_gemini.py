@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError, GeminiQuotaExhaustedError
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
-from airflow_provider_gemini_milvus.testing.pytest_plugin import gemini_connection_json
+from airflow_provider_gemini_milvus.testing.pytest_plugin import GeminiConnectionFactory
 
 FAST_RETRIES = {"max_retries": 5, "retry_initial_delay": 0.01, "retry_max_delay": 0.1}
 
@@ -25,14 +25,11 @@ def corpus(count: int) -> list[str]:
 
 
 @pytest.fixture
-def connect(monkeypatch: pytest.MonkeyPatch, gemini_emulator: GeminiEmulator):
+def connect(gemini_connection_factory: GeminiConnectionFactory):
     """Point ``gemini_default`` at the emulator with the given extras; return a fresh hook."""
 
     def _connect(**extra: object) -> GeminiHook:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_GEMINI_DEFAULT",
-            gemini_connection_json(gemini_emulator, **{**FAST_RETRIES, **extra}),
-        )
+        gemini_connection_factory(**{**FAST_RETRIES, **extra})
         return GeminiHook()
 
     return _connect
@@ -456,7 +453,7 @@ def test_the_key_never_reaches_logs_or_exception_text(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     key = gemini_emulator.api_key
-    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", gemini_connection_json(gemini_emulator, **FAST_RETRIES))
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", gemini_emulator.connection_json(**FAST_RETRIES))
     hook = GeminiHook()
     hook.embed(corpus(150), output_dimensionality=128)
     gemini_emulator.fail_next(10, status=503)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ from airflow.sdk import Asset
 
 from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus_rows import content_hash
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator, milvus_asset_uri
 
 DIM = 4
@@ -125,7 +125,7 @@ def test_rows_get_content_hash_and_model_defaults() -> None:
     run(data=[{"id": "a", "vector": [1, 0, 0, 0], "text": "héllo"}, given])
     with MilvusHook() as hook:
         fingerprints = hook.fetch_fingerprints("docs", ["a", "doc-0"])
-    assert fingerprints == {"a": (hashlib.sha256("héllo".encode()).hexdigest(), ""), "doc-0": ("h", "m")}
+    assert fingerprints == {"a": (content_hash("héllo"), ""), "doc-0": ("h", "m")}
 
 
 @pytest.mark.usefixtures("milvus_connection")
@@ -184,7 +184,8 @@ def test_insert_mode_refuses_ids_stored_with_other_content_and_writes_nothing() 
     run(data=rows(3))
     batch = rows(2, prefix="fresh") + [{**rows(3)[2], "text": "edited"}]
     with pytest.raises(
-        ValueError, match=r"row 2 \(id 'doc-2'\): id already exists in collection 'docs' with other content"
+        ValueError,
+        match=r"rows\[2\] \(id 'doc-2'\): id already exists in collection 'docs' with another",
     ):
         run(data=batch, mode="insert")
     assert count() == 3
@@ -230,13 +231,13 @@ BAD_DATA = [
     pytest.param(
         {"rows": [GOOD], "delete_ids": [1]}, r"delete_ids\[0\] must be a non-empty string", id="bad-delete"
     ),
-    pytest.param([GOOD, "row"], "row 1 must be a dict", id="row-not-a-dict"),
-    pytest.param([GOOD, {"vector": [1, 2, 3, 4], "text": ""}], r"row 1 \(id None\): id must be", id="no-id"),
-    pytest.param([GOOD, {**GOOD, "id": 7}], r"row 1 \(id 7\): id must be a non-empty string", id="int-id"),
-    pytest.param([GOOD, {**GOOD, "id": " "}], r"row 1 \(id ' '\): id must be a non-empty", id="blank-id"),
+    pytest.param([GOOD, "row"], r"rows\[1\] must be a dict", id="row-not-a-dict"),
+    pytest.param([GOOD, {"vector": [1, 2, 3, 4], "text": ""}], r"rows\[1\] \(id None\): id must", id="no-id"),
+    pytest.param([GOOD, {**GOOD, "id": 7}], r"rows\[1\] \(id 7\): id must be a non-empty", id="int-id"),
+    pytest.param([GOOD, {**GOOD, "id": " "}], r"rows\[1\] \(id ' '\): id must be a non-empty", id="blank-id"),
     pytest.param([GOOD, {**GOOD, "id": "é" * 257}], "id is 514 bytes in UTF-8, longer than", id="long-id"),
-    pytest.param([GOOD, GOOD], r"row 1 \(id 'doc-0'\): duplicate id, also used by row 0", id="dup-id"),
-    pytest.param([GOOD, {"id": "b", "text": ""}], r"row 1 \(id 'b'\): missing vector", id="no-vector"),
+    pytest.param([GOOD, GOOD], r"rows\[1\] \(id 'doc-0'\): duplicate id, also used by", id="dup-id"),
+    pytest.param([GOOD, {"id": "b", "text": ""}], r"rows\[1\] \(id 'b'\): missing vector", id="no-vector"),
     pytest.param([GOOD, {**GOOD, "id": "b", "vector": "1,2"}], "vector must be a list", id="vector-str"),
     pytest.param(
         [GOOD, {**GOOD, "id": "b", "vector": [1, "x", 3, 4]}], "value 1 is not a number", id="nan-str"
@@ -244,7 +245,9 @@ BAD_DATA = [
     pytest.param(
         [GOOD, {**GOOD, "id": "b", "vector": [1, True, 3, 4]}], "value 1 is not a number", id="bool"
     ),
-    pytest.param([GOOD, {**GOOD, "id": "b", "vector": [1, 2, 3]}], "3 values, row 0 has dim 4", id="short"),
+    pytest.param(
+        [GOOD, {**GOOD, "id": "b", "vector": [1, 2, 3]}], r"3 values, rows\[0\] has dim", id="short"
+    ),
     pytest.param([GOOD, {**GOOD, "id": "b", "vector": []}], "vector is empty", id="empty-vector"),
     pytest.param([GOOD, {**GOOD, "id": "b", "vector": [1, float("nan"), 3, 4]}], "value 1 is nan", id="nan"),
     pytest.param(
@@ -275,7 +278,9 @@ BAD_DATA = [
         [GOOD, {**GOOD, "id": "b", "tags": {1, 2}}], "extra field 'tags' is not JSON", id="extra-set"
     ),
     pytest.param(
-        {"rows": [GOOD], "delete_ids": ["doc-0"]}, r"row 0 \(id 'doc-0'\) is also in delete_ids", id="overlap"
+        {"rows": [GOOD], "delete_ids": ["doc-0"]},
+        r"rows\[0\] \(id 'doc-0'\) is also in",
+        id="overlap",
     ),
 ]
 
@@ -306,7 +311,7 @@ def test_invalid_data_writes_nothing(data: Any, message: str) -> None:
             {"index_type": "DISKANN"}, "Milvus Lite .* cannot build index_type 'DISKANN'", id="index"
         ),
         pytest.param({"metric_type": "JACCARD"}, "unknown metric_type 'JACCARD'", id="metric"),
-        pytest.param({"max_batch_bytes": 50}, r"row 0 \(id 'doc-0'\) is about \d+ bytes", id="row-too-big"),
+        pytest.param({"max_batch_bytes": 50}, r"rows\[0\] \(id 'doc-0'\) is about \d+", id="row-too-big"),
     ],
 )
 def test_invalid_arguments_write_nothing(kwargs: dict[str, Any], message: str) -> None:
@@ -318,7 +323,7 @@ def test_invalid_arguments_write_nothing(kwargs: dict[str, Any], message: str) -
 @pytest.mark.usefixtures("milvus_connection")
 def test_bad_row_against_an_existing_collection_writes_nothing() -> None:
     run(data=rows(3))
-    with pytest.raises(ValueError, match=r"row 1 \(id 'x'\): vector has 5 values, row 0 has dim 4"):
+    with pytest.raises(ValueError, match=r"rows\[1\] \(id 'x'\): vector has 5 values, rows\[0\] has dim 4"):
         run(data=[rows(1, prefix="new")[0], {"id": "x", "vector": [1, 2, 3, 4, 5], "text": ""}])
     assert count() == 3
 
