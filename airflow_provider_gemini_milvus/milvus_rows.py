@@ -34,6 +34,7 @@ from airflow_provider_gemini_milvus.milvus_layout import (
     REQUIRED_FIELD_TYPES,
     TEXT_MAX_LENGTH,
 )
+from airflow_provider_gemini_milvus.unicode_checks import check_utf8_encodable
 
 __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
@@ -236,12 +237,8 @@ def _show(value: Any, limit: int = 80) -> str:
 
 def _utf8_len(value: str, where: str, what: str) -> int:
     """UTF-8 length of ``value``; a lone surrogate (``"\\ud800"``) cannot be encoded and is refused."""
-    try:
-        return len(value.encode("utf-8"))
-    except UnicodeEncodeError as err:
-        raise ValueError(
-            f"{where}: {what} holds a lone surrogate at position {err.start}, which is not valid UTF-8"
-        ) from None
+    check_utf8_encodable(value, f"{where}: {what}")
+    return len(value.encode("utf-8"))
 
 
 def check_id(value: Any, where: str, id_max_length: int = ID_MAX_LENGTH) -> str:

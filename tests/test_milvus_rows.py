@@ -197,7 +197,7 @@ def test_int64_limits_themselves_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({**GOOD, "text": "bad \ud800"}, r"rows\[0\] \(id 'a'\): text holds a lone surrogate at position 4"),
+        ({**GOOD, "text": "bad \ud800"}, r"rows\[0\] \(id 'a'\): text holds a lone surrogate \(U\+D800 at"),
         ({**GOOD, "id": "x\udfff"}, r"rows\[0\] \(id 'x\\udfff'\): id holds a lone surrogate"),
         ({**GOOD, "metadata": {"k": ["\ud800"]}}, r"metadata\['k'\]\[0\] holds a lone surrogate"),
     ],
