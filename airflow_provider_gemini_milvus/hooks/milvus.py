@@ -52,7 +52,7 @@ from airflow_provider_gemini_milvus.milvus_rows import (
 from airflow_provider_gemini_milvus.milvus_uri import build_client_kwargs, is_lite_uri, redact_token
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
     from types import TracebackType
 
     from airflow.sdk import Connection
@@ -369,8 +369,10 @@ class MilvusHook(BaseHook):
         """
         Return ``{id: (content_hash, model)}`` for those ids that exist; ``{}`` if the collection is missing.
 
-        Queries :data:`ID_QUERY_BATCH` ids at a time with Strong consistency. Used to re-embed only texts
-        whose hash or model changed, and to skip rows an interrupted ``insert`` already wrote.
+        Two ways to read them, chosen by size: up to half the collection's rows, ``id in [...]`` queries of
+        :data:`ID_QUERY_BATCH` ids each (a few cheap lookups for a small change set); beyond that, one scan
+        of the whole collection in primary-key pages (:meth:`iter_fingerprints`), which reads every row
+        once instead of parsing hundreds of long filter expressions. Strong consistency either way.
 
         :param collection: collection name.
         :param ids: primary keys to look up (any characters, quotes and backslashes included).
@@ -378,9 +380,17 @@ class MilvusHook(BaseHook):
         if not ids or not self.has_collection(collection):
             return {}
         self.ensure_loaded(collection)
+        unique = list(dict.fromkeys(ids))
+        if len(unique) > ID_QUERY_BATCH and len(unique) * 2 > self.count(collection):
+            wanted = set(unique)
+            return {
+                row_id: fingerprint
+                for row_id, fingerprint in self.iter_fingerprints(collection)
+                if row_id in wanted
+            }
         client = self.get_conn()
         fingerprints: dict[str, tuple[str, str]] = {}
-        for batch in chunked(list(dict.fromkeys(ids)), ID_QUERY_BATCH):
+        for batch in chunked(unique, ID_QUERY_BATCH):
             rows = client.query(
                 collection,
                 filter=ids_in_filter(batch),
@@ -388,11 +398,7 @@ class MilvusHook(BaseHook):
                 consistency_level=_STRONG,
                 timeout=self.timeout,
             )
-            for row in rows:
-                fingerprints[str(row[FIELD_ID])] = (
-                    str(row.get(FIELD_CONTENT_HASH) or ""),
-                    str(row.get(FIELD_MODEL) or ""),
-                )
+            fingerprints.update(_fingerprint(row) for row in rows)
         return fingerprints
 
     def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
@@ -408,34 +414,45 @@ class MilvusHook(BaseHook):
         """
         Return every primary key in the collection, in ascending order ([] if the collection is missing).
 
-        Pages by primary key like ``query_iterator``, but quotes the cursor with
-        :func:`milvus_string_literal`: pymilvus 3.0.2's ``query_iterator`` does not escape it, and fails on
-        ids that contain ``"`` or ``\\``.
-
         :param collection: collection name.
         """
+        return [str(row[FIELD_ID]) for page in self._scan(collection, [FIELD_ID]) for row in page]
+
+    def iter_fingerprints(self, collection: str) -> Iterator[tuple[str, tuple[str, str]]]:
+        """
+        Yield ``(id, (content_hash, model))`` for every row, in ascending id order, a page at a time.
+
+        :param collection: collection name; nothing is yielded if it is missing.
+        """
+        for page in self._scan(collection, [FIELD_ID, FIELD_CONTENT_HASH, FIELD_MODEL]):
+            yield from (_fingerprint(row) for row in page)
+
+    def _scan(self, collection: str, output_fields: list[str]) -> Iterator[list[dict[str, Any]]]:
+        """
+        Pages of :data:`LIST_IDS_PAGE` rows by ascending primary key, like ``query_iterator``, but with the
+        cursor quoted by :func:`milvus_string_literal`: pymilvus 3.0.2's ``query_iterator`` does not escape
+        it, and fails on ids that contain ``"`` or ``\\``.
+        """
         if not self.has_collection(collection):
-            return []
+            return
         self.ensure_loaded(collection)
         client = self.get_conn()
-        ids: list[str] = []
         last: str | None = None
         while True:
             page = client.query(
                 collection,
                 filter=ids_after_filter(last),
-                output_fields=[FIELD_ID],
+                output_fields=output_fields,
                 limit=LIST_IDS_PAGE,
                 iterator="True",
                 reduce_stop_for_best="True",
                 consistency_level=_STRONG,
                 timeout=self.timeout,
             )
-            page_ids = [str(row[FIELD_ID]) for row in page]
-            ids.extend(page_ids)
-            if len(page_ids) < LIST_IDS_PAGE:
-                return ids
-            last = page_ids[-1]
+            yield page
+            if len(page) < LIST_IDS_PAGE:
+                return
+            last = str(page[-1][FIELD_ID])
 
     def count(self, collection: str) -> int:
         """
@@ -568,3 +585,7 @@ class MilvusHook(BaseHook):
             "Flushed %s after %s rows in %s batch(es), %.2f s", collection, written, batch_count, seconds
         )
         return WriteResult(collection, mode, written, batch_count, round(seconds, 3), skipped)
+
+
+def _fingerprint(row: Mapping[str, Any]) -> tuple[str, tuple[str, str]]:
+    return str(row[FIELD_ID]), (str(row.get(FIELD_CONTENT_HASH) or ""), str(row.get(FIELD_MODEL) or ""))

@@ -252,6 +252,32 @@ def test_list_ids_pages_past_ids_with_quotes(hook: MilvusHook, monkeypatch: pyte
     assert set(listed) == set(TRICKY_IDS) | {f"doc-{i}" for i in range(5)}
 
 
+def test_fingerprints_of_most_of_the_collection_come_from_one_scan(
+    hook: MilvusHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(milvus_module, "ID_QUERY_BATCH", 3)
+    monkeypatch.setattr(milvus_module, "LIST_IDS_PAGE", 4)
+    rows = [{"id": row_id, "vector": [1.0, 2.0, 3.0, 4.0], "text": row_id} for row_id in TRICKY_IDS]
+    write(hook, "docs", rows + make_rows(10))
+    asked = [*TRICKY_IDS, *(f"doc-{i}" for i in range(8)), "missing"]
+    queries: list[str] = []
+    client = hook.get_conn()
+    original_query = client.query
+
+    def counting_query(collection: str, **kwargs: Any) -> Any:
+        queries.append(kwargs.get("filter", ""))
+        return original_query(collection, **kwargs)
+
+    monkeypatch.setattr(client, "query", counting_query)
+    fingerprints = hook.fetch_fingerprints("docs", asked)
+
+    assert fingerprints.keys() == set(asked) - {"missing"}
+    assert not any(" in [" in expression for expression in queries), "a scan, not id-in lookups"
+    assert fingerprints["doc-1"] == hook.fetch_fingerprints("docs", ["doc-1"])["doc-1"]
+    assert any(" in [" in expression for expression in queries), "a few ids: an id-in lookup"
+    assert dict(hook.iter_fingerprints("docs")).keys() == set(TRICKY_IDS) | {f"doc-{i}" for i in range(10)}
+
+
 def test_delete_ids_in_batches(hook: MilvusHook, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(milvus_module, "ID_QUERY_BATCH", 3)
     write(hook, "docs", make_rows(10))

@@ -1,0 +1,165 @@
+"""
+Where ``GeminiEmbedOperator`` reads its documents from: a list in XCom, or JSONL / Parquet files in object
+storage, read in chunks so that a corpus of any size never sits in memory at once.
+
+A file source is an :class:`~airflow.sdk.ObjectStoragePath` or its URI (``file:///data/docs.jsonl``,
+``s3://bucket/corpus/``, or an absolute local path): one ``.jsonl`` / ``.ndjson`` / ``.parquet`` file, or a
+folder of them, read recursively in path order. A JSONL line holds one document (a JSON string or object);
+a Parquet row holds one document (its columns are the dict's keys).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+__all__ = ["DOCUMENT_FILE_SUFFIXES", "DocumentSource", "SourcedDocument", "open_document_source"]
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet",)
+DOCUMENT_FILE_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES
+DEFAULT_CHUNK_DOCUMENTS = 2048
+
+
+@dataclass(frozen=True)
+class SourcedDocument:
+    """One raw document and how messages name it."""
+
+    index: int
+    """Position in the whole source, counted from 0 (``documents[index]``)."""
+    item: Any
+    where: str
+    """``documents[7]``, or ``documents[7] (docs/a.jsonl line 3)`` for a file source."""
+
+
+class DocumentSource:
+    """
+    Documents read in chunks, as many times as the caller needs (the operator reads twice: once to check
+    everything before spending, once to embed).
+
+    :param documents: a list (or tuple) of documents, or the location of JSONL / Parquet files.
+    :param chunk_documents: documents per chunk.
+    """
+
+    def __init__(self, documents: Any, *, chunk_documents: int = DEFAULT_CHUNK_DOCUMENTS) -> None:
+        self.chunk_documents = chunk_documents
+        self._inline: Sequence[Any] | None = None
+        self._location: Any = None
+        if isinstance(documents, (list, tuple)):
+            self._inline = documents
+        else:
+            self._location = _location(documents)
+
+    @property
+    def is_inline(self) -> bool:
+        """True for a list given in XCom or DAG code, False for files."""
+        return self._inline is not None
+
+    def describe(self) -> str:
+        """A short name of the source for logs: ``"a list of 3"`` or the location."""
+        return f"a list of {len(self._inline)}" if self._inline is not None else str(self._location)
+
+    def chunks(self) -> Iterator[list[SourcedDocument]]:
+        """Yield the documents in order, ``chunk_documents`` at a time."""
+        chunk: list[SourcedDocument] = []
+        for document in self._documents():
+            chunk.append(document)
+            if len(chunk) >= self.chunk_documents:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _documents(self) -> Iterator[SourcedDocument]:
+        if self._inline is not None:
+            for index, item in enumerate(self._inline):
+                yield SourcedDocument(index, item, f"documents[{index}]")
+            return
+        index = 0
+        for path in self._files():
+            name = _relative_name(self._location, path)
+            reader = _jsonl_items if path.name.lower().endswith(JSONL_SUFFIXES) else _parquet_items
+            for item, position in reader(path, self.chunk_documents):
+                yield SourcedDocument(index, item, f"documents[{index}] ({name} {position})")
+                index += 1
+
+    def _files(self) -> list[Any]:
+        location = self._location
+        if location.is_dir():
+            files = sorted(
+                (path for path in location.rglob("*") if path.name.lower().endswith(DOCUMENT_FILE_SUFFIXES)),
+                key=str,
+            )
+            if not files:
+                raise ValueError(
+                    f"documents folder {location} holds no {', '.join(DOCUMENT_FILE_SUFFIXES)} files"
+                )
+            return [path for path in files if path.is_file()]
+        if not location.exists():
+            raise ValueError(f"documents location {location} does not exist")
+        if not location.name.lower().endswith(DOCUMENT_FILE_SUFFIXES):
+            raise ValueError(
+                f"documents file {location} is not one of {', '.join(DOCUMENT_FILE_SUFFIXES)} (by its name)"
+            )
+        return [location]
+
+
+def open_document_source(documents: Any, *, chunk_documents: int = DEFAULT_CHUNK_DOCUMENTS) -> DocumentSource:
+    """
+    Return the :class:`DocumentSource` for ``documents`` (a list, a path or an ObjectStoragePath).
+
+    :raises ValueError: for anything else, with a hint when it looks like an unrendered template.
+    """
+    return DocumentSource(documents, chunk_documents=chunk_documents)
+
+
+def _location(documents: Any) -> Any:
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(documents, ObjectStoragePath):
+        return documents
+    if isinstance(documents, str):
+        text = documents.strip()
+        if "{{" not in text and ("://" in text or text.startswith("/")):
+            return ObjectStoragePath(text)
+        raise ValueError(
+            "documents must be a list of strings or of dicts, or the URI of JSONL / Parquet files, "
+            f"got the string {text[:80]!r} (a template that did not render to a list?)"
+        )
+    raise ValueError(
+        "documents must be a list of strings or of dicts, or the URI of JSONL / Parquet files, "
+        f"got {type(documents).__name__}"
+    )
+
+
+def _relative_name(root: Any, path: Any) -> str:
+    root_text, path_text = str(root).rstrip("/"), str(path)
+    return path_text[len(root_text) + 1 :] if path_text.startswith(root_text + "/") else path.name
+
+
+def _jsonl_items(path: Any, chunk_documents: int) -> Iterator[tuple[Any, str]]:
+    with path.open("r", encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path.name} line {line_number} is not JSON: {err.msg}") from None
+            yield item, f"line {line_number}"
+
+
+def _parquet_items(path: Any, chunk_documents: int) -> Iterator[tuple[Any, str]]:
+    import pyarrow.parquet as pq
+
+    with path.open("rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        row = 0
+        for batch in parquet.iter_batches(batch_size=chunk_documents):
+            for item in batch.to_pylist():
+                yield item, f"row {row}"
+                row += 1
