@@ -53,11 +53,14 @@ test-lowest: install-lowest
 	$(LOWEST_BIN)/python -m pip list | grep -i -E '^(apache-airflow|google-genai|pymilvus|milvus-lite|numpy) '
 	$(LOWEST_BIN)/pytest
 
-# An sdist and a wheel in dist/, checked as PyPI would check them.
+# An sdist and a wheel in dist/, checked as PyPI would check them; the wheel must carry the LICENSE.
 dist: install
 	rm -rf dist build
 	$(BIN)/python -m build
 	$(BIN)/twine check --strict dist/*
+	$(BIN)/python -c "import glob, sys, zipfile; \
+	names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); \
+	sys.exit(0 if any(n.endswith('.dist-info/licenses/LICENSE') for n in names) else 'the wheel has no LICENSE')"
 
 demo: install
 	$(BIN)/python example_dags/run_demo.py
