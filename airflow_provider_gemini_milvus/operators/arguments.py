@@ -86,7 +86,7 @@ def to_float(
     optional: bool = False,
 ) -> float | None:
     """
-    Return ``value`` as a finite float: ``0.5``, ``1`` or ``"0.5"``; ``None`` or ``""`` only when ``optional``.
+    Return ``value`` as a finite float (``0.5``, ``1`` or ``"0.5"``); ``None`` or ``""`` only if ``optional``.
 
     :param value: the rendered argument.
     :param name: the argument's name, for the error.
