@@ -1,21 +1,34 @@
 # Every install step lives here: `make test` and `make demo` work from a fresh clone with only Python.
+# pip is never upgraded: the pip bundled with Python (23.2 with Python 3.11) is what users have, so it is
+# what installs the provider here too.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint typecheck test demo bench emulator clean
+# The second environment: the lowest supported versions of the dependencies, pinned in the constraints file.
+LOWEST_VENV  := .venv-lowest
+LOWEST_BIN   := $(LOWEST_VENV)/bin
+LOWEST_STAMP := $(LOWEST_VENV)/.installed
+CONSTRAINTS_LOWEST := ci/constraints-lowest.txt
+
+.PHONY: install check-lite lint typecheck test install-lowest test-lowest dist demo bench emulator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# The provider's default Milvus is Lite: prove the install (with the venv's own pip) brought it.
+check-lite: install
+	@$(BIN)/python -m pip --version
+	$(BIN)/python -c "import milvus_lite; print('milvus_lite', milvus_lite.__version__, 'is installed')"
+
+# The same ruff and mypy that .pre-commit-config.yaml runs (it calls these binaries).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -23,8 +36,31 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+test: check-lite lint typecheck
 	$(BIN)/pytest
+
+$(LOWEST_BIN)/python:
+	$(PYTHON) -m venv $(LOWEST_VENV)
+
+$(LOWEST_STAMP): pyproject.toml $(CONSTRAINTS_LOWEST) | $(LOWEST_BIN)/python
+	$(LOWEST_BIN)/python -m pip install --quiet -c $(CONSTRAINTS_LOWEST) -e '.[test]'
+	touch $(LOWEST_STAMP)
+
+install-lowest: $(LOWEST_STAMP)
+
+test-lowest: install-lowest
+	$(LOWEST_BIN)/python -c "import milvus_lite"
+	$(LOWEST_BIN)/python -m pip list | grep -i -E '^(apache-airflow|google-genai|pymilvus|milvus-lite|numpy) '
+	$(LOWEST_BIN)/pytest
+
+# An sdist and a wheel in dist/, checked as PyPI would check them; the wheel must carry the LICENSE.
+dist: install
+	rm -rf dist build
+	$(BIN)/python -m build
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python -c "import glob, sys, zipfile; \
+	names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); \
+	sys.exit(0 if any(n.endswith('.dist-info/licenses/LICENSE') for n in names) else 'the wheel has no LICENSE')"
 
 demo: install
 	$(BIN)/python example_dags/run_demo.py
@@ -37,4 +73,4 @@ emulator: install
 	$(BIN)/python -m airflow_provider_gemini_milvus.testing.gemini_emulator --port 8765
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) dist build .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
