@@ -5,6 +5,8 @@ and texts Gemini refuses for good isolated and skipped with ``on_document_error=
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -204,3 +206,158 @@ def test_bad_streaming_arguments_are_refused_before_any_request(
     with pytest.raises(ValueError, match=message):
         connect().embed_with_stats(corpus(3), **kwargs)  # type: ignore[arg-type]
     assert gemini_emulator.stats.requests == 0
+
+
+# -- on_document_error="skip" ----------------------------------------------------------------------------
+
+REFUSAL = "The document could not be embedded."
+
+
+def test_skip_isolates_a_refused_text_and_delivers_the_rest(
+    connect: Callable[..., GeminiHook], gemini_emulator: GeminiEmulator
+) -> None:
+    texts = corpus(8)
+    texts[5] = "a text the service refuses"
+    gemini_emulator.refuse_texts("refuses", REFUSAL)
+    collect = Collector()
+
+    result = connect().embed_with_stats(
+        texts,
+        output_dimensionality=DIM,
+        batch_size=8,
+        max_concurrency=1,
+        on_result=collect,
+        on_document_error="skip",
+    )
+
+    assert [(text.position, text.reason) for text in result.refused] == [
+        (5, f"400 INVALID_ARGUMENT: {REFUSAL}")
+    ]
+    assert sorted(collect.positions) == [0, 1, 2, 3, 4, 6, 7]
+    # texts[0..7] refused; [0..3] accepted, so [4..7] is split unsent; [4, 5] refused; [4] accepted;
+    # [5] refused alone; [6, 7] accepted.
+    assert gemini_emulator.stats.batch_sizes == [4, 1, 2]
+    stats = result.stats
+    assert (stats.requests, stats.split_requests, stats.refused, stats.retries) == (6, 5, 1, 0)
+    assert {key: stats.as_dict()[key] for key in ("refused", "split_requests")} == {
+        "refused": 1,
+        "split_requests": 5,
+    }
+    accepted = [texts[position] for position in sorted(collect.positions)]
+    expected = connect().embed(accepted, output_dimensionality=DIM)
+    np.testing.assert_array_equal(np.stack([collect.vectors[p] for p in sorted(collect.positions)]), expected)
+
+
+def test_skip_finds_every_refused_text_across_requests_in_parallel(
+    connect: Callable[..., GeminiHook], gemini_emulator: GeminiEmulator
+) -> None:
+    texts = corpus(40)
+    refused_positions = [0, 7, 8, 9, 21, 39]
+    for position in refused_positions:
+        texts[position] += " (withdrawn)"
+    texts[10:20] = [f"withdrawn note {index}" for index in range(10)]  # a whole request refused
+    refused_positions = sorted({*refused_positions, *range(10, 20)})
+    gemini_emulator.refuse_texts("withdrawn")
+    titles = [f"title {index}" for index in range(40)]
+    hook = connect()
+
+    result = hook.embed_with_stats(
+        texts,
+        titles=titles,
+        output_dimensionality=DIM,
+        batch_size=10,
+        max_concurrency=3,
+        on_document_error="skip",
+    )
+
+    assert [text.position for text in result.refused] == refused_positions
+    assert {text.reason for text in result.refused} == {
+        "400 INVALID_ARGUMENT: Request contains an invalid argument."
+    }
+    assert result.stats.refused == len(refused_positions)
+    assert result.stats.requests == 4 + result.stats.split_requests
+    accepted = [position for position in range(40) if position not in refused_positions]
+    assert sorted(gemini_emulator.stats.embedded_texts) == sorted(texts[position] for position in accepted)
+    assert np.isnan(result.vectors[refused_positions]).all()
+    expected = hook.embed(
+        [texts[position] for position in accepted],
+        titles=[titles[position] for position in accepted],
+        output_dimensionality=DIM,
+    )
+    np.testing.assert_array_equal(result.vectors[accepted], expected)
+
+
+def test_fail_stays_the_default_and_raises_on_the_first_refusal_without_splitting(
+    connect: Callable[..., GeminiHook], gemini_emulator: GeminiEmulator
+) -> None:
+    texts = corpus(8)
+    texts[5] = "a text the service refuses"
+    gemini_emulator.refuse_texts("refuses", REFUSAL)
+
+    with pytest.raises(
+        GeminiAPIError, match=r"Gemini refused request 1 \(texts\[0\.\.7\]\): .*400"
+    ) as excinfo:
+        connect().embed_with_stats(texts, output_dimensionality=DIM)
+
+    assert (excinfo.value.http_status, excinfo.value.status, excinfo.value.attempts) == (
+        400,
+        "INVALID_ARGUMENT",
+        1,
+    )
+    assert gemini_emulator.stats.requests == 1
+
+
+def test_skip_still_retries_server_errors_and_raises_when_they_persist(
+    connect: Callable[..., GeminiHook], gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.fail_next(2, status=503)
+    hook = connect()
+
+    result = hook.embed_with_stats(corpus(6), output_dimensionality=DIM, on_document_error="skip")
+
+    assert (result.stats.retries, result.stats.refused, result.stats.split_requests) == (2, 0, 0)
+    gemini_emulator.fail_next(10, status=503)
+    with pytest.raises(GeminiAPIError, match="after 3 attempts"):
+        hook.embed_with_stats(corpus(6), output_dimensionality=DIM, on_document_error="skip")
+    assert gemini_emulator.stats.status_counts[503] == 5
+
+
+def test_skip_does_not_split_a_request_refused_for_its_key(
+    monkeypatch: pytest.MonkeyPatch, gemini_emulator: GeminiEmulator
+) -> None:
+    connection = {
+        "conn_type": "gemini",
+        "password": "not-the-key",
+        "extra": {"base_url": gemini_emulator.base_url},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(connection))
+
+    with pytest.raises(GeminiAPIError, match="API key not valid"):
+        GeminiHook().embed_with_stats(corpus(8), output_dimensionality=DIM, on_document_error="skip")
+
+    assert gemini_emulator.stats.requests == 1
+
+
+def test_a_refusal_reason_never_holds_the_key_and_logs_name_the_text_not_its_content(
+    connect: Callable[..., GeminiHook],
+    gemini_emulator: GeminiEmulator,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    gemini_emulator.configure(echo_api_key_in_errors=True)
+    secret_text = "confidential memo the service refuses"
+    gemini_emulator.refuse_texts("refuses", REFUSAL)
+
+    result = connect().embed_with_stats(
+        ["fine", secret_text], output_dimensionality=DIM, on_document_error="skip"
+    )
+
+    [refused] = result.refused
+    assert refused.reason == f"400 INVALID_ARGUMENT: {REFUSAL} (request key: ***)"
+    captured = capsys.readouterr()
+    logs = caplog.text + captured.out + captured.err
+    assert gemini_emulator.api_key not in logs
+    assert secret_text not in logs
+    assert f"Gemini refused texts[1]; skipped: 400 INVALID_ARGUMENT: {REFUSAL}" in logs
+    assert "Skipped 1 texts Gemini refused" in logs
