@@ -159,7 +159,9 @@ class GeminiHook(BaseHook):
     :meth:`embed` splits any number of texts into requests of at most 100, runs several at once, retries
     429, 5xx, timeouts, dropped connections and unusable answers (NaN, wrong length, not JSON) with backoff
     (honouring the server's retry delay), paces itself to the connection's quotas, and returns
-    L2-normalised float32 rows in input order. :meth:`embed_with_stats` also returns what the call did.
+    L2-normalised float32 rows in input order. :meth:`embed_with_stats` also returns what the call did; it
+    can hand each request's vectors to a callback as they arrive (``on_result``, flat memory at any corpus
+    size) and skip the texts Gemini refuses for good (``on_document_error="skip"``).
 
     :param gemini_conn_id: the ``gemini`` connection to use.
     """

@@ -287,6 +287,25 @@ def test_skip_finds_every_refused_text_across_requests_in_parallel(
     np.testing.assert_array_equal(result.vectors[accepted], expected)
 
 
+def test_skip_works_through_vertex_ai_too(
+    connect: Callable[..., GeminiHook], gemini_emulator: GeminiEmulator
+) -> None:
+    texts = corpus(6)
+    texts[2] = "a text the service refuses"
+    gemini_emulator.refuse_texts("refuses", REFUSAL)
+    collect = Collector()
+
+    result = connect(vertexai=True).embed_with_stats(
+        texts, output_dimensionality=DIM, on_result=collect, on_document_error="skip"
+    )
+
+    assert [(text.position, text.reason) for text in result.refused] == [
+        (2, f"400 INVALID_ARGUMENT: {REFUSAL}")
+    ]
+    assert sorted(collect.positions) == [0, 1, 3, 4, 5]
+    assert gemini_emulator.stats.texts == 5
+
+
 def test_fail_stays_the_default_and_raises_on_the_first_refusal_without_splitting(
     connect: Callable[..., GeminiHook], gemini_emulator: GeminiEmulator
 ) -> None:
