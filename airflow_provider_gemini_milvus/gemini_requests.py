@@ -28,6 +28,7 @@ __all__ = [
     "EmbedRequest",
     "EmbeddingResult",
     "EmbeddingRunStats",
+    "RefusedText",
     "UnusableResponse",
     "check_sendable",
     "checked_rows",
@@ -48,6 +49,9 @@ class EmbeddingRunStats:
     What one embedding call did; JSON-safe through :meth:`as_dict`.
 
     ``tokens`` is estimated at about four characters a token (see ``gemini_models.estimate_tokens``).
+    ``refused`` counts texts Gemini refused for good and that were skipped (``on_document_error="skip"``);
+    ``split_requests`` counts the requests sent to find them (halves of refused batches, retries included;
+    they are part of ``requests``).
     """
 
     model: str = ""
@@ -56,6 +60,8 @@ class EmbeddingRunStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    refused: int = 0
+    split_requests: int = 0
     seconds: float = 0.0
     usd_per_million_tokens: float | None = None
 
@@ -73,9 +79,24 @@ class EmbeddingRunStats:
             "requests": self.requests,
             "retries": self.retries,
             "rate_limited": self.rate_limited,
+            "refused": self.refused,
+            "split_requests": self.split_requests,
             "seconds": round(self.seconds, 3),
             "estimated_cost_usd": self.estimated_cost_usd,
         }
+
+
+@dataclass(frozen=True)
+class RefusedText:
+    """
+    A text Gemini refused for good (400 ``INVALID_ARGUMENT`` when sent alone), skipped.
+
+    :param position: its index in the call's ``texts``.
+    :param reason: Gemini's error status and message, with the API key scrubbed out.
+    """
+
+    position: int
+    reason: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,12 +104,16 @@ class EmbeddingResult:
     """
     The vectors of one embedding call and what the call did.
 
-    :param vectors: float32, shape ``(len(texts), dim)``, rows L2-normalised and in input order.
+    :param vectors: float32, shape ``(len(texts), dim)``, rows L2-normalised and in input order; an empty
+        ``(0, dim)`` array when the vectors went to an ``on_result`` callback instead. Rows of texts skipped
+        with ``on_document_error="skip"`` are NaN.
     :param stats: requests, retries, estimated tokens and cost of this call alone.
+    :param refused: the texts skipped with ``on_document_error="skip"``, in position order.
     """
 
     vectors: np.ndarray
     stats: EmbeddingRunStats
+    refused: tuple[RefusedText, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +141,21 @@ class Batch:
         end = self.start + len(self.texts) - 1
         span = f"texts[{self.start}]" if end == self.start else f"texts[{self.start}..{end}]"
         return f"request {self.index + 1} ({span})"
+
+    def halves(self) -> tuple[Batch, Batch]:
+        """The first and second half of this request's texts, as requests of their own (same ``index``)."""
+        middle = len(self.texts) // 2
+        return self._part(0, middle), self._part(middle, len(self.texts))
+
+    def _part(self, begin: int, end: int) -> Batch:
+        texts = self.texts[begin:end]
+        return Batch(
+            index=self.index,
+            start=self.start + begin,
+            texts=texts,
+            titles=self.titles[begin:end] if self.titles is not None else None,
+            tokens=sum(estimate_tokens(text) for text in texts),
+        )
 
 
 class UnusableResponse(Exception):

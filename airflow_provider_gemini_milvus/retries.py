@@ -41,6 +41,20 @@ def is_retryable_status(status_code: int | None) -> bool:
     return status_code in RETRYABLE_STATUS_CODES
 
 
+def is_document_refusal(status_code: int | None, status: str | None, details: Any) -> bool:
+    """
+    Whether an error refuses what was sent rather than who sent it: a 400 ``INVALID_ARGUMENT`` without a
+    ``google.rpc.ErrorInfo`` detail (which marks request-level causes such as ``API_KEY_INVALID``).
+
+    Such a request fails again however often it is sent; split, it shows which texts Gemini refuses.
+    """
+    if status_code != 400 or status != "INVALID_ARGUMENT":
+        return False
+    return not any(
+        str(entry.get("@type", "")).endswith("google.rpc.ErrorInfo") for entry in _detail_entries(details)
+    )
+
+
 def _error_body(details: Any) -> dict[str, Any]:
     """The ``error`` object of a google-genai ``APIError.details`` (the parsed response body)."""
     if isinstance(details, dict):

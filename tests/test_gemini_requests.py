@@ -41,6 +41,30 @@ def test_a_batch_names_its_request_and_the_callers_indexes() -> None:
     assert batch_at(7, 1, index=0).describe() == "request 1 (texts[7])"
 
 
+def test_a_batch_splits_into_halves_that_keep_its_index_positions_titles_and_tokens() -> None:
+    texts = ["a" * 40, "b" * 8, "c" * 4, "d" * 400, "e" * 12]
+    batch = plan_batches(texts, ["t0", None, "t2", "t3", "t4"], 100, None)[0]
+
+    first, second = batch.halves()
+
+    assert (first.index, first.start, first.texts, first.titles, first.tokens) == (
+        0,
+        0,
+        texts[:2],
+        ["t0", None],
+        12,
+    )
+    assert (second.start, second.texts, second.titles, second.tokens) == (
+        2,
+        texts[2:],
+        ["t2", "t3", "t4"],
+        104,
+    )
+    assert second.describe() == "request 1 (texts[2..4])"
+    lone, rest = second.halves()
+    assert (lone.start, lone.texts, rest.start, rest.texts) == (2, texts[2:3], 3, texts[3:])
+
+
 def test_batches_hold_at_most_batch_size_texts_in_order() -> None:
     texts = [f"text {index}" for index in range(250)]
     batches = plan_batches(texts, None, 100, None)
@@ -168,6 +192,18 @@ def test_stats_estimate_cost_from_the_models_price() -> None:
     stats = EmbeddingRunStats(tokens=2_000_000, usd_per_million_tokens=0.15)
     assert stats.estimated_cost_usd == pytest.approx(0.30)
     assert EmbeddingRunStats(tokens=5).as_dict()["estimated_cost_usd"] is None
+    assert EmbeddingRunStats(refused=2, split_requests=9).as_dict() | {"seconds": 0} == {
+        "model": "",
+        "texts": 0,
+        "estimated_tokens": 0,
+        "requests": 0,
+        "retries": 0,
+        "rate_limited": 0,
+        "refused": 2,
+        "split_requests": 9,
+        "seconds": 0,
+        "estimated_cost_usd": None,
+    }
 
 
 def test_scrubbed_hides_the_secret_and_leaves_text_without_one_alone() -> None:

@@ -9,6 +9,7 @@ import pytest
 from airflow_provider_gemini_milvus.retries import (
     BackoffPolicy,
     is_daily_quota,
+    is_document_refusal,
     is_retryable_status,
     server_retry_delay,
 )
@@ -69,3 +70,39 @@ def test_daily_quota_is_recognised() -> None:
     assert is_daily_quota(_quota_body(None, "EmbedContentRequestsPerDayPerProjectPerModel"))
     assert not is_daily_quota(_quota_body("2s"))
     assert not is_daily_quota({"error": {}})
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "details", "refusal"),
+    [
+        pytest.param(400, "INVALID_ARGUMENT", {"error": {"message": "bad"}}, True, id="plain-400"),
+        pytest.param(
+            400,
+            "INVALID_ARGUMENT",
+            {"error": {"details": [{"@type": "type.googleapis.com/google.rpc.BadRequest"}]}},
+            True,
+            id="400-naming-a-field",
+        ),
+        pytest.param(
+            400,
+            "INVALID_ARGUMENT",
+            {
+                "error": {
+                    "details": [
+                        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+                    ]
+                }
+            },
+            False,
+            id="invalid-key",
+        ),
+        pytest.param(400, "FAILED_PRECONDITION", None, False, id="other-400"),
+        pytest.param(429, "RESOURCE_EXHAUSTED", None, False, id="quota"),
+        pytest.param(503, "UNAVAILABLE", None, False, id="server"),
+        pytest.param(None, None, None, False, id="no-answer"),
+    ],
+)
+def test_only_a_400_about_what_was_sent_is_a_document_refusal(
+    code: int | None, status: str | None, details: object, refusal: bool
+) -> None:
+    assert is_document_refusal(code, status, details) is refusal

@@ -29,6 +29,7 @@ from airflow_provider_gemini_milvus.gemini_requests import (
     EmbeddingResult,
     EmbeddingRunStats,
     EmbedRequest,
+    RefusedText,
     UnusableResponse,
     checked_rows,
     per_request_bodies,
@@ -43,15 +44,36 @@ from airflow_provider_gemini_milvus.gemini_requests import (
 from airflow_provider_gemini_milvus.gemini_runner import Cancelled, ProgressLog, RunCounters, run_all
 from airflow_provider_gemini_milvus.gemini_settings import GeminiConnectionSettings, read_settings
 from airflow_provider_gemini_milvus.pacing import QuotaPacers
-from airflow_provider_gemini_milvus.retries import is_daily_quota, is_retryable_status, server_retry_delay
+from airflow_provider_gemini_milvus.retries import (
+    is_daily_quota,
+    is_document_refusal,
+    is_retryable_status,
+    server_retry_delay,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from google import genai
     from google.genai import types
 
-__all__ = ["EmbeddingResult", "EmbeddingRunStats", "GeminiConnectionSettings", "GeminiHook"]
+__all__ = [
+    "ON_DOCUMENT_ERROR_CHOICES",
+    "EmbeddingResult",
+    "EmbeddingRunStats",
+    "GeminiConnectionSettings",
+    "GeminiHook",
+    "RefusedText",
+]
+
+#: What ``embed_with_stats`` does with a text Gemini refuses for good: raise, or leave it out.
+ON_DOCUMENT_ERROR_CHOICES = ("fail", "skip")
+
+#: Refused texts logged one by one; the rest are only counted.
+MAX_LOGGED_REFUSALS = 20
+
+#: What a request hands back to the calling thread: the vectors of ``texts[positions]``, or a refused text.
+_Delivery = tuple[range, np.ndarray] | RefusedText
 
 
 def _transient_transport_errors() -> tuple[type[BaseException], ...]:
@@ -102,6 +124,25 @@ class _FailedAttempt:
     status: str | None = None
     server_delay: float | None = None
     quota_exhausted: bool = False
+    document_refusal: bool = False
+    api_message: str | None = None
+
+    @property
+    def refusal_reason(self) -> str:
+        """``400 INVALID_ARGUMENT: <Gemini's message>`` (key scrubbed), or the whole reason without one."""
+        if self.api_message is None:
+            return self.reason
+        return f"{self.http_status} {self.status}: {self.api_message}"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What every request of one ``embed_with_stats`` call shares."""
+
+    request: EmbedRequest
+    counters: RunCounters
+    cancelled: threading.Event
+    skip_refused: bool
 
 
 class GeminiHook(BaseHook):
@@ -118,7 +159,9 @@ class GeminiHook(BaseHook):
     :meth:`embed` splits any number of texts into requests of at most 100, runs several at once, retries
     429, 5xx, timeouts, dropped connections and unusable answers (NaN, wrong length, not JSON) with backoff
     (honouring the server's retry delay), paces itself to the connection's quotas, and returns
-    L2-normalised float32 rows in input order. :meth:`embed_with_stats` also returns what the call did.
+    L2-normalised float32 rows in input order. :meth:`embed_with_stats` also returns what the call did; it
+    can hand each request's vectors to a callback as they arrive (``on_result``, flat memory at any corpus
+    size) and skip the texts Gemini refuses for good (``on_document_error="skip"``).
 
     :param gemini_conn_id: the ``gemini`` connection to use.
     """
@@ -263,11 +306,22 @@ class GeminiHook(BaseHook):
         titles: Sequence[str | None] | None = None,
         batch_size: int = MAX_TEXTS_PER_REQUEST,
         max_concurrency: int | None = None,
+        on_result: Callable[[Sequence[int], np.ndarray], None] | None = None,
+        on_document_error: str = "fail",
     ) -> EmbeddingResult:
         """
         Embed ``texts``; return the vectors with this call's requests, retries, tokens and cost.
 
         Safe to call from several threads on one hook: each call has its own stats.
+
+        With ``on_result``, each request's vectors are handed over as soon as it finishes, and the hook keeps
+        none of them: memory holds the requests in flight, not the corpus. ``on_result(positions, vectors)``
+        is called in the calling thread (the one that called this method), one request at a time, never
+        concurrently; ``positions`` is a ``range`` of indexes into ``texts``, ``vectors`` a float32
+        L2-normalised array of shape ``(len(positions), dim)``. Requests finish in any order. Should the call
+        fail (a request refused, retries or quota exhausted, the callback raising), every request that
+        finished before, or while the requests in flight finished, has been delivered first; an error raised
+        by ``on_result`` ends delivery and is raised as it is.
 
         :param texts: the texts; any number.
         :param model: a Gemini embedding model, with or without ``models/``.
@@ -276,11 +330,26 @@ class GeminiHook(BaseHook):
         :param titles: one title (or ``None``) per text; only with ``RETRIEVAL_DOCUMENT``.
         :param batch_size: texts per request, 1 to 100.
         :param max_concurrency: requests in flight at once; default from the connection, else 8.
-        :return: :class:`EmbeddingResult` with float32 ``vectors`` of shape ``(len(texts), dim)``.
+        :param on_result: called with ``(positions, vectors)`` per finished request, instead of collecting
+            the vectors in the result.
+        :param on_document_error: ``"fail"`` (default): a request Gemini refuses for good (400
+            ``INVALID_ARGUMENT``) fails the call. ``"skip"``: such a request is split in halves and sent again
+            until each refused text stands alone; those are left out and listed in
+            :attr:`EmbeddingResult.refused` with Gemini's reason, the rest are embedded. 429, 5xx and
+            other errors are retried or raised as with ``"fail"``.
+        :return: :class:`EmbeddingResult` with float32 ``vectors`` of shape ``(len(texts), dim)``, or
+            ``(0, dim)`` with ``on_result``.
         :raises ValueError: bad input, naming ``texts[i]`` or ``titles[i]``, before any request.
         :raises GeminiAPIError: a request was refused, or failed until the retry budget ran out; the message
             names the request and its texts' indexes, never the key.
         """
+        if on_document_error not in ON_DOCUMENT_ERROR_CHOICES:
+            raise ValueError(
+                f"on_document_error must be one of {', '.join(map(repr, ON_DOCUMENT_ERROR_CHOICES))}, "
+                f"got {on_document_error!r}"
+            )
+        if on_result is not None and not callable(on_result):
+            raise ValueError(f"on_result must be callable, got {type(on_result).__name__}")
         request = validated_request(model, task_type, output_dimensionality)
         text_list = validated_texts(texts, request.model)
         title_list = validated_titles(titles, len(text_list), request.task_type, request.model)
@@ -303,17 +372,36 @@ class GeminiHook(BaseHook):
             self.get_conn()
             _ = self._pacers
         started = time.monotonic()
-        vectors = np.empty((len(text_list), request.dim), dtype=np.float32)
+        vectors = np.empty((0 if on_result is not None else len(text_list), request.dim), dtype=np.float32)
+        refused: list[RefusedText] = []
         progress = ProgressLog(self.log, len(text_list))
-        counters = RunCounters()
-        cancelled = threading.Event()
+        call = _Call(
+            request=request,
+            counters=RunCounters(),
+            cancelled=threading.Event(),
+            skip_refused=on_document_error == "skip",
+        )
 
-        def run(batch: Batch) -> None:
-            rows = self._embed_batch(batch, request, counters, cancelled)
-            vectors[batch.start : batch.start + len(batch.texts)] = rows
-            progress.advance(len(batch.texts))
+        def deliver(delivery: _Delivery) -> None:
+            if isinstance(delivery, RefusedText):
+                refused.append(delivery)
+                if on_result is None:
+                    vectors[delivery.position] = np.nan
+                self._log_refusal(delivery, len(refused))
+                progress.advance(1)
+                return
+            positions, rows = delivery
+            if on_result is None:
+                vectors[positions.start : positions.stop] = rows
+            else:
+                on_result(positions, rows)
+            progress.advance(len(positions))
 
-        run_all(run, batches, concurrency, cancelled)
+        def run(batch: Batch, emit: Callable[[_Delivery], None]) -> None:
+            self._embed_request(batch, call, emit)
+
+        run_all(run, batches, concurrency, call.cancelled, deliver)
+        counters = call.counters
         stats = EmbeddingRunStats(
             model=request.model.name,
             texts=len(text_list),
@@ -321,44 +409,105 @@ class GeminiHook(BaseHook):
             requests=counters.requests,
             retries=counters.retries,
             rate_limited=counters.rate_limited,
+            refused=len(refused),
+            split_requests=counters.split_requests,
             seconds=time.monotonic() - started,
             usd_per_million_tokens=request.model.usd_per_million_tokens,
         )
         self.log.info(
             "Embedded %d texts in %.1fs (%.1f texts/s): %d requests, %d retries (%d rate-limited), "
             "about %d tokens%s",
-            stats.texts,
+            stats.texts - stats.refused,
             stats.seconds,
-            stats.texts / max(stats.seconds, 1e-9),
+            (stats.texts - stats.refused) / max(stats.seconds, 1e-9),
             stats.requests,
             stats.retries,
             stats.rate_limited,
             stats.tokens,
             _cost_text(stats.estimated_cost_usd),
         )
-        return EmbeddingResult(vectors=vectors, stats=stats)
+        if refused:
+            self.log.warning(
+                "Skipped %d texts Gemini refused; %d requests went to finding them",
+                stats.refused,
+                stats.split_requests,
+            )
+        return EmbeddingResult(
+            vectors=vectors, stats=stats, refused=tuple(sorted(refused, key=lambda text: text.position))
+        )
 
-    def _embed_batch(
-        self, batch: Batch, request: EmbedRequest, counters: RunCounters, cancelled: threading.Event
-    ) -> np.ndarray:
+    def _log_refusal(self, refusal: RefusedText, count: int) -> None:
+        if count <= MAX_LOGGED_REFUSALS:
+            self.log.warning("Gemini refused texts[%d]; skipped: %s", refusal.position, refusal.reason)
+        if count == MAX_LOGGED_REFUSALS:
+            self.log.warning("Further refused texts are counted, not logged one by one")
+
+    def _embed_request(self, batch: Batch, call: _Call, emit: Callable[[_Delivery], None]) -> None:
+        """Send one planned request, emit its vectors; with ``skip_refused``, isolate what Gemini refuses."""
+        refusal = self._send_part(batch, call, emit, split=False)
+        if refusal is not None:
+            self._isolate_refused(batch, refusal, call, emit)
+
+    def _send_part(
+        self, part: Batch, call: _Call, emit: Callable[[_Delivery], None], *, split: bool
+    ) -> _FailedAttempt | None:
+        """Send ``part``; emit its vectors and return ``None``, or return the refusal of a refusable part."""
+        outcome = self._embed_batch(part, call, split=split)
+        if isinstance(outcome, np.ndarray):
+            emit((range(part.start, part.start + len(part.texts)), outcome))
+            return None
+        return outcome
+
+    def _isolate_refused(
+        self, part: Batch, refusal: _FailedAttempt, call: _Call, emit: Callable[[_Delivery], None]
+    ) -> None:
         """
-        Send one batch, retrying what is worth retrying; return its checked, normalised vectors.
+        ``part`` was refused as a whole: emit the vectors of its texts Gemini accepts, and each text it
+        refuses when sent alone as a :class:`RefusedText`.
+
+        Halves are sent first-half first. When the first half is accepted, the refusal lies in the second,
+        which is split at once without being sent whole; a single text is always sent on its own, so a text
+        is only ever recorded as refused on its own 400.
+        """
+        if len(part.texts) == 1:
+            emit(RefusedText(part.start, refusal.refusal_reason))
+            return
+        first, second = part.halves()
+        first_refusal = self._send_part(first, call, emit, split=True)
+        if first_refusal is not None:
+            self._isolate_refused(first, first_refusal, call, emit)
+        if first_refusal is None and len(second.texts) > 1:
+            self._isolate_refused(second, refusal, call, emit)
+            return
+        second_refusal = self._send_part(second, call, emit, split=True)
+        if second_refusal is not None:
+            self._isolate_refused(second, second_refusal, call, emit)
+
+    def _embed_batch(self, batch: Batch, call: _Call, *, split: bool) -> np.ndarray | _FailedAttempt:
+        """
+        Send one batch, retrying what is worth retrying; return its checked, normalised vectors, or (with
+        ``call.skip_refused``) the attempt that refused it for good as a document refusal.
 
         Errors are raised outside any ``except`` block, so a :class:`GeminiAPIError` has no ``__cause__``
         or ``__context__`` (the SDK's error may hold a gateway's echo of the key).
+
+        :param split: ``batch`` is part of a refused request (counted in ``split_requests``).
         """
         backoff = self.settings.backoff
+        counters = call.counters
         attempt = 0
         while True:
             attempt += 1
             self._pacers.acquire(batch.tokens)
-            if cancelled.is_set():
+            if call.cancelled.is_set():
                 raise Cancelled(f"{batch.describe()} not sent: another request failed")
-            counters.add(requests=1)
-            outcome = self._attempt(batch, request)
+            counters.add(requests=1, split_requests=int(split))
+            outcome = self._attempt(batch, call.request)
             if isinstance(outcome, np.ndarray):
                 return outcome
             counters.add(rate_limited=outcome.http_status == 429)
+            if outcome.document_refusal and call.skip_refused:
+                return outcome
             if not outcome.retryable:
                 error_class = GeminiQuotaExhaustedError if outcome.quota_exhausted else GeminiAPIError
                 raise error_class(
@@ -403,6 +552,8 @@ class GeminiHook(BaseHook):
                 status=err.status,
                 server_delay=server_retry_delay(err.details, _response_headers(err)),
                 quota_exhausted=err.code == 429,
+                document_refusal=is_document_refusal(err.code, err.status, err.details),
+                api_message=scrubbed(err.message, self.settings.api_key) if err.message else None,
             )
         except TRANSIENT_TRANSPORT_ERRORS as err:
             return _FailedAttempt(reason=self._safe_error_text(err), retryable=True)

@@ -23,9 +23,10 @@ What it serves (any version prefix, e.g. ``v1``, ``v1beta``, ``v1beta1``):
 
 It enforces the model catalogue in :mod:`airflow_provider_gemini_milvus.gemini_models` (dimensions, input
 length, task types, at most 100 texts a call), answers with Google's error envelopes, and can simulate
-latency, per-minute and per-day quotas, random and queued faults, corrupted answers (NaN, short or missing
-vectors, HTML, cut JSON), gateways that echo the API key in errors, and dropped connections. Vectors are
-deterministic and lexically meaningful: similar texts are near neighbours, so small retrieval tests work.
+latency, per-minute and per-day quotas, random and queued faults, texts refused for good
+(``refuse_texts``), corrupted answers (NaN, short or missing vectors, HTML, cut JSON), gateways that echo
+the API key in errors, and dropped connections. Vectors are deterministic and lexically meaningful:
+similar texts are near neighbours, so small retrieval tests work.
 
 Modules: :mod:`.vectors` (the deterministic vectors), :mod:`.protocol` (routes, request parsing, answer
 bodies), :mod:`.errors` (Google's error envelopes), :mod:`.quotas`, :mod:`.faults`, :mod:`.stats`,

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 __all__ = [
+    "DEFAULT_REFUSAL_MESSAGE",
     "SUPPORTED_FAULT_STATUSES",
     "ApiError",
     "fault_error",
@@ -44,6 +45,9 @@ _FAULT_MESSAGES = {
     503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
+
+#: The ``error.message`` of a ``refuse_texts`` refusal unless told otherwise: Google's generic 400.
+DEFAULT_REFUSAL_MESSAGE = _FAULT_MESSAGES[400]
 
 #: Statuses ``fail_next`` and ``fault_statuses`` can produce.
 SUPPORTED_FAULT_STATUSES = tuple(_FAULT_MESSAGES)

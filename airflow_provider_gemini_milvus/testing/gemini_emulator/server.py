@@ -15,9 +15,11 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import (
+    DEFAULT_REFUSAL_MESSAGE,
     SUPPORTED_FAULT_STATUSES,
     ApiError,
     fault_error,
+    invalid_argument,
     invalid_key_error,
     missing_key_error,
 )
@@ -119,6 +121,7 @@ class GeminiEmulator:
         self._in_flight = 0
         self._faults: collections.deque[Fault] = collections.deque()
         self._corruptions: collections.deque[str] = collections.deque()
+        self._refusals: dict[str, str] = {}
         self._quotas = QuotaWindows()
         self.api_key = api_key
         self.host = host
@@ -270,11 +273,32 @@ class GeminiEmulator:
         with self._lock:
             self._corruptions.extend(kind for _ in range(count))
 
+    def refuse_texts(self, substring: str, message: str = DEFAULT_REFUSAL_MESSAGE) -> None:
+        """
+        Refuse for good every embed call holding a text that contains ``substring``, on every embed route.
+
+        Such a call answers 400 ``INVALID_ARGUMENT`` with ``message`` in Google's error envelope and a
+        ``BadRequest`` detail naming the first refused element; the whole call is refused, as the real API
+        refuses a batch for one bad document. Checked after the key, model and queued faults, before quotas
+        (a refused call spends none). Lasts until :meth:`clear_faults`; calling again with the same
+        ``substring`` replaces its message.
+
+        :param substring: refuse texts containing this (non-empty).
+        :param message: the ``error.message`` answered.
+        """
+        if not isinstance(substring, str) or not substring:
+            raise ValueError(f"substring must be a non-empty string, got {substring!r}")
+        if not isinstance(message, str) or not message:
+            raise ValueError(f"message must be a non-empty string, got {message!r}")
+        with self._lock:
+            self._refusals[substring] = message
+
     def clear_faults(self) -> None:
-        """Forget queued ``fail_next`` / ``drop_next`` faults and ``corrupt_next`` corruptions."""
+        """Forget ``fail_next`` / ``drop_next`` faults, ``corrupt_next`` corruptions and ``refuse_texts``."""
         with self._lock:
             self._faults.clear()
             self._corruptions.clear()
+            self._refusals.clear()
 
     def reset_stats(self) -> None:
         """Zero the counters (quota windows are kept; see :meth:`reset_quotas`)."""
@@ -354,6 +378,7 @@ class GeminiEmulator:
             if fault is not None:
                 raise fault_error(fault.status, model.name, fault.retry_delay)
             items = RequestParser(model, route).parse(parse_json_body(body))
+            self._refuse_listed_texts(route, items)
             self._maybe_random_fault(model)
             self._spend_quota(model, items)
             reply = Reply(200, embed_response(model, route, items))
@@ -374,6 +399,18 @@ class GeminiEmulator:
             raise missing_key_error(vertex=vertex)
         if key != self.api_key:
             raise invalid_key_error(vertex=vertex)
+
+    def _refuse_listed_texts(self, route: Route, items: list[EmbedItem]) -> None:
+        """Raise the 400 of ``refuse_texts`` when an item holds a refused substring."""
+        with self._lock:
+            refusals = list(self._refusals.items())
+        if not refusals:
+            return
+        for index, item in enumerate(items):
+            for text in item.texts:
+                for substring, message in refusals:
+                    if substring in text:
+                        raise invalid_argument(message, _content_field(route, index), message)
 
     def _next_queued_fault(self) -> Fault | None:
         with self._lock:
@@ -399,6 +436,15 @@ class GeminiEmulator:
                 tokens_per_minute=self.tokens_per_minute,
                 requests_per_day=self.requests_per_day,
             )
+
+
+def _content_field(route: Route, index: int) -> str:
+    """The field path of element ``index``'s content on ``route``, as a ``BadRequest`` names it."""
+    if route.method == "embedContent":
+        return "content"
+    if route.method == "predict":
+        return f"instances[{index}].content"
+    return f"requests[{index}].content"
 
 
 def _validate_knobs(knobs: dict[str, Any]) -> None:

@@ -232,3 +232,115 @@ def test_clear_faults_forgets_corruptions(gemini_emulator: GeminiEmulator, clien
 def test_corrupt_next_rejects_an_unknown_kind(gemini_emulator: GeminiEmulator) -> None:
     with pytest.raises(ValueError, match="'garbled'"):
         gemini_emulator.corrupt_next(kind="garbled")
+
+
+# -- refuse_texts ----------------------------------------------------------------------------------------
+
+
+def test_refuse_texts_refuses_the_whole_call_holding_a_matching_text(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    gemini_emulator.refuse_texts("forbidden", "The document could not be embedded.")
+
+    with pytest.raises(errors.ClientError) as refused:
+        embed(client, ["fine", "a forbidden word", "also fine"])
+
+    assert (refused.value.code, refused.value.status) == (400, "INVALID_ARGUMENT")
+    assert refused.value.message == "The document could not be embedded."
+    violation = error_detail(refused.value, "BadRequest")
+    assert violation is not None
+    assert violation["fieldViolations"][0]["field"] == "requests[1].content"
+    assert embed(client, ["fine", "also fine"]) == [
+        emulated_embedding("fine"),
+        emulated_embedding("also fine"),
+    ]
+    stats = gemini_emulator.stats
+    assert stats.status_counts == {400: 1, 200: 1}
+    assert stats.embedded_texts == ["fine", "also fine"]
+
+
+def test_refuse_texts_answers_google_s_generic_400_by_default(gemini_emulator: GeminiEmulator) -> None:
+    gemini_emulator.refuse_texts("bad")
+
+    answer = raw_request(
+        gemini_emulator, BATCH_PATH, {"requests": [element("bad text")]}, key=gemini_emulator.api_key
+    )
+
+    assert answer.status == 400
+    error = answer.body["error"]
+    assert (error["code"], error["status"], error["message"]) == (
+        400,
+        "INVALID_ARGUMENT",
+        "Request contains an invalid argument.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        pytest.param(
+            f"/v1beta/models/{MODEL}:embedContent", element("a bad text"), "content", id="gemini-embedContent"
+        ),
+        pytest.param(
+            f"/v1beta1/publishers/google/models/{MODEL}:batchEmbedContents",
+            {
+                "requests": [
+                    {"content": {"parts": [{"text": "fine"}]}},
+                    {"content": {"parts": [{"text": "bad"}]}},
+                ]
+            },
+            "requests[1].content",
+            id="vertex-batchEmbedContents",
+        ),
+        pytest.param(
+            "/v1beta1/publishers/google/models/text-embedding-004:predict",
+            {"instances": [{"content": "fine"}, {"content": "fine"}, {"content": "so bad"}]},
+            "instances[2].content",
+            id="vertex-predict",
+        ),
+    ],
+)
+def test_refuse_texts_covers_every_embed_route(
+    gemini_emulator: GeminiEmulator, path: str, body: dict[str, Any], field: str
+) -> None:
+    gemini_emulator.refuse_texts("bad", "refused on purpose")
+
+    answer = raw_request(gemini_emulator, path, body, key=gemini_emulator.api_key)
+
+    assert answer.status == 400
+    error = answer.body["error"]
+    assert (error["status"], error["message"]) == ("INVALID_ARGUMENT", "refused on purpose")
+    assert error["details"][0]["fieldViolations"][0]["field"] == field
+
+
+def test_a_refused_call_spends_no_quota(gemini_emulator: GeminiEmulator, client: genai.Client) -> None:
+    gemini_emulator.configure(requests_per_day=1)
+    gemini_emulator.refuse_texts("bad")
+
+    with pytest.raises(errors.ClientError):
+        embed(client, ["bad"])
+
+    assert embed(client, ["good"]) == [emulated_embedding("good")]
+
+
+def test_clear_faults_forgets_refused_texts(gemini_emulator: GeminiEmulator, client: genai.Client) -> None:
+    gemini_emulator.refuse_texts("bad")
+
+    gemini_emulator.clear_faults()
+
+    assert embed(client, ["bad"]) == [emulated_embedding("bad")]
+
+
+@pytest.mark.parametrize(
+    ("substring", "message", "error"),
+    [
+        pytest.param("", "no", "substring must be a non-empty string, got ''", id="empty-substring"),
+        pytest.param(None, "no", "substring must be a non-empty string, got None", id="no-substring"),
+        pytest.param("bad", "", "message must be a non-empty string, got ''", id="empty-message"),
+    ],
+)
+def test_refuse_texts_rejects_empty_arguments(
+    gemini_emulator: GeminiEmulator, substring: Any, message: str, error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        gemini_emulator.refuse_texts(substring, message)
