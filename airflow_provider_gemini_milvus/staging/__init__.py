@@ -36,6 +36,7 @@ from airflow_provider_gemini_milvus.staging.storage import (
     staging_root,
     task_staging_dir,
 )
+from airflow_provider_gemini_milvus.staging.verify import check_deletes_disjoint, verify_manifest
 
 __all__ = [
     "CONFIG_SECTION",
@@ -45,6 +46,7 @@ __all__ = [
     "PartWriter",
     "StagedManifest",
     "StagedPart",
+    "check_deletes_disjoint",
     "clean_staging",
     "configured_keep_days",
     "count_rows",
@@ -59,5 +61,6 @@ __all__ = [
     "staged_parts",
     "staging_root",
     "task_staging_dir",
+    "verify_manifest",
     "write_id_list",
 ]

@@ -241,10 +241,12 @@ def describe_part(uri: str | ObjectStoragePath) -> PartInfo:
         rows = parquet.metadata.num_rows
     missing = [column for column in ROW_COLUMNS if column not in schema.names]
     if missing:
-        raise ValueError(f"{uri} is not a staged part: it has no column(s) {missing}")
+        raise ValueError(f"not a staged part: it has no column(s) {missing}")
     vector_type = schema.field(FIELD_VECTOR).type
     if not (pa.types.is_fixed_size_list(vector_type) and pa.types.is_float32(vector_type.value_type)):
-        raise ValueError(f"{uri} is not a staged part: vector is {vector_type}, not fixed_size_list<float32>")
+        raise ValueError(
+            f"not a staged part: its vector column is {vector_type}, not fixed_size_list<float32>"
+        )
     return PartInfo(rows=rows, dim=vector_type.list_size)
 
 

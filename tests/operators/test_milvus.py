@@ -105,6 +105,7 @@ def test_creates_the_collection_and_returns_a_json_safe_summary() -> None:
         "skipped": 0,
         "batches": 1,
         "created": True,
+        "parts": 0,
     }
     assert json.loads(json.dumps(summary)) == summary
     assert count() == 7
@@ -168,6 +169,7 @@ def test_empty_rows_are_a_no_op_that_still_deletes() -> None:
         "skipped": 0,
         "batches": 0,
         "created": False,
+        "parts": 0,
     }
     assert count() == 2
 
