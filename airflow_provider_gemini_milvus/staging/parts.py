@@ -203,7 +203,8 @@ class PartWriter:
                 f"{where}: vector must be a list of {self.dim} numbers, got {type(value).__name__}"
             )
         try:
-            vector = np.asarray(value, dtype=np.float32)
+            with np.errstate(over="ignore"):  # 1e39 becomes inf, refused below
+                vector = np.asarray(value, dtype=np.float32)
         except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{where}: vector must be a list of {self.dim} numbers") from None
         if vector.shape != (self.dim,):
