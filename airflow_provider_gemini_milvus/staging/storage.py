@@ -89,7 +89,14 @@ def as_path(location: str | ObjectStoragePath, *, conn_id: str | None = None) ->
         local path, or a path object.
     :param conn_id: the Airflow connection for the store; overrides one given in the URL.
     """
-    path = ObjectStoragePath(location, conn_id=conn_id)
+    try:
+        path = ObjectStoragePath(location, conn_id=conn_id)
+    except ValueError:  # upath knows no such scheme; the message repeats the URL, which may hold a secret
+        scheme = str(location).split("://", 1)[0] if "://" in str(location) else str(location)
+        raise ValueError(
+            f"no filesystem for {scheme}://: install the Airflow provider or the fsspec package that "
+            "serves it"
+        ) from None
     if path.protocol in _LOCAL_PROTOCOLS:
         local = Path(path.path).expanduser().resolve()
         path = ObjectStoragePath(local.as_uri(), conn_id=path.conn_id)
@@ -174,7 +181,8 @@ def filesystem(path: ObjectStoragePath) -> AbstractFileSystem:
             f"apache-airflow-providers-amazon[s3fs]) or the fsspec package for it ({err})"
         ) from None
     log.info("No Airflow provider registers %s://; using fsspec's %s", protocol, type(fs).__name__)
-    attach(protocol=protocol, fs=fs)
+    # ``path.fs`` above already cached a store for the scheme, without a filesystem: give it this one.
+    attach(protocol=protocol).fs = fs
     return path.fs
 
 
