@@ -92,10 +92,10 @@ def as_path(location: str | ObjectStoragePath, *, conn_id: str | None = None) ->
     try:
         path = ObjectStoragePath(location, conn_id=conn_id)
     except ValueError:  # upath knows no such scheme; the message repeats the URL, which may hold a secret
-        scheme = str(location).split("://", 1)[0] if "://" in str(location) else str(location)
+        scheme, separator, _ = str(location).partition("://")
         raise ValueError(
-            f"no filesystem for {scheme}://: install the Airflow provider or the fsspec package that "
-            "serves it"
+            f"no filesystem for {scheme + separator if separator else 'this location'}: install the "
+            "Airflow provider or the fsspec package that serves it"
         ) from None
     if path.protocol in _LOCAL_PROTOCOLS:
         local = Path(path.path).expanduser().resolve()
