@@ -541,3 +541,22 @@ def test_operator_runs_in_a_dag_with_rows_from_xcom() -> None:
         hits = hook.search(COLLECTION, [[1.0, 3.0, 0.5, -0.25]], limit=1)
     # Texts that came through XCom are not rendered by Jinja.
     assert hits[0][0]["text"] == "document 3 with {{ braces }} kept verbatim"
+
+
+@pytest.mark.usefixtures("airflow_db", "milvus_connection")
+def test_operator_loads_a_staged_manifest_from_xcom_in_a_dag(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow.sdk import DagRunState
+
+    from tests.dags.dag_milvus_staged import COLLECTION, PART_ROWS, milvus_staged
+
+    monkeypatch.setenv("AIRFLOW__GEMINI_MILVUS__STAGING_URI", str(tmp_path / "staging"))
+    run_result = milvus_staged().test()
+    assert run_result.state == DagRunState.SUCCESS
+    assert count(COLLECTION) == sum(PART_ROWS)
+    parts = list((tmp_path / "staging" / "milvus_staged").glob("*/stage_rows/-1/part-*.parquet"))
+    assert len(parts) == len(PART_ROWS)
+    with MilvusHook() as hook:
+        hits = hook.search(COLLECTION, [[1.0, 3.0, 0.5, -0.25]], limit=1)
+    assert hits[0][0]["text"] == "document {{ 3 }}"  # staged texts are never rendered by Jinja
