@@ -160,10 +160,11 @@ class MilvusInsertOperator(BaseOperator):
     :mod:`airflow_provider_gemini_milvus.staging`) is loaded a part at a time, so memory does not grow with
     the corpus: the manifest is checked first (every part present, of the manifest's dimension and row
     count, no id both written and deleted) and against the collection, before anything is written; then
-    each part is read in chunks of 2,048 rows, checked as above and written. With ``upsert`` all parts go
-    in one write and one flush; with ``insert`` each part is its own write (its rows held at once), so a
-    retry skips the parts already stored. A bad row in a later part fails after the earlier parts were
-    written; a re-run repeats the same work. The ids to delete are read from the staged list and deleted
+    each part is read in chunks of 2,048 rows, checked as above and written. With ``upsert`` on a Milvus
+    server all parts go in one write and one flush; with ``insert`` (whose rows the hook holds at once to
+    skip those an earlier try stored), and on Milvus Lite (which holds unflushed rows in memory), each part
+    is its own write and flush. A bad row in a later part fails after the earlier parts were written; a
+    re-run repeats the same work. The ids to delete are read from the staged list and deleted
     10,000 at a time after all parts are written.
 
     Returns (XCom) ``{"collection", "written", "skipped", "deleted", "dim", "mode", "batches",
@@ -357,9 +358,12 @@ class MilvusInsertOperator(BaseOperator):
                 (info.text_max_length if info else None) or TEXT_MAX_LENGTH,
             )
             numbered = list(enumerate(manifest.parts))
-            # upsert: one write (one flush) streaming every part; insert: a write per part, because the hook
-            # holds an insert's rows at once to skip those an earlier try stored.
-            groups = [numbered] if args.mode == "upsert" else [[item] for item in numbered]
+            # A write (and its flush) per part for insert, because the hook holds an insert's rows at once to
+            # skip those an earlier try stored, and on Milvus Lite, whose growing segment holds everything
+            # written since the last flush in this process's memory. A server rate-limits flushes per
+            # collection, so there upserts stream every part in one write with one flush.
+            per_part = args.mode == "insert" or hook.is_lite
+            groups = [[item] for item in numbered] if per_part else [numbered]
             for group in groups:
                 result = hook.write_batches(
                     name,
