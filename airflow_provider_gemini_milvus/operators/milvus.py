@@ -239,30 +239,7 @@ class MilvusInsertOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         args = self.converted_arguments()
         if is_staged(self.data):
-            manifest = StagedManifest.from_xcom(self.data)
-            verify_manifest(manifest)
-            self.log.info(
-                "Staged manifest: %s rows in %s part(s), dim %s, %s ids to delete",
-                manifest.rows,
-                len(manifest.parts),
-                manifest.dim,
-                manifest.delete_count,
-            )
-            if not manifest.rows and not manifest.delete_count:
-                self.log.info("No rows to write and no ids to delete for collection %s", self.collection_name)
-                return self._summary(
-                    written=0,
-                    deleted=0,
-                    dim=manifest.dim,
-                    batches=0,
-                    created=False,
-                    parts=len(manifest.parts),
-                )
-            staged_hook = self.hook
-            try:
-                return self._load_staged(staged_hook, manifest, args)
-            finally:
-                staged_hook.close()
+            return self._execute_staged(StagedManifest.from_xcom(self.data), args)
         rows, delete_ids = split_data(self.data)
         if not rows and not delete_ids:
             self.log.info("No rows to write and no ids to delete for collection %s", self.collection_name)
@@ -338,6 +315,26 @@ class MilvusInsertOperator(BaseOperator):
             created=created,
             skipped=skipped,
         )
+
+    def _execute_staged(self, manifest: StagedManifest, args: InsertArguments) -> dict[str, Any]:
+        verify_manifest(manifest)
+        self.log.info(
+            "Staged manifest: %s rows in %s part(s), dim %s, %s ids to delete",
+            manifest.rows,
+            len(manifest.parts),
+            manifest.dim,
+            manifest.delete_count,
+        )
+        if not manifest.rows and not manifest.delete_count:
+            self.log.info("No rows to write and no ids to delete for collection %s", self.collection_name)
+            return self._summary(
+                written=0, deleted=0, dim=manifest.dim, batches=0, created=False, parts=len(manifest.parts)
+            )
+        hook = self.hook
+        try:
+            return self._load_staged(hook, manifest, args)
+        finally:
+            hook.close()
 
     def _load_staged(
         self, hook: MilvusHook, manifest: StagedManifest, args: InsertArguments
