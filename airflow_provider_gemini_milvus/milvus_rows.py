@@ -279,6 +279,18 @@ def check_text(value: Any, where: str, text_max_length: int = TEXT_MAX_LENGTH, *
     return value
 
 
+def _to_floats(value: Sequence[Any], where: str) -> list[float]:
+    floats: list[float] = []
+    for position, number in enumerate(value):
+        if isinstance(number, bool) or not isinstance(number, numbers.Real):
+            raise ValueError(f"{where}: vector value {position} is not a number ({type(number).__name__})")
+        try:
+            floats.append(float(number))
+        except OverflowError:  # an int too large for a float
+            raise ValueError(f"{where}: vector value {position} is too large for float32") from None
+    return floats
+
+
 def _check_vector(value: Any, where: str) -> list[float]:
     if value is None:
         raise ValueError(f"{where}: missing vector")
@@ -288,14 +300,10 @@ def _check_vector(value: Any, where: str) -> list[float]:
         raise ValueError(f"{where}: vector must be a list of numbers, got {type(value).__name__}")
     if not value:
         raise ValueError(f"{where}: vector is empty")
-    floats: list[float] = []
-    for position, number in enumerate(value):
-        if isinstance(number, bool) or not isinstance(number, numbers.Real):
-            raise ValueError(f"{where}: vector value {position} is not a number ({type(number).__name__})")
-        try:
-            floats.append(float(number))
-        except OverflowError:  # an int too large for a float
-            raise ValueError(f"{where}: vector value {position} is too large for float32") from None
+    if isinstance(value, list) and all(type(number) is float for number in value):
+        floats = list(value)  # plain floats (numpy arrays and staged parts give them): nothing to convert
+    else:
+        floats = _to_floats(value, where)
     # Milvus stores float32: 1e39 is finite as a Python float and +inf once stored.
     with np.errstate(over="ignore"):
         finite = np.isfinite(np.asarray(floats, dtype=np.float32))

@@ -16,6 +16,19 @@ if TYPE_CHECKING:
 
 PACKAGE_NAME = "airflow-provider-gemini-milvus"
 
+_STAGING_URI_HELP = """\
+Where staged embedding rows (Parquet parts) are written: any URL Airflow's object storage resolves, such
+as s3://conn_id@bucket/prefix (needs the provider of the scheme, e.g. apache-airflow-providers-amazon[s3fs])
+or gs://bucket/prefix. Every worker must reach it, so set it for distributed executors. Empty means local
+files under $AIRFLOW_HOME/gemini_milvus/staging, fine on one machine. An operator's staging_uri argument
+overrides it.
+"""
+_KEEP_DAYS_HELP = """\
+Staged run folders whose newest file is older than this many days are removed when a staged embedding run
+starts; a folder with a newer file, and the current run's, are never touched. Fractions allowed; empty
+means never remove anything.
+"""
+
 
 def _form_fields(fields: Sequence[ExtraField]) -> dict[str, Any]:
     return {field.name: field.form_field() for field in fields}
@@ -59,6 +72,31 @@ def _milvus_connection_type() -> dict[str, Any]:
     }
 
 
+def _config() -> dict[str, Any]:
+    """The ``[gemini_milvus]`` Airflow config section (``AIRFLOW__GEMINI_MILVUS__<OPTION>`` in the env)."""
+    return {
+        "gemini_milvus": {
+            "description": "Staging of embedding rows between the Gemini and Milvus operators.\n",
+            "options": {
+                "staging_uri": {
+                    "description": _STAGING_URI_HELP,
+                    "version_added": "0.1.0",
+                    "type": "string",
+                    "example": "s3://aws_default@my-bucket/gemini-milvus-staging",
+                    "default": "",
+                },
+                "staging_keep_days": {
+                    "description": _KEEP_DAYS_HELP,
+                    "version_added": "0.1.0",
+                    "type": "float",
+                    "example": "1.5",
+                    "default": "7",
+                },
+            },
+        }
+    }
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description that Airflow registers through the entry point."""
     return {
@@ -88,4 +126,5 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "connection-types": [_gemini_connection_type(), _milvus_connection_type()],
+        "config": _config(),
     }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -24,11 +25,24 @@ from airflow_provider_gemini_milvus.milvus_rows import (
     split_batches,
 )
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_int, to_str
+from airflow_provider_gemini_milvus.staging import (
+    StagedManifest,
+    iter_id_list,
+    iter_part_rows,
+    verify_manifest,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_gemini_milvus.staging import StagedPart
+
 ASSET_SCHEME = "milvus"
+#: Rows read from a staged part at a time, validated and split into requests: this bounds the memory.
+STAGED_READ_ROWS = 2048
+#: Ids to delete passed to the hook at a time when they come from a staged list.
+STAGED_DELETE_CHUNK = 10_000
+_ROW_INDEX = re.compile(r"rows\[(\d+)\]")
 
 
 def milvus_asset_uri(milvus_conn_id: str, collection_name: str) -> str:
@@ -56,6 +70,16 @@ def _is_template(value: Any) -> bool:
     if not isinstance(value, str):
         return True
     return "{{" in value or "{%" in value
+
+
+def _renumber_rows(message: str, offset: int) -> str:
+    """Shift the ``rows[i]`` a chunk's check names to the row's place in its part."""
+    return _ROW_INDEX.sub(lambda match: f"rows[{offset + int(match.group(1))}]", message)
+
+
+def is_staged(data: Any) -> bool:
+    """True when ``data`` claims to be a staged manifest (a dict with ``format``); it is checked on load."""
+    return isinstance(data, Mapping) and "format" in data
 
 
 def split_data(data: Any) -> tuple[Sequence[Any], list[str]]:
@@ -132,13 +156,26 @@ class MilvusInsertOperator(BaseOperator):
     ``data`` is a templated field: strings inside a literal ``data`` list are rendered by Jinja. Pass rows
     through XCom (the output of an upstream task) to load texts containing ``{{`` verbatim.
 
+    A staged manifest (what the Gemini embedding operator returns for large runs, see
+    :mod:`airflow_provider_gemini_milvus.staging`) is loaded a part at a time, so memory does not grow with
+    the corpus: the manifest is checked first (every part present, of the manifest's dimension and row
+    count, no id both written and deleted) and against the collection, before anything is written; then
+    each part is read in chunks of 2,048 rows, checked as above and written. With ``upsert`` on a Milvus
+    server all parts go in one write and one flush; with ``insert`` (whose rows the hook holds at once to
+    skip those an earlier try stored), and on Milvus Lite (which holds unflushed rows in memory), each part
+    is its own write and flush. A bad row in a later part fails after the earlier parts were written; a
+    re-run repeats the same work. The ids to delete are read from the staged list and deleted
+    10,000 at a time after all parts are written.
+
     Returns (XCom) ``{"collection", "written", "skipped", "deleted", "dim", "mode", "batches",
-    "created"}``; ``skipped`` counts rows an earlier try of ``mode="insert"`` already stored.
+    "created", "parts"}``; ``skipped`` counts rows an earlier try of ``mode="insert"`` already stored,
+    ``parts`` the staged parts loaded (0 for rows given inline).
 
     :param collection_name: the collection to write to.
-    :param data: a list of row dicts, or ``{"rows": [...], "delete_ids": [...]}`` (what the
-        Gemini embedding operator returns; other keys are ignored). No rows is a normal no-op that still
-        applies the deletes and does not need the collection to exist.
+    :param data: a list of row dicts, ``{"rows": [...], "delete_ids": [...]}`` (what the Gemini embedding
+        operator returns for small runs; other keys are ignored), or a staged manifest (a dict with
+        ``"format": "gemini-milvus-staged/1"``). No rows is a normal no-op that still applies the deletes
+        and does not need the collection to exist.
     :param milvus_conn_id: the Milvus connection (see :class:`MilvusHook`).
     :param mode: ``upsert`` (default) replaces rows with the same id, so re-runs leave the same rows.
         ``insert`` never replaces a row: it refuses ids already stored with other content, and skips ids
@@ -201,6 +238,8 @@ class MilvusInsertOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         args = self.converted_arguments()
+        if is_staged(self.data):
+            return self._execute_staged(StagedManifest.from_xcom(self.data), args)
         rows, delete_ids = split_data(self.data)
         if not rows and not delete_ids:
             self.log.info("No rows to write and no ids to delete for collection %s", self.collection_name)
@@ -277,6 +316,108 @@ class MilvusInsertOperator(BaseOperator):
             skipped=skipped,
         )
 
+    def _execute_staged(self, manifest: StagedManifest, args: InsertArguments) -> dict[str, Any]:
+        verify_manifest(manifest)
+        self.log.info(
+            "Staged manifest: %s rows in %s part(s), dim %s, %s ids to delete",
+            manifest.rows,
+            len(manifest.parts),
+            manifest.dim,
+            manifest.delete_count,
+        )
+        if not manifest.rows and not manifest.delete_count:
+            self.log.info("No rows to write and no ids to delete for collection %s", self.collection_name)
+            return self._summary(
+                written=0, deleted=0, dim=manifest.dim, batches=0, created=False, parts=len(manifest.parts)
+            )
+        hook = self.hook
+        try:
+            return self._load_staged(hook, manifest, args)
+        finally:
+            hook.close()
+
+    def _load_staged(
+        self, hook: MilvusHook, manifest: StagedManifest, args: InsertArguments
+    ) -> dict[str, Any]:
+        name = args.collection_name
+        info = hook.describe(name)
+        written = batch_count = skipped = 0
+        created = False
+        if manifest.rows:
+            metric, index = hook.check_index_choice(args.metric_type, args.index_type)
+            self._check_target(hook, info, manifest.dim, metric, args)
+            if args.create_collection:
+                created = hook.ensure_collection(name, manifest.dim, metric_type=metric, index_type=index)
+                if args.partition_name:
+                    hook.ensure_partition(name, args.partition_name)
+            limits = (
+                (info.id_max_length if info else None) or ID_MAX_LENGTH,
+                (info.text_max_length if info else None) or TEXT_MAX_LENGTH,
+            )
+            numbered = list(enumerate(manifest.parts))
+            # A write (and its flush) per part for insert, because the hook holds an insert's rows at once to
+            # skip those an earlier try stored, and on Milvus Lite, whose growing segment holds everything
+            # written since the last flush in this process's memory. A server rate-limits flushes per
+            # collection, so there upserts stream every part in one write with one flush.
+            per_part = args.mode == "insert" or hook.is_lite
+            groups = [[item] for item in numbered] if per_part else [numbered]
+            for group in groups:
+                result = hook.write_batches(
+                    name,
+                    self._staged_batches(group, manifest.dim, limits, args),
+                    mode=args.mode,
+                    partition_name=args.partition_name,
+                    total_rows=sum(part.rows for _, part in group),
+                )
+                written += result.written
+                batch_count += result.batches
+                skipped += result.skipped
+        deleted = 0
+        if manifest.delete_ids_uri is not None and manifest.delete_count and (info or created):
+            for chunk in iter_id_list(manifest.delete_ids_uri, batch_rows=STAGED_DELETE_CHUNK):
+                deleted += hook.delete_ids(name, chunk)
+        self.log.info(
+            "Collection %s: wrote %s rows from %s part(s) in %s batch(es), skipped %s already inserted, "
+            "deleted %s",
+            name,
+            written,
+            len(manifest.parts),
+            batch_count,
+            skipped,
+            deleted,
+        )
+        return self._summary(
+            written=written,
+            deleted=deleted,
+            dim=manifest.dim,
+            batches=batch_count,
+            created=created,
+            skipped=skipped,
+            parts=len(manifest.parts),
+        )
+
+    @staticmethod
+    def _staged_batches(
+        parts: Sequence[tuple[int, StagedPart]], dim: int, limits: tuple[int, int], args: InsertArguments
+    ) -> Iterator[list[Mapping[str, Any]]]:
+        """Read parts in chunks, check each chunk as inline rows are checked, yield its request batches."""
+        id_max_length, text_max_length = limits
+        for part_index, part in parts:
+            offset = 0
+            for raw_rows in iter_part_rows(part.uri, batch_rows=STAGED_READ_ROWS):
+                try:
+                    rows, _ = prepare_rows(
+                        raw_rows, dim=dim, id_max_length=id_max_length, text_max_length=text_max_length
+                    )
+                    batches = split_batches(
+                        rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size
+                    )
+                except ValueError as err:
+                    message = _renumber_rows(str(err), offset)
+                    raise ValueError(f"staged parts[{part_index}] ({part.uri}): {message}") from None
+                yield from batches
+                offset += len(raw_rows)
+
     def _check_target(
         self, hook: MilvusHook, info: CollectionInfo | None, dim: int, metric: str, args: InsertArguments
     ) -> None:
@@ -312,9 +453,18 @@ class MilvusInsertOperator(BaseOperator):
                 )
 
     def _summary(
-        self, *, written: int, deleted: int, dim: int | None, batches: int, created: bool, skipped: int = 0
+        self,
+        *,
+        written: int,
+        deleted: int,
+        dim: int | None,
+        batches: int,
+        created: bool,
+        skipped: int = 0,
+        parts: int = 0,
     ) -> dict[str, Any]:
         return {
+            "parts": parts,
             "skipped": skipped,
             "collection": self.collection_name,
             "written": written,

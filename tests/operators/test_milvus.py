@@ -17,15 +17,26 @@ from airflow.sdk import Asset
 from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.milvus_rows import content_hash
-from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator, milvus_asset_uri
+from airflow_provider_gemini_milvus.operators.milvus import (
+    STAGED_READ_ROWS,
+    MilvusInsertOperator,
+    milvus_asset_uri,
+)
+from airflow_provider_gemini_milvus.staging import (
+    PartWriter,
+    StagedManifest,
+    StagedPart,
+    staged_parts,
+    write_id_list,
+)
 
 DIM = 4
 
 
-def rows(count: int, *, prefix: str = "doc", dim: int = DIM) -> list[dict[str, Any]]:
+def rows(count: int, *, prefix: str = "doc", dim: int = DIM, start: int = 0) -> list[dict[str, Any]]:
     return [
         {"id": f"{prefix}-{i}", "vector": [1.0, float(i)] + [0.25] * (dim - 2), "text": f"text {i}"}
-        for i in range(count)
+        for i in range(start, start + count)
     ]
 
 
@@ -105,6 +116,7 @@ def test_creates_the_collection_and_returns_a_json_safe_summary() -> None:
         "skipped": 0,
         "batches": 1,
         "created": True,
+        "parts": 0,
     }
     assert json.loads(json.dumps(summary)) == summary
     assert count() == 7
@@ -168,6 +180,7 @@ def test_empty_rows_are_a_no_op_that_still_deletes() -> None:
         "skipped": 0,
         "batches": 0,
         "created": False,
+        "parts": 0,
     }
     assert count() == 2
 
@@ -390,6 +403,128 @@ def test_sequential_operators_and_another_process_share_the_lite_file(
     assert result.stdout.strip().splitlines()[-1] == "7"
 
 
+# --- staged manifests -----------------------------------------------------------------------------
+
+
+def stage(folder: Path, counts: list[int], *, dim: int = DIM, start: int = 0) -> list[StagedPart]:
+    """Write parts of ``counts`` rows each (ids ``doc-{start}`` on), as the embedding operator stages them."""
+    writer = PartWriter(folder, dim)
+    parts = []
+    for count in counts:
+        parts.append(writer.write(rows(count, prefix="doc", dim=dim, start=start)))
+        start += count
+    return parts
+
+
+def manifest(
+    parts: list[StagedPart], *, dim: int = DIM, delete_uri: str | None = None, deletes: int = 0
+) -> dict[str, Any]:
+    return StagedManifest(
+        parts=parts,
+        rows=sum(part.rows for part in parts),
+        dim=dim,
+        model=f"gemini-embedding-001/{dim}/RETRIEVAL_DOCUMENT",
+        task_type="RETRIEVAL_DOCUMENT",
+        delete_ids_uri=delete_uri,
+        delete_count=deletes,
+    ).to_xcom()
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_manifest_of_several_parts_is_loaded_and_its_deletes_applied(tmp_path: Path) -> None:
+    run(data=rows(3, prefix="old"))
+    parts = stage(tmp_path, [4, 1, 5])
+    delete_uri = write_id_list(tmp_path, ["old-0", "old-2", "never-existed"])
+
+    summary = run(data=manifest(parts, delete_uri=delete_uri, deletes=3), batch_size=3)
+
+    assert summary == {
+        "collection": "docs",
+        "written": 10,
+        "deleted": 2,
+        "dim": DIM,
+        "mode": "upsert",
+        "skipped": 0,
+        "batches": 5,  # 4 -> 3 + 1, 1, 5 -> 3 + 2: batches never span parts
+        "created": False,
+        "parts": 3,
+    }
+    assert json.loads(json.dumps(summary)) == summary
+    with MilvusHook() as hook:
+        assert sorted(hook.list_ids("docs")) == sorted(["old-1"] + [f"doc-{i}" for i in range(10)])
+        stored = hook.get_conn().query("docs", filter='id == "doc-7"', output_fields=["vector", "metadata"])
+    assert stored[0]["vector"] == rows(8)[7]["vector"]
+    assert stored[0]["metadata"] == {}
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_manifest_creates_the_collection_with_its_dim(tmp_path: Path) -> None:
+    summary = run(data=manifest(stage(tmp_path, [2, 2], dim=6), dim=6))
+    assert (summary["created"], summary["dim"], summary["written"]) == (True, 6, 4)
+    with MilvusHook() as hook:
+        info = hook.describe("docs")
+    assert info is not None
+    assert info.dim == 6
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_insert_mode_retry_of_a_manifest_skips_what_is_stored(tmp_path: Path) -> None:
+    parts = stage(tmp_path, [3, 3])
+    run(data=rows(4, prefix="doc"), mode="insert")  # an earlier try stored the first 4 rows
+    retry = run(data=manifest(parts), mode="insert")
+    assert (retry["written"], retry["skipped"], retry["parts"]) == (2, 4, 2)
+    assert count() == 6
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_manifest_with_only_deletes_applies_them(tmp_path: Path) -> None:
+    run(data=rows(3))
+    summary = run(data=manifest([], delete_uri=write_id_list(tmp_path, ["doc-1"]), deletes=1))
+    assert (summary["written"], summary["deleted"], summary["parts"]) == (0, 1, 0)
+    assert count() == 2
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_manifest_of_another_dim_than_the_collection_writes_nothing(tmp_path: Path) -> None:
+    run(data=rows(2))
+    parts = stage(tmp_path, [3], dim=8, start=10)
+    delete_uri = write_id_list(tmp_path, ["doc-0"])
+    with pytest.raises(MilvusCollectionMismatchError, match="dim"):
+        run(data=manifest(parts, dim=8, delete_uri=delete_uri, deletes=1))
+    assert count() == 2
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_manifest_that_disagrees_with_its_parts_writes_nothing(tmp_path: Path) -> None:
+    parts = stage(tmp_path, [2, 3])
+    with pytest.raises(
+        ValueError, match=r"manifest parts\[0\] .* holds vectors of dim 4, the manifest says dim 5"
+    ):
+        run(data=manifest(parts, dim=5))
+    overlapping = write_id_list(tmp_path, ["doc-3"])
+    with pytest.raises(ValueError, match=r"staged parts\[1\] rows\[1\] \(id 'doc-3'\) is also in the ids to"):
+        run(data=manifest(parts, delete_uri=overlapping, deletes=1))
+    Path(parts[1].uri.removeprefix("file://")).unlink()
+    with pytest.raises(ValueError, match=r"manifest parts\[1\] .* does not exist"):
+        run(data=manifest(parts))
+    with pytest.raises(ValueError, match=r"manifest\['format'\] is 'gemini-milvus-staged/9'"):
+        run(data={**manifest(parts), "format": "gemini-milvus-staged/9"})
+    assert count() is None
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_bad_staged_row_is_named_by_part_and_row(tmp_path: Path) -> None:
+    stage(tmp_path, [2])
+    bad = rows(STAGED_READ_ROWS + 5, prefix="big")
+    bad[STAGED_READ_ROWS + 3]["id"] = "x" * 600
+    part = PartWriter(tmp_path, DIM).write(bad)
+    parts = staged_parts(tmp_path)
+    assert parts[-1] == part
+    message = rf"staged parts\[1\] \({part.uri}\): rows\[{STAGED_READ_ROWS + 3}\] \(id 'xxx.*600 bytes"
+    with pytest.raises(ValueError, match=message):
+        run(data=manifest(parts))
+
+
 # --- inside a DAG ---------------------------------------------------------------------------------
 
 
@@ -406,3 +541,22 @@ def test_operator_runs_in_a_dag_with_rows_from_xcom() -> None:
         hits = hook.search(COLLECTION, [[1.0, 3.0, 0.5, -0.25]], limit=1)
     # Texts that came through XCom are not rendered by Jinja.
     assert hits[0][0]["text"] == "document 3 with {{ braces }} kept verbatim"
+
+
+@pytest.mark.usefixtures("airflow_db", "milvus_connection")
+def test_operator_loads_a_staged_manifest_from_xcom_in_a_dag(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow.sdk import DagRunState
+
+    from tests.dags.dag_milvus_staged import COLLECTION, PART_ROWS, milvus_staged
+
+    monkeypatch.setenv("AIRFLOW__GEMINI_MILVUS__STAGING_URI", str(tmp_path / "staging"))
+    run_result = milvus_staged().test()
+    assert run_result.state == DagRunState.SUCCESS
+    assert count(COLLECTION) == sum(PART_ROWS)
+    parts = list((tmp_path / "staging" / "milvus_staged").glob("*/stage_rows/-1/part-*.parquet"))
+    assert len(parts) == len(PART_ROWS)
+    with MilvusHook() as hook:
+        hits = hook.search(COLLECTION, [[1.0, 3.0, 0.5, -0.25]], limit=1)
+    assert hits[0][0]["text"] == "document {{ 3 }}"  # staged texts are never rendered by Jinja

@@ -1,0 +1,383 @@
+"""
+Staged rows as Parquet parts: written atomically, read back a record batch at a time.
+
+A part holds embedding rows in :func:`row_schema` (vectors as ``fixed_size_list<float32>[dim]``, metadata as
+compact JSON text) under a name ``part-<8-digit sequence>-<8 hex>.parquet`` that sorts in writing order and
+never repeats. Id lists (the ids to delete) are Parquet files with one ``id`` column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_gemini_milvus.milvus_layout import (
+    FIELD_CONTENT_HASH,
+    FIELD_ID,
+    FIELD_METADATA,
+    FIELD_MODEL,
+    FIELD_TEXT,
+    FIELD_VECTOR,
+    MAX_DIM,
+)
+from airflow_provider_gemini_milvus.staging.manifest import StagedPart
+from airflow_provider_gemini_milvus.staging.storage import (
+    as_path,
+    atomic_local_file,
+    filesystem,
+    is_local,
+    list_entries,
+)
+
+__all__ = [
+    "ID_SCHEMA",
+    "ROW_COLUMNS",
+    "PartInfo",
+    "PartWriter",
+    "count_rows",
+    "describe_part",
+    "iter_id_list",
+    "iter_part_ids",
+    "iter_part_rows",
+    "row_schema",
+    "staged_fingerprints",
+    "staged_parts",
+    "write_id_list",
+]
+
+ROW_COLUMNS = (FIELD_ID, FIELD_VECTOR, FIELD_TEXT, FIELD_CONTENT_HASH, FIELD_MODEL, FIELD_METADATA)
+ID_SCHEMA = pa.schema([pa.field(FIELD_ID, pa.string(), nullable=False)])
+#: Rows per Parquet row group: readers stream a row group at a time, so this bounds their memory.
+ROW_GROUP_ROWS = 2048
+ID_CHUNK_ROWS = 10_000
+
+PART_NAME = re.compile(r"part-(\d{8})-[0-9a-f]{8}\.parquet")
+_ID_LIST_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def row_schema(dim: int) -> pa.Schema:
+    """
+    The schema of a part holding vectors of ``dim`` values (the width is part of the vector type).
+
+    ``id`` string, ``vector`` fixed_size_list<float32>[dim], ``text`` string, ``content_hash`` string,
+    ``model`` string, ``metadata`` string (compact JSON of a dict).
+    """
+    return pa.schema(
+        [
+            pa.field(FIELD_ID, pa.string(), nullable=False),
+            pa.field(FIELD_VECTOR, pa.list_(pa.float32(), dim), nullable=False),
+            pa.field(FIELD_TEXT, pa.string(), nullable=False),
+            pa.field(FIELD_CONTENT_HASH, pa.string()),
+            pa.field(FIELD_MODEL, pa.string()),
+            pa.field(FIELD_METADATA, pa.string()),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """What a part's footer tells: its rows and its vectors' dimension."""
+
+    rows: int
+    dim: int
+
+
+@contextmanager
+def _open_parquet(location: str | ObjectStoragePath) -> Iterator[pq.ParquetFile]:
+    """Open a Parquet file for streaming reads (local files natively, others through fsspec)."""
+    path = location if isinstance(location, ObjectStoragePath) else as_path(location)
+    fs = filesystem(path)
+    if is_local(fs):
+        with pq.ParquetFile(path.path) as parquet:
+            yield parquet
+        return
+    with fs.open(path.path, "rb") as source, pq.ParquetFile(source) as parquet:
+        yield parquet
+
+
+def _check_dim(dim: Any) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
+        raise ValueError(f"dim must be an integer from 1 to {MAX_DIM}, got {dim!r}")
+    return dim
+
+
+class PartWriter:
+    """
+    Write rows as numbered Parquet parts into one folder (a task instance's staging folder).
+
+    Numbering continues after the parts already in the folder, so an Airflow retry adds parts after those
+    of the earlier try instead of replacing them. Each part is written atomically.
+
+    :param directory: the folder, e.g. from :func:`~.storage.task_staging_dir`.
+    :param dim: the vector dimension every row must have.
+    """
+
+    def __init__(self, directory: str | ObjectStoragePath, dim: int) -> None:
+        self.directory = directory if isinstance(directory, ObjectStoragePath) else as_path(directory)
+        self.dim = _check_dim(dim)
+        self._schema = row_schema(self.dim)
+        numbers = [_sequence(part.uri) for part in staged_parts(self.directory, with_rows=False)]
+        self._next_sequence = max(numbers, default=-1) + 1
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> StagedPart:
+        """
+        Write ``rows`` as one new part and return it.
+
+        :param rows: dicts with ``id`` (non-empty string), ``vector`` (list or numpy array of ``dim``
+            finite numbers), ``text`` (string), and optional ``content_hash``, ``model`` (strings) and
+            ``metadata`` (JSON-serialisable dict).
+        :raises ValueError: naming the first bad row as ``rows[i] (id '...')``; nothing is written then.
+        """
+        table = self._table(rows)
+        name = f"part-{self._next_sequence:08d}-{uuid.uuid4().hex[:8]}.parquet"
+        target = self.directory / name
+        with atomic_local_file(target) as local_file:
+            pq.write_table(
+                table,
+                local_file,
+                row_group_size=ROW_GROUP_ROWS,
+                use_dictionary=[FIELD_MODEL],
+                compression="snappy",
+            )
+        self._next_sequence += 1
+        return StagedPart(uri=str(target), rows=table.num_rows)
+
+    def _table(self, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+        if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+            raise ValueError(f"rows must be a list of dicts, got {type(rows).__name__}")
+        if not rows:
+            raise ValueError("a part needs at least one row")
+        count = len(rows)
+        vectors = np.empty((count, self.dim), dtype=np.float32)
+        ids: list[str] = []
+        texts: list[str] = []
+        hashes: list[str | None] = []
+        models: list[str | None] = []
+        metadata: list[str] = []
+        for index, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise ValueError(f"rows[{index}] must be a dict, got {type(row).__name__}")
+            row_id = row.get(FIELD_ID)
+            where = f"rows[{index}] (id {row_id!r})"
+            if not isinstance(row_id, str) or not row_id:
+                raise ValueError(f"{where}: id must be a non-empty string")
+            vectors[index] = self._vector(row.get(FIELD_VECTOR), where)
+            text = row.get(FIELD_TEXT)
+            if not isinstance(text, str):
+                raise ValueError(f"{where}: text must be a string, got {type(text).__name__}")
+            for key, column in ((FIELD_CONTENT_HASH, hashes), (FIELD_MODEL, models)):
+                value = row.get(key)
+                if value is not None and not isinstance(value, str):
+                    raise ValueError(f"{where}: {key} must be a string, got {type(value).__name__}")
+                column.append(value)
+            metadata.append(_metadata_json(row.get(FIELD_METADATA), where))
+            ids.append(row_id)
+            texts.append(text)
+        vector_array = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim)
+        return pa.Table.from_arrays(
+            [
+                pa.array(ids, pa.string()),
+                vector_array,
+                pa.array(texts, pa.string()),
+                pa.array(hashes, pa.string()),
+                pa.array(models, pa.string()),
+                pa.array(metadata, pa.string()),
+            ],
+            schema=self._schema,
+        )
+
+    def _vector(self, value: Any, where: str) -> np.ndarray:
+        if value is None or isinstance(value, (str, bytes, Mapping)):
+            raise ValueError(
+                f"{where}: vector must be a list of {self.dim} numbers, got {type(value).__name__}"
+            )
+        try:
+            with np.errstate(over="ignore"):  # 1e39 becomes inf, refused below
+                vector = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{where}: vector must be a list of {self.dim} numbers") from None
+        if vector.shape != (self.dim,):
+            raise ValueError(f"{where}: vector has shape {vector.shape}, the part's dim is {self.dim}")
+        if not np.isfinite(vector).all():
+            raise ValueError(f"{where}: vector holds a value that is not finite as float32")
+        return vector
+
+
+def _metadata_json(value: Any, where: str) -> str:
+    if value is None:
+        return "{}"
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: metadata must be a dict, got {type(value).__name__}")
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: metadata is not JSON-serialisable: {err}") from None
+
+
+def _sequence(uri: str) -> int:
+    match = PART_NAME.fullmatch(uri.rsplit("/", 1)[-1])
+    return int(match.group(1)) if match else -1
+
+
+def describe_part(uri: str | ObjectStoragePath) -> PartInfo:
+    """
+    Read a part's footer only and return its row count and vector dimension.
+
+    :raises FileNotFoundError: when the part does not exist.
+    :raises ValueError: when the file is not a staged part (columns or vector type differ).
+    """
+    with _open_parquet(uri) as parquet:
+        schema = parquet.schema_arrow
+        rows = parquet.metadata.num_rows
+    missing = [column for column in ROW_COLUMNS if column not in schema.names]
+    if missing:
+        raise ValueError(f"not a staged part: it has no column(s) {missing}")
+    vector_type = schema.field(FIELD_VECTOR).type
+    if not (pa.types.is_fixed_size_list(vector_type) and pa.types.is_float32(vector_type.value_type)):
+        raise ValueError(
+            f"not a staged part: its vector column is {vector_type}, not fixed_size_list<float32>"
+        )
+    return PartInfo(rows=rows, dim=vector_type.list_size)
+
+
+def iter_part_rows(uri: str | ObjectStoragePath, *, batch_rows: int = 2048) -> Iterator[list[dict[str, Any]]]:
+    """
+    Yield a part's rows in lists of at most ``batch_rows``, reading one row group at a time.
+
+    Rows are dicts as :func:`~airflow_provider_gemini_milvus.milvus_rows.prepare_rows` takes them:
+    ``vector`` a list of floats (the float32 values exactly), ``metadata`` a dict.
+
+    :param uri: the part's URI (:attr:`StagedPart.uri`).
+    :param batch_rows: most rows per list.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    with _open_parquet(uri) as parquet:
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(ROW_COLUMNS)):
+            yield _batch_rows(batch, uri)
+
+
+def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dict[str, Any]]:
+    vector_column = batch.column(FIELD_VECTOR)
+    if vector_column.null_count:
+        raise ValueError(f"{uri}: {vector_column.null_count} row(s) have no vector")
+    count = batch.num_rows
+    dim = vector_column.type.list_size
+    vectors = vector_column.flatten().to_numpy(zero_copy_only=False).reshape(count, dim).tolist()
+    ids = batch.column(FIELD_ID).to_pylist()
+    texts = batch.column(FIELD_TEXT).to_pylist()
+    hashes = batch.column(FIELD_CONTENT_HASH).to_pylist()
+    models = batch.column(FIELD_MODEL).to_pylist()
+    metadata = batch.column(FIELD_METADATA).to_pylist()
+    return [
+        {
+            FIELD_ID: ids[index],
+            FIELD_VECTOR: vectors[index],
+            FIELD_TEXT: texts[index],
+            FIELD_CONTENT_HASH: hashes[index],
+            FIELD_MODEL: models[index],
+            FIELD_METADATA: json.loads(metadata[index]) if metadata[index] else {},
+        }
+        for index in range(count)
+    ]
+
+
+def iter_part_ids(uri: str | ObjectStoragePath, *, batch_rows: int = ID_CHUNK_ROWS) -> Iterator[list[str]]:
+    """Yield a part's ids (only that column is read), at most ``batch_rows`` at a time."""
+    return _iter_ids(uri, batch_rows)
+
+
+def _iter_ids(uri: str | ObjectStoragePath, batch_rows: int) -> Iterator[list[str]]:
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    with _open_parquet(uri) as parquet:
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=[FIELD_ID]):
+            yield batch.column(0).to_pylist()
+
+
+def staged_parts(directory: str | ObjectStoragePath, *, with_rows: bool = True) -> list[StagedPart]:
+    """
+    Return the complete parts already in ``directory`` (written by an earlier try), in writing order.
+
+    Only finished parts are seen: temporary files of an interrupted write never are.
+
+    :param directory: a task instance's staging folder; a missing folder has no parts.
+    :param with_rows: read each part's footer for its row count; False leaves ``rows`` at 0.
+    """
+    folder = directory if isinstance(directory, ObjectStoragePath) else as_path(directory)
+    names = sorted(
+        name
+        for name in (
+            entry["name"].rsplit("/", 1)[-1] for entry in list_entries(folder) if entry["type"] == "file"
+        )
+        if PART_NAME.fullmatch(name)
+    )
+    parts = []
+    for name in names:
+        path = folder / name
+        parts.append(StagedPart(uri=str(path), rows=count_rows(path) if with_rows else 0))
+    return parts
+
+
+def staged_fingerprints(directory: str | ObjectStoragePath) -> dict[str, tuple[str, str]]:
+    """
+    Return ``{id: (content_hash, model)}`` of the rows staged in ``directory``, reading only those columns.
+
+    A later part wins when an id is staged twice.
+    """
+    fingerprints: dict[str, tuple[str, str]] = {}
+    columns = [FIELD_ID, FIELD_CONTENT_HASH, FIELD_MODEL]
+    for part in staged_parts(directory, with_rows=False):
+        with _open_parquet(part.uri) as parquet:
+            for batch in parquet.iter_batches(batch_size=ID_CHUNK_ROWS, columns=columns):
+                ids, hashes, models = (batch.column(name).to_pylist() for name in columns)
+                for row_id, hash_value, model in zip(ids, hashes, models, strict=True):
+                    fingerprints[row_id] = (hash_value or "", model or "")
+    return fingerprints
+
+
+def count_rows(uri: str | ObjectStoragePath) -> int:
+    """The number of rows of a Parquet file (a part or an id list), read from its footer."""
+    with _open_parquet(uri) as parquet:
+        return int(parquet.metadata.num_rows)
+
+
+def write_id_list(directory: str | ObjectStoragePath, ids: Iterable[str], name: str = "delete_ids") -> str:
+    """
+    Write ids as a Parquet file ``directory/{name}.parquet`` (one ``id`` column), atomically; return its URI.
+
+    ``ids`` may be any iterable, even a generator: it is written ``10,000`` ids at a time.
+
+    :raises ValueError: for a name that is not letters, digits, ``_`` and ``-``, or an id that is not a
+        non-empty string (named as ``ids[i]``).
+    """
+    if not _ID_LIST_NAME.fullmatch(name) or name.startswith("part-"):
+        raise ValueError(f"id list name must be letters, digits, '_' and '-' (not 'part-...'), got {name!r}")
+    folder = directory if isinstance(directory, ObjectStoragePath) else as_path(directory)
+    target = folder / f"{name}.parquet"
+    iterator = iter(ids)
+    position = 0
+    with atomic_local_file(target) as local_file, pq.ParquetWriter(local_file, ID_SCHEMA) as writer:
+        while chunk := list(islice(iterator, ID_CHUNK_ROWS)):
+            for offset, row_id in enumerate(chunk):
+                if not isinstance(row_id, str) or not row_id:
+                    raise ValueError(f"ids[{position + offset}] must be a non-empty string, got {row_id!r}")
+            writer.write_batch(pa.record_batch([pa.array(chunk, pa.string())], schema=ID_SCHEMA))
+            position += len(chunk)
+    return str(target)
+
+
+def iter_id_list(uri: str | ObjectStoragePath, *, batch_rows: int = ID_CHUNK_ROWS) -> Iterator[list[str]]:
+    """Yield the ids of a file written by :func:`write_id_list`, at most ``batch_rows`` at a time."""
+    return _iter_ids(uri, batch_rows)

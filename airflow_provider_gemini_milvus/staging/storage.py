@@ -1,0 +1,370 @@
+"""
+Where staged data lives: the staging root, one folder per task instance, atomic writes, cleaning.
+
+Every path is an Airflow :class:`~airflow.sdk.ObjectStoragePath`, and every read, write and listing goes
+through the filesystem Airflow attaches to it (``path.fs``), so ``file://``, ``s3://``, ``gs://`` and any
+other fsspec URL behave alike. Airflow resolves a scheme through the provider that registers it:
+
+- ``file://`` (and a plain absolute path) is built in.
+- ``s3://conn_id@bucket/prefix`` needs ``apache-airflow-providers-amazon[s3fs]``; the connection gives the
+  credentials and, in its extra, ``endpoint_url`` for an S3-compatible store. ``gs://`` needs the Google
+  provider, ``abfs://`` the Microsoft Azure one.
+- When no provider registers the scheme, a URL *without* a connection id falls back to fsspec's own
+  implementation of it (for ``s3://`` the ``s3fs`` package, configured from the environment:
+  ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ...), attached once per process
+  with :func:`airflow.sdk.io.attach`. A filesystem attached beforehand with ``attach(protocol, conn_id,
+  fs=...)`` is always used as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import re
+import tempfile
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import ObjectStoragePath
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
+    from fsspec import AbstractFileSystem  # type: ignore[import-untyped]
+
+__all__ = [
+    "CONFIG_SECTION",
+    "DEFAULT_KEEP_DAYS",
+    "KEEP_DAYS_OPTION",
+    "STAGING_URI_OPTION",
+    "as_path",
+    "atomic_local_file",
+    "clean_staging",
+    "configured_keep_days",
+    "default_staging_uri",
+    "filesystem",
+    "list_entries",
+    "staging_root",
+    "task_staging_dir",
+]
+
+log = logging.getLogger(__name__)
+
+CONFIG_SECTION = "gemini_milvus"
+STAGING_URI_OPTION = "staging_uri"
+KEEP_DAYS_OPTION = "staging_keep_days"
+DEFAULT_KEEP_DAYS = 7.0
+
+#: Prefix of the temporary files of an atomic local write; listings never count them as data.
+TEMP_PREFIX = ".tmp-"
+
+_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+_SEGMENT_MAX_LENGTH = 100
+
+
+def default_staging_uri() -> str:
+    """The staging root when nothing is configured: ``file://{AIRFLOW_HOME}/gemini_milvus/staging``."""
+    home = os.environ.get("AIRFLOW_HOME") or "~/airflow"
+    return Path(os.path.expandvars(home)).expanduser().resolve().joinpath("gemini_milvus", "staging").as_uri()
+
+
+def _configured(option: str) -> str:
+    from airflow.sdk import conf
+
+    value = conf.get(CONFIG_SECTION, option, fallback="")
+    return "" if value is None else str(value).strip()
+
+
+def as_path(location: str | ObjectStoragePath, *, conn_id: str | None = None) -> ObjectStoragePath:
+    """
+    Return ``location`` as an :class:`ObjectStoragePath`; local paths become absolute ``file://`` URLs.
+
+    :param location: a URL (``s3://bucket/prefix``, ``s3://conn_id@bucket/prefix``, ``file:///data``), a
+        local path, or a path object.
+    :param conn_id: the Airflow connection for the store; overrides one given in the URL.
+    """
+    try:
+        path = ObjectStoragePath(location, conn_id=conn_id)
+    except ValueError:  # upath knows no such scheme; the message repeats the URL, which may hold a secret
+        scheme, separator, _ = str(location).partition("://")
+        raise ValueError(
+            f"no filesystem for {scheme + separator if separator else 'this location'}: install the "
+            "Airflow provider or the fsspec package that serves it"
+        ) from None
+    if path.protocol in _LOCAL_PROTOCOLS:
+        local = Path(path.path).expanduser().resolve()
+        path = ObjectStoragePath(local.as_uri(), conn_id=path.conn_id)
+    return path
+
+
+def staging_root(
+    override: str | ObjectStoragePath | None = None, *, conn_id: str | None = None
+) -> ObjectStoragePath:
+    """
+    Return the staging root: ``override``, else ``[gemini_milvus] staging_uri``, else the local default.
+
+    The Airflow setting can be given as ``AIRFLOW__GEMINI_MILVUS__STAGING_URI``. The filesystem is resolved
+    here (see the module docstring), so a missing provider or package fails before any work is done.
+
+    :param override: a staging URL or path for this operator; None or ``""`` means the configured one.
+    :param conn_id: the Airflow connection of the store (same as ``s3://conn_id@bucket/...``).
+    :raises ValueError: when no filesystem can serve the URL's scheme.
+    """
+    location = override if override not in (None, "") else _configured(STAGING_URI_OPTION)
+    path = as_path(location or default_staging_uri(), conn_id=conn_id)
+    filesystem(path)
+    return path
+
+
+def configured_keep_days() -> float | None:
+    """
+    Return ``[gemini_milvus] staging_keep_days`` (default 7), or None when it is empty (never clean).
+
+    :raises ValueError: when the setting is not a number of days at least 0.
+    """
+    raw = _configured(KEEP_DAYS_OPTION) if _has_option(KEEP_DAYS_OPTION) else str(DEFAULT_KEEP_DAYS)
+    if not raw:
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        days = math.nan
+    if not math.isfinite(days) or days < 0:
+        raise ValueError(
+            f"[{CONFIG_SECTION}] {KEEP_DAYS_OPTION} must be a number of days >= 0 (empty: never clean), "
+            f"got {raw!r}"
+        )
+    return days
+
+
+def _has_option(option: str) -> bool:
+    from airflow.sdk import conf
+
+    return bool(conf.has_option(CONFIG_SECTION, option))
+
+
+def filesystem(path: ObjectStoragePath) -> AbstractFileSystem:
+    """
+    Return the fsspec filesystem Airflow attaches to ``path``, falling back to fsspec's own (see above).
+
+    :raises ValueError: when neither Airflow nor fsspec can serve the scheme, or when a connection id is
+        given for a scheme no installed provider registers.
+    """
+    try:
+        return path.fs
+    except ValueError:
+        from airflow.sdk.io import attach, has_fs
+
+        protocol = path.protocol
+        if has_fs(protocol):
+            raise
+        if path.conn_id is not None:
+            raise ValueError(
+                f"{protocol}:// with connection {path.conn_id!r}: no installed Airflow provider registers "
+                f"the {protocol!r} scheme (for s3:// install apache-airflow-providers-amazon[s3fs], for "
+                "gs:// apache-airflow-providers-google); without a connection id fsspec's own "
+                "implementation is used, configured from the environment"
+            ) from None
+    import fsspec
+
+    try:
+        fs = fsspec.filesystem(protocol)
+    except (ImportError, ValueError) as err:
+        raise ValueError(
+            f"no filesystem for {protocol}://: install the Airflow provider that registers it (for s3:// "
+            f"apache-airflow-providers-amazon[s3fs]) or the fsspec package for it ({err})"
+        ) from None
+    log.info("No Airflow provider registers %s://; using fsspec's %s", protocol, type(fs).__name__)
+    # ``path.fs`` above already cached a store for the scheme, without a filesystem: give it this one.
+    attach(protocol=protocol).fs = fs
+    return path.fs
+
+
+def is_local(fs: AbstractFileSystem) -> bool:
+    """True for the local filesystem, where a rename is atomic."""
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return "file" in protocols
+
+
+@contextlib.contextmanager
+def atomic_local_file(target: ObjectStoragePath) -> Iterator[str]:
+    """
+    Yield a local file name to write; when the block ends without error its content becomes ``target``.
+
+    On a local filesystem the file is a hidden temporary name beside ``target``, renamed over it in one
+    step; on an object store it is a temporary file uploaded with one ``put`` (an object appears whole or
+    not at all). A failure, or a crash, never leaves a half-written ``target``.
+
+    :param target: the file to create or replace.
+    """
+    fs = filesystem(target)
+    if is_local(fs):
+        directory, name = os.path.split(target.path)
+        os.makedirs(directory, exist_ok=True)
+        temporary = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{name}")
+        try:
+            yield temporary
+            os.replace(temporary, target.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
+        return
+    handle, temporary = tempfile.mkstemp(prefix="gemini-milvus-staging-", suffix=f"-{target.name}")
+    os.close(handle)
+    try:
+        yield temporary
+        fs.put_file(temporary, target.path)
+    finally:
+        os.remove(temporary)
+
+
+def list_entries(directory: ObjectStoragePath) -> list[dict[str, Any]]:
+    """
+    Return the fsspec ``ls`` entries (dicts with ``name``, ``type``, ...) of a folder; a missing one is empty.
+
+    Temporary files of unfinished writes are left out. Listings are read fresh, not from fsspec's cache,
+    so files another process wrote are seen.
+    """
+    fs = filesystem(directory)
+    fs.invalidate_cache(directory.path)
+    try:
+        entries = fs.ls(directory.path, detail=True)
+    except FileNotFoundError:
+        return []
+    own = directory.path.rstrip("/")
+    return [
+        entry
+        for entry in entries
+        if entry["name"].rstrip("/") != own and not _base_name(entry["name"]).startswith(TEMP_PREFIX)
+    ]
+
+
+def _base_name(name: str) -> str:
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _safe_segment(value: Any, what: str) -> str:
+    """One path segment: unchanged when already safe, else made safe plus a short hash of the original."""
+    text = str(value)
+    if not text:
+        raise ValueError(f"{what} is empty")
+    safe = _UNSAFE_CHARACTERS.sub("_", text).lstrip(".")
+    if safe == text and len(text) <= _SEGMENT_MAX_LENGTH:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe[:_SEGMENT_MAX_LENGTH] or '_'}-{digest}"
+
+
+def task_staging_dir(
+    root: str | ObjectStoragePath, *, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> ObjectStoragePath:
+    """
+    Return ``root/dag_id/run_id/task_id/map_index``: the same folder for every try of a task instance.
+
+    A segment with characters other than letters, digits, ``.``, ``_`` and ``-`` (run ids hold ``:`` and
+    ``+``), or longer than 100 characters, gets them replaced by ``_`` and a hash of the original appended,
+    so two different ids never share a folder.
+
+    :param root: the staging root (see :func:`staging_root`).
+    :param dag_id: the DAG id.
+    :param run_id: the DAG run id.
+    :param task_id: the task id.
+    :param map_index: the map index (-1 for a task that is not mapped).
+    """
+    base = root if isinstance(root, ObjectStoragePath) else as_path(root)
+    return (
+        base
+        / _safe_segment(dag_id, "dag_id")
+        / _safe_segment(run_id, "run_id")
+        / _safe_segment(task_id, "task_id")
+        / str(int(map_index))
+    )
+
+
+def _modified(entry: Mapping[str, Any]) -> datetime | None:
+    """The modification time an fsspec ``info`` entry reports, whatever the filesystem calls it."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "mtime_ns"):
+        value = entry.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if isinstance(value, (int, float)):
+            seconds = value / 1e9 if key == "mtime_ns" else value
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _newest(fs: AbstractFileSystem, folder: ObjectStoragePath) -> datetime | None:
+    """The newest modification time of anything in ``folder`` (itself included where it has one)."""
+    fs.invalidate_cache(folder.path)
+    found = fs.find(folder.path, withdirs=True, detail=True)
+    times = [time for time in map(_modified, found.values()) if time is not None]
+    with contextlib.suppress(FileNotFoundError):
+        own = _modified(fs.info(folder.path))
+        if own is not None:
+            times.append(own)
+    return max(times, default=None)
+
+
+def _subfolders(directory: ObjectStoragePath) -> list[ObjectStoragePath]:
+    return [
+        directory / _base_name(entry["name"])
+        for entry in list_entries(directory)
+        if entry["type"] == "directory"
+    ]
+
+
+def clean_staging(
+    root: str | ObjectStoragePath,
+    *,
+    keep_days: float,
+    now: datetime | None = None,
+    exclude: Iterable[str | ObjectStoragePath] = (),
+) -> int:
+    """
+    Remove the run folders (``root/dag_id/run_id``) whose newest file is older than ``keep_days``.
+
+    A folder holding anything modified within ``keep_days`` is kept whole, so a run that still writes or
+    reads its parts is never touched; so is a folder nothing in it can be dated in. Call it with the
+    current task's folder in ``exclude``.
+
+    :param root: the staging root.
+    :param keep_days: age in days (fractions allowed) beyond which a run folder is removed.
+    :param now: the time to measure ages from; default the current UTC time.
+    :param exclude: folders never removed, nor any run folder holding one of them.
+    :return: how many run folders were removed.
+    """
+    if not math.isfinite(keep_days) or keep_days < 0:
+        raise ValueError(f"keep_days must be a number of days >= 0, got {keep_days!r}")
+    base = root if isinstance(root, ObjectStoragePath) else as_path(root)
+    fs = filesystem(base)
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=keep_days)
+    if cutoff.tzinfo is None:
+        cutoff = cutoff.replace(tzinfo=timezone.utc)
+    protected = [
+        str(item if isinstance(item, ObjectStoragePath) else as_path(item)).rstrip("/") for item in exclude
+    ]
+    removed = 0
+    for dag_folder in _subfolders(base):
+        for run_folder in _subfolders(dag_folder):
+            run = str(run_folder).rstrip("/")
+            if any(item == run or item.startswith(run + "/") for item in protected):
+                continue
+            newest = _newest(fs, run_folder)
+            if newest is None or newest >= cutoff:
+                continue
+            fs.rm(run_folder.path, recursive=True)
+            removed += 1
+            log.info("Removed staged run folder %s (newest file %s)", run_folder, newest.isoformat())
+    return removed
