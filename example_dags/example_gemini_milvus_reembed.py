@@ -2,9 +2,11 @@
 Keep a Milvus collection in step with a folder of documents, paying only for what changed.
 
 Every day, the files under ``docs_uri`` (an ``ObjectStoragePath``: local by default, or ``s3://``,
-``gs://`` ... with the matching provider installed) are split into chunks. ``GeminiEmbedOperator`` looks
-up each chunk's stored content hash in the collection and embeds only new or edited chunks; chunks of
-deleted files are removed once the new rows are in. An unchanged folder costs zero Gemini requests.
+``gs://`` ... with the matching provider installed) are split into chunks, written as one JSONL file to
+the staging location. ``GeminiEmbedOperator`` reads that file in chunks, looks up each chunk's stored
+content hash in the collection and embeds only new or edited chunks; chunks of deleted files are removed
+once the new rows are in. An unchanged folder costs zero Gemini requests, and a folder of any size runs
+with flat memory: documents and vectors go through object storage, not XCom.
 
 Connections: ``gemini_default`` (API key in the password) and ``milvus_default``. Milvus Lite allows one
 process at a time per file, hence ``max_active_runs=1``.
@@ -12,16 +14,17 @@ process at a time per file, hence ``max_active_runs=1``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import timedelta
-from typing import Any
 
 import pendulum
 from airflow.sdk import ObjectStoragePath, Param, dag, task
 
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
+from airflow_provider_gemini_milvus.staging import staging_root
 
 COLLECTION = "gemini_docs"
 DIM = 768
@@ -66,32 +69,38 @@ def chunk_text(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
 )
 def example_gemini_milvus_reembed() -> None:
     @task
-    def read_documents(docs_uri: str) -> list[dict[str, Any]]:
-        """One document per chunk, with a stable id: the file's path in the folder and the chunk number."""
+    def chunk_documents(docs_uri: str, run_id: str) -> str:
+        """
+        Write one JSONL line per chunk, with a stable id (the file's path and the chunk number), to the
+        staging location; return its URI. Only the URI travels through XCom, whatever the folder's size.
+        """
         root = ObjectStoragePath(docs_uri)
         if not root.is_dir():
             raise FileNotFoundError(f"docs_uri {docs_uri!r} is not a folder")
-        documents = []
-        for path in sorted(root.rglob("*")):
-            if not path.is_file() or path.suffix not in SUFFIXES:
-                continue
-            relative = path.relative_to(root).as_posix()
-            for number, chunk in enumerate(chunk_text(path.read_text(encoding="utf-8"))):
-                documents.append(
-                    {
+        target = staging_root() / "sources" / "example_gemini_milvus_reembed" / run_id / "chunks.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        count = 0
+        with target.open("w", encoding="utf-8") as out:
+            for path in sorted(root.rglob("*")):
+                if not path.is_file() or path.suffix not in SUFFIXES:
+                    continue
+                relative = path.relative_to(root).as_posix()
+                for number, chunk in enumerate(chunk_text(path.read_text(encoding="utf-8"))):
+                    document = {
                         "id": f"{relative}#{number}",
                         "title": path.stem.replace("_", " ").replace("-", " "),
                         "text": chunk,
                         "path": relative,
                     }
-                )
-        log.info("Read %d chunks from %s", len(documents), root)
-        return documents
+                    out.write(json.dumps(document, ensure_ascii=False) + "\n")
+                    count += 1
+        log.info("Wrote %d chunks of %s to %s", count, root, target)
+        return str(target)
 
     # [START howto_operator_gemini_embed_incremental]
     embed = GeminiEmbedOperator(
         task_id="embed_changed_documents",
-        documents=read_documents(docs_uri="{{ params.docs_uri }}"),
+        documents=chunk_documents(docs_uri="{{ params.docs_uri }}", run_id="{{ run_id }}"),
         title_field="title",
         output_dimensionality=DIM,
         collection_name=COLLECTION,

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from airflow.sdk import BaseOperator
 
+from airflow_provider_gemini_milvus.document_sources import open_document_source
 from airflow_provider_gemini_milvus.gemini_models import (
     DEFAULT_MODEL,
     MAX_TEXTS_PER_REQUEST,
-    EmbeddingModel,
     normalise_task_type,
     resolve_model,
 )
-from airflow_provider_gemini_milvus.gemini_requests import check_sendable
 from airflow_provider_gemini_milvus.hooks.gemini import EmbeddingRunStats, GeminiHook
 from airflow_provider_gemini_milvus.milvus_layout import (
     ID_MAX_LENGTH,
@@ -27,92 +23,92 @@ from airflow_provider_gemini_milvus.milvus_layout import (
     CollectionInfo,
     check_collection_matches,
 )
-from airflow_provider_gemini_milvus.milvus_rows import check_id, check_text, content_hash
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float, to_int, to_str, to_str_list
-from airflow_provider_gemini_milvus.unicode_checks import check_utf8_encodable
+from airflow_provider_gemini_milvus.operators.embed_inputs import (
+    Document,
+    DocumentKey,
+    DocumentReader,
+    EmbedArguments,
+    check_corpus,
+    documents_to_embed,
+    model_fingerprint,
+    text_id,
+)
+from airflow_provider_gemini_milvus.operators.embed_outputs import (
+    VECTOR_DECIMALS,
+    PartSink,
+    inline_rows,
+    sum_stats,
+)
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, XComArg
+    from airflow.sdk import Context, ObjectStoragePath, XComArg
 
+    from airflow_provider_gemini_milvus.document_sources import DocumentSource
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 
-#: Decimal places kept of each vector value in XCom: far below float32 noise for cosine search,
-#: and half the JSON size of full float repr.
-VECTOR_DECIMALS = 8
+__all__ = [
+    "DEFAULT_INLINE_MAX_ROWS",
+    "DEFAULT_MAX_DELETE_FRACTION",
+    "DEFAULT_PART_ROWS",
+    "VECTOR_DECIMALS",
+    "Document",
+    "GeminiEmbedOperator",
+    "model_fingerprint",
+    "text_id",
+]
 
 #: Share of the stored rows ``delete_missing`` may delete in one run before it refuses (a source that
 #: suddenly returns far fewer documents is more likely truncated than shrunk).
 DEFAULT_MAX_DELETE_FRACTION = 0.5
+#: Up to this many rows to embed travel inline in XCom (about 10 kB each at 768 dims); more are staged.
+DEFAULT_INLINE_MAX_ROWS = 100
+#: Rows per staged Parquet part: about 3 MB of float32 vectors at 768 dims.
+DEFAULT_PART_ROWS = 1000
+#: Documents sent to the hook per call while staging: enough requests to keep the concurrency busy.
+EMBED_CHUNK_DOCUMENTS = 5000
+ON_DOCUMENT_ERROR = ("fail", "skip")
+#: How many refused documents a result lists by name (all are counted).
+LISTED_REFUSALS = 100
 
 
 @dataclass(frozen=True)
-class Document:
-    """One validated input document."""
+class EmbedPlan:
+    """What a run will do, decided before any request: the documents to embed and the ids to delete."""
 
-    id: str
-    text: str
-    title: str | None
-    metadata: dict[str, Any]
-    index: int = field(compare=False)
-    """Position in the user's ``documents``, for messages."""
-
-    @cached_property
-    def content_hash(self) -> str:
-        """What the row stores as ``content_hash``: see :func:`~.milvus_rows.content_hash`."""
-        return content_hash(self.text, title=self.title, metadata=self.metadata)
-
-
-def text_id(text: str) -> str:
-    """The stable id of a document given without one: SHA-256 of its UTF-8 text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class EmbedArguments:
-    """The operator's arguments after rendering, converted and checked once."""
-
-    model: EmbeddingModel
-    task_type: str
-    output_dimensionality: int | None
-    dim: int
-    text_field: str
-    id_field: str
-    title_field: str | None
-    metadata_fields: list[str] | None
-    batch_size: int
-    max_concurrency: int | None
-    collection_name: str | None
-    delete_missing: bool
-    max_delete_fraction: float
-
-
-def model_fingerprint(model: str, dim: int, task_type: str) -> str:
-    """What the ``model`` field of a row records: name, dimensionality and task type."""
-    return f"{model}/{dim}/{task_type}"
+    source: DocumentSource
+    reader: DocumentReader
+    to_embed: dict[str, DocumentKey]
+    delete_ids: list[str]
+    fingerprint: str
+    counts: dict[str, int]
 
 
 class GeminiEmbedOperator(BaseOperator):
     """
-    Embed documents with Google Gemini and return rows ready for ``MilvusInsertOperator``.
+    Embed documents with Google Gemini and hand rows to ``MilvusInsertOperator``: inline, or staged.
 
-    ``documents`` is a list of strings, or a list of dicts with the text under ``text_field``, an optional
-    id under ``id_field`` (a stable SHA-256 of the text when absent), an optional title under
-    ``title_field`` and metadata (the keys in ``metadata_fields``; by default every other key).
+    ``documents`` is a list of strings or of dicts (the text under ``text_field``, an optional id under
+    ``id_field``, by default the SHA-256 of the text, an optional title under ``title_field``, and metadata:
+    the keys in ``metadata_fields``, by default every other key), or the location of JSONL / Parquet files
+    (an ``ObjectStoragePath`` or its URI: one file or a folder), read in chunks. Every document is checked
+    before the first request; errors name ``documents[i]`` (and the file and line).
 
     **Incremental mode.** Give ``collection_name`` (and ``milvus_conn_id``) of the collection the rows
     will be loaded into, and only documents that are new or changed there are embedded: the stored
     ``content_hash`` and ``model`` of each incoming id are looked up first, and everything is re-embedded
     when the model, dimensionality or task type differs. With ``delete_missing=True``, ids stored in the
-    collection but absent from ``documents`` are returned as ``delete_ids`` for ``MilvusInsertOperator``
-    to delete once the new rows are written. An unchanged corpus costs zero embedding requests.
+    collection but absent from ``documents`` are handed on for deletion once the new rows are written.
 
-    Returns JSON-safe data: ``{"rows": [{"id", "vector", "text", "content_hash", "model", "metadata"}],
-    "delete_ids": [...], "dim", "model", "task_type", "stats": {...}}``. ``stats`` holds counts, the
-    estimated token usage and cost. Vectors are L2-normalised.
+    **Staging.** Up to ``inline_max_rows`` rows travel in XCom as ``{"rows": [...], "delete_ids": [...],
+    "dim", "model", "task_type", "stats"}``. More are written as Parquet parts (float32 vectors) under the
+    staging location as their requests finish, and XCom carries only a manifest (part URIs and counts).
+    An Airflow retry of the task reuses the parts its earlier tries wrote: texts already embedded are not
+    sent again.
 
     .. seealso:: :class:`~airflow_provider_gemini_milvus.hooks.gemini.GeminiHook` for the connection.
 
-    :param documents: the documents (templated; typically an upstream task's XCom).
+    :param documents: the documents, or where to read them (templated; typically an upstream XCom).
     :param gemini_conn_id: the ``gemini`` connection holding the API key.
     :param model: the Gemini embedding model.
     :param task_type: one of the eight Gemini task types; ``RETRIEVAL_DOCUMENT`` for a search corpus.
@@ -125,9 +121,16 @@ class GeminiEmbedOperator(BaseOperator):
     :param max_concurrency: requests in flight at once; default from the connection.
     :param collection_name: target Milvus collection; setting it turns on incremental mode.
     :param milvus_conn_id: the ``milvus`` connection of that collection.
-    :param delete_missing: in incremental mode, also return the ids that vanished from the source.
+    :param delete_missing: in incremental mode, also hand on the ids that vanished from the source.
     :param max_delete_fraction: with ``delete_missing``, fail instead of deleting more than this share of
         the stored rows (default 0.5; 1.0 allows any deletion).
+    :param staging_uri: where staged parts go; default the ``[gemini_milvus] staging_uri`` setting, else
+        a folder under ``$AIRFLOW_HOME``. Use shared object storage (``s3://...``) with several workers.
+    :param inline_max_rows: runs with at most this many rows to embed return them inline in XCom.
+    :param part_rows: rows per staged Parquet part.
+    :param on_document_error: ``fail`` (default) fails the task when Gemini refuses a document for good;
+        ``skip`` leaves such documents out, lists them in the result with the API's reason, and counts
+        them (they are not stored, so the next incremental run tries them again).
     """
 
     template_fields: Sequence[str] = (
@@ -146,6 +149,10 @@ class GeminiEmbedOperator(BaseOperator):
         "milvus_conn_id",
         "delete_missing",
         "max_delete_fraction",
+        "staging_uri",
+        "inline_max_rows",
+        "part_rows",
+        "on_document_error",
     )
     template_fields_renderers = {"documents": "py"}
     ui_color = "#e8f0fe"
@@ -153,7 +160,7 @@ class GeminiEmbedOperator(BaseOperator):
     def __init__(
         self,
         *,
-        documents: Sequence[str] | Sequence[Mapping[str, Any]] | XComArg | str,
+        documents: Sequence[str] | Sequence[Mapping[str, Any]] | XComArg | ObjectStoragePath | str,
         gemini_conn_id: str = GeminiHook.default_conn_name,
         model: str = DEFAULT_MODEL,
         task_type: str = "RETRIEVAL_DOCUMENT",
@@ -168,6 +175,10 @@ class GeminiEmbedOperator(BaseOperator):
         milvus_conn_id: str = "milvus_default",
         delete_missing: bool | str = False,
         max_delete_fraction: float | str = DEFAULT_MAX_DELETE_FRACTION,
+        staging_uri: str | None = None,
+        inline_max_rows: int | str = DEFAULT_INLINE_MAX_ROWS,
+        part_rows: int | str = DEFAULT_PART_ROWS,
+        on_document_error: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -187,6 +198,10 @@ class GeminiEmbedOperator(BaseOperator):
         self.milvus_conn_id = milvus_conn_id
         self.delete_missing = delete_missing
         self.max_delete_fraction = max_delete_fraction
+        self.staging_uri = staging_uri
+        self.inline_max_rows = inline_max_rows
+        self.part_rows = part_rows
+        self.on_document_error = on_document_error
 
     @cached_property
     def hook(self) -> GeminiHook:
@@ -200,47 +215,40 @@ class GeminiEmbedOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         args = self.converted_arguments()
+        source = open_document_source(self.documents)
         collection = self._target_collection(args)
-        documents = self.parse_documents(
-            self.documents,
+        reader = DocumentReader(
             args,
             text_max_length=(collection.text_max_length if collection else None) or TEXT_MAX_LENGTH,
             id_max_length=(collection.id_max_length if collection else None) or ID_MAX_LENGTH,
         )
+        keys, count = check_corpus(source, reader)
+        if len(keys) < count:
+            self.log.info("Dropped %d exact duplicate documents", count - len(keys))
         fingerprint = model_fingerprint(args.model.name, args.dim, args.task_type)
 
-        to_embed: list[Document] = documents
+        to_embed = keys
         delete_ids: list[str] = []
         if collection is not None:
-            to_embed, delete_ids = self._changes_against_collection(documents, fingerprint, args)
+            to_embed, delete_ids = self._changes_against_collection(keys, fingerprint, args)
         self.log.info(
-            "%d documents: %d to embed, %d unchanged, %d to delete",
-            len(documents),
+            "%d documents from %s: %d to embed, %d unchanged, %d to delete",
+            len(keys),
+            source.describe(),
             len(to_embed),
-            len(documents) - len(to_embed),
+            len(keys) - len(to_embed),
             len(delete_ids),
         )
-
-        rows, run_stats = (
-            self._embed_rows(to_embed, args, fingerprint)
-            if to_embed
-            else ([], EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens))
-        )
-        run = run_stats.as_dict()
-        return {
-            "rows": rows,
-            "delete_ids": delete_ids,
-            "dim": args.dim,
-            "model": fingerprint,
-            "task_type": args.task_type,
-            "stats": {
-                "documents": len(documents),
-                "embedded": len(to_embed),
-                "unchanged": len(documents) - len(to_embed),
-                "to_delete": len(delete_ids),
-                **{key: value for key, value in run.items() if key not in ("model", "texts")},
-            },
+        counts = {
+            "documents": len(keys),
+            "embedded": len(to_embed),
+            "unchanged": len(keys) - len(to_embed),
+            "to_delete": len(delete_ids),
         }
+        plan = EmbedPlan(source, reader, to_embed, delete_ids, fingerprint, counts)
+        if len(to_embed) > args.inline_max_rows:
+            return self._run_staged(context, args, plan)
+        return self._run_inline(args, plan)
 
     def converted_arguments(self) -> EmbedArguments:
         """
@@ -277,54 +285,13 @@ class GeminiEmbedOperator(BaseOperator):
             max_delete_fraction=float(
                 to_float(self.max_delete_fraction, "max_delete_fraction", minimum=0, maximum=1) or 0.0
             ),
+            staging_uri=to_str(self.staging_uri, "staging_uri", optional=True),
+            inline_max_rows=int(to_int(self.inline_max_rows, "inline_max_rows", minimum=0) or 0),
+            part_rows=int(to_int(self.part_rows, "part_rows", minimum=1) or 0),
+            on_document_error=str(
+                to_str(self.on_document_error, "on_document_error", choices=ON_DOCUMENT_ERROR)
+            ),
         )
-
-    # -- documents -----------------------------------------------------------------------------------
-
-    def parse_documents(
-        self,
-        documents: Any,
-        args: EmbedArguments,
-        *,
-        text_max_length: int = TEXT_MAX_LENGTH,
-        id_max_length: int = ID_MAX_LENGTH,
-    ) -> list[Document]:
-        """
-        Validate ``documents`` and return them as :class:`Document`; ``ValueError`` names ``documents[i]``.
-
-        Everything the Gemini API or the Milvus load would refuse later is refused here, before any
-        request: texts and titles over the model's token limit, ids and texts over the collection's
-        field lengths, strings that are not valid UTF-8, metadata that is not JSON. Exact repeats (same
-        id and same content) are kept once; the same id with different content is an error, since one
-        of the two would be lost.
-
-        :param documents: the rendered ``documents`` argument.
-        :param args: the converted arguments (fields and model).
-        :param text_max_length: the text field's ``max_length`` in UTF-8 bytes.
-        :param id_max_length: the id field's ``max_length`` in UTF-8 bytes.
-        """
-        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
-            raise ValueError(
-                f"documents must be a list of strings or of dicts, got {type(documents).__name__}"
-                + (" (a template that did not render to a list?)" if isinstance(documents, str) else "")
-            )
-        if not documents:
-            raise ValueError("documents is empty: nothing to embed")
-        reader = _DocumentReader(args, text_max_length=text_max_length, id_max_length=id_max_length)
-        parsed: dict[str, Document] = {}
-        for index, item in enumerate(documents):
-            document = reader.read(index, item)
-            seen = parsed.get(document.id)
-            if seen is None:
-                parsed[document.id] = document
-            elif seen != document:
-                raise ValueError(
-                    f"documents[{index}] has id {document.id!r}, already used by documents[{seen.index}] "
-                    "with different content"
-                )
-        if len(parsed) < len(documents):
-            self.log.info("Dropped %d exact duplicate documents", len(documents) - len(parsed))
-        return list(parsed.values())
 
     # -- incremental mode ------------------------------------------------------------------------------
 
@@ -345,22 +312,27 @@ class GeminiEmbedOperator(BaseOperator):
         return info
 
     def _changes_against_collection(
-        self, documents: list[Document], fingerprint: str, args: EmbedArguments
-    ) -> tuple[list[Document], list[str]]:
+        self, keys: dict[str, DocumentKey], fingerprint: str, args: EmbedArguments
+    ) -> tuple[dict[str, DocumentKey], list[str]]:
         """Documents whose stored hash or model differs from this run's, and ids gone from the source."""
         collection = str(args.collection_name)
+        delete_ids: list[str] = []
         try:
-            stored = self.milvus_hook.fetch_fingerprints(collection, [doc.id for doc in documents])
-            to_embed = [doc for doc in documents if stored.get(doc.id) != (doc.content_hash, fingerprint)]
-            delete_ids: list[str] = []
             if args.delete_missing:
-                stored_ids = self.milvus_hook.list_ids(collection)
-                incoming = {doc.id for doc in documents}
-                delete_ids = sorted(set(stored_ids) - incoming)
-                _check_delete_fraction(len(delete_ids), len(stored_ids), args.max_delete_fraction)
+                # One scan of the collection gives both what is stored and what vanished.
+                stored = dict(self.milvus_hook.iter_fingerprints(collection))
+                delete_ids = sorted(set(stored) - set(keys))
+                _check_delete_fraction(len(delete_ids), len(stored), args.max_delete_fraction)
+            else:
+                stored = self.milvus_hook.fetch_fingerprints(collection, list(keys))
         finally:
             self.milvus_hook.close()
-        stale_models = sum(1 for doc in documents if doc.id in stored and stored[doc.id][1] != fingerprint)
+        to_embed = {
+            doc_id: key
+            for doc_id, key in keys.items()
+            if stored.get(doc_id) != (key.content_hash, fingerprint)
+        }
+        stale_models = sum(1 for doc_id in keys if doc_id in stored and stored[doc_id][1] != fingerprint)
         if stale_models:
             self.log.info(
                 "%d stored rows were embedded with another model setting; re-embedding", stale_models
@@ -369,107 +341,140 @@ class GeminiEmbedOperator(BaseOperator):
 
     # -- embedding -------------------------------------------------------------------------------------
 
-    def _embed_rows(
-        self, documents: list[Document], args: EmbedArguments, fingerprint: str
-    ) -> tuple[list[dict[str, Any]], EmbeddingRunStats]:
-        titles = [doc.title for doc in documents] if args.title_field is not None else None
+    def _embed(
+        self, documents: Sequence[Document], args: EmbedArguments, on_result: Any = None
+    ) -> tuple[Any, EmbeddingRunStats, list[dict[str, Any]]]:
+        """One hook call: the vectors (None when streamed), its stats and the documents Gemini refused."""
         result = self.hook.embed_with_stats(
             [doc.text for doc in documents],
             model=args.model.name,
             task_type=args.task_type,
             output_dimensionality=args.output_dimensionality,
-            titles=titles,
+            titles=[doc.title for doc in documents] if args.title_field is not None else None,
             batch_size=args.batch_size,
             max_concurrency=args.max_concurrency,
+            on_result=on_result,
+            on_document_error=args.on_document_error,
         )
-        rounded = np.round(result.vectors.astype(np.float64), VECTOR_DECIMALS).tolist()
-        rows = [
+        refused = [
             {
-                "id": doc.id,
-                "vector": vector,
-                "text": doc.text,
-                "content_hash": doc.content_hash,
-                "model": fingerprint,
-                "metadata": doc.metadata,
+                "index": documents[item.position].index,
+                "id": documents[item.position].id,
+                "reason": item.reason,
             }
-            for doc, vector in zip(documents, rounded, strict=True)
+            for item in result.refused
         ]
-        return rows, result.stats
-
-
-class _DocumentReader:
-    """Turns ``documents[i]`` into a :class:`Document`, naming ``documents[i]`` in every error."""
-
-    def __init__(self, args: EmbedArguments, *, text_max_length: int, id_max_length: int) -> None:
-        self.args = args
-        self.text_max_length = text_max_length
-        self.id_max_length = id_max_length
-
-    def read(self, index: int, item: Any) -> Document:
-        where = f"documents[{index}]"
-        if isinstance(item, str):
-            text = self._text(where, item)
-            return Document(id=self._id(where, None, text), text=text, title=None, metadata={}, index=index)
-        if not isinstance(item, Mapping):
-            raise ValueError(f"{where} must be a string or a dict, got {type(item).__name__}")
-        fields = self.args
-        if fields.text_field not in item:
-            raise ValueError(f"{where} has no {fields.text_field!r} field (text_field)")
-        text = self._text(where, item[fields.text_field])
-        return Document(
-            id=self._id(where, item.get(fields.id_field), text),
-            text=text,
-            title=self._title(where, item),
-            metadata=self._metadata(where, item),
-            index=index,
-        )
-
-    def _text(self, where: str, text: Any) -> str:
-        if not isinstance(text, str):
-            raise ValueError(f"{where} text must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"{where} text is empty or only whitespace")
-        check_sendable(f"{where} text", text, self.args.model)
-        return check_text(text, where, self.text_max_length)
-
-    def _id(self, where: str, value: Any, text: str) -> str:
-        if value is None:
-            return text_id(text)
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValueError(
-                f"{where} field {self.args.id_field!r} must be a string or an integer, "
-                f"got {type(value).__name__}"
+        for item in refused[:LISTED_REFUSALS]:
+            self.log.warning(
+                "Gemini refused documents[%d] (id %r): %s", item["index"], item["id"], item["reason"]
             )
-        check_utf8_encodable(value, f"{where} id")
-        return check_id(str(value), where, self.id_max_length)
+        return (None if on_result is not None else result.vectors), result.stats, refused
 
-    def _title(self, where: str, item: Mapping[str, Any]) -> str | None:
-        title_field = self.args.title_field
-        if title_field is None:
-            return None
-        title = item.get(title_field)
-        if title is None:
-            return None
-        if not isinstance(title, str):
-            raise ValueError(
-                f"{where} field {title_field!r} (title_field) must be a string, got {type(title).__name__}"
+    def _run_inline(self, args: EmbedArguments, plan: EmbedPlan) -> dict[str, Any]:
+        stats = EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
+        rows: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
+        wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
+        documents = [doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]
+        if documents:
+            vectors, stats, refused = self._embed(documents, args)
+            refused_ids = {item["id"] for item in refused}
+            kept = [index for index, doc in enumerate(documents) if doc.id not in refused_ids]
+            rows = inline_rows([documents[i] for i in kept], vectors[kept], plan.fingerprint)
+        return {
+            "rows": rows,
+            "delete_ids": plan.delete_ids,
+            "dim": args.dim,
+            "model": plan.fingerprint,
+            "task_type": args.task_type,
+            "skipped_documents": refused[:LISTED_REFUSALS],
+            "stats": _stats_dict(plan.counts, stats, len(refused)),
+        }
+
+    def _run_staged(self, context: Context, args: EmbedArguments, plan: EmbedPlan) -> dict[str, Any]:
+        from airflow_provider_gemini_milvus import staging
+        from airflow_provider_gemini_milvus.staging.storage import as_path
+
+        root = staging.staging_root(args.staging_uri)
+        directory = staging.task_staging_dir(root, **_task_instance_keys(self, context))
+        keep_days = staging.configured_keep_days()
+        if keep_days is not None:
+            removed = staging.clean_staging(root, keep_days=keep_days, exclude=[directory])
+            if removed:
+                self.log.info("Removed %d staged run folders older than %g days", removed, keep_days)
+        earlier_parts = staging.staged_parts(directory)
+        already = staging.staged_fingerprints(directory) if earlier_parts else {}
+        if any(model != plan.fingerprint for _, model in already.values()):
+            # An earlier try ran with another model, dimension or task type (the DAG changed in between):
+            # its rows cannot go with this run's, so it starts afresh.
+            self.log.info("Discarding %d parts an earlier try staged with other settings", len(earlier_parts))
+            for part in earlier_parts:
+                as_path(part.uri).unlink()
+            earlier_parts, already = [], {}
+        wanted = {
+            doc_id: key.index
+            for doc_id, key in plan.to_embed.items()
+            if already.get(doc_id) != (key.content_hash, plan.fingerprint)
+        }
+        if earlier_parts:
+            self.log.info(
+                "Reusing %d parts (%d rows) an earlier try staged in %s; %d documents left to embed",
+                len(earlier_parts),
+                sum(part.rows for part in earlier_parts),
+                directory,
+                len(wanted),
             )
-        check_sendable(f"{where} title", title, self.args.model)
-        return title
-
-    def _metadata(self, where: str, item: Mapping[str, Any]) -> dict[str, Any]:
-        fields = self.args
-        reserved = {fields.id_field, fields.text_field, fields.title_field}
-        if fields.metadata_fields is None:
-            metadata = {key: value for key, value in item.items() if key not in reserved}
-        else:
-            metadata = {key: item[key] for key in fields.metadata_fields if key in item}
-        check_utf8_encodable(metadata, f"{where} metadata")
+        sink = PartSink(staging.PartWriter(directory, args.dim), plan.fingerprint, args.part_rows)
+        stats = EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
+        refused: list[dict[str, Any]] = []
+        chunked_source = open_document_source(self.documents, chunk_documents=EMBED_CHUNK_DOCUMENTS)
         try:
-            json.dumps(metadata, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{where} metadata is not JSON-serialisable: {err}") from None
-        return metadata
+            for documents in documents_to_embed(chunked_source, plan.reader, wanted):
+                sink.start(documents)
+                _, call_stats, call_refused = self._embed(documents, args, on_result=sink.add)
+                stats = sum_stats(stats, call_stats)
+                refused.extend(call_refused)
+        finally:
+            # Also on failure: whatever was paid for is staged, and the retry will not pay for it again.
+            sink.flush()
+        parts = [*earlier_parts, *sink.parts]
+        manifest = staging.StagedManifest(
+            parts=parts,
+            rows=sum(part.rows for part in parts),
+            dim=args.dim,
+            model=plan.fingerprint,
+            task_type=args.task_type,
+            delete_ids_uri=staging.write_id_list(directory, plan.delete_ids) if plan.delete_ids else None,
+            delete_count=len(plan.delete_ids),
+            stats=_stats_dict(plan.counts, stats, len(refused)),
+            skipped_documents=refused[:LISTED_REFUSALS],
+            skipped_count=len(refused),
+        )
+        self.log.info("Staged %d rows in %d parts under %s", manifest.rows, len(parts), directory)
+        return manifest.to_xcom()
+
+
+def _task_instance_keys(operator: BaseOperator, context: Context) -> dict[str, Any]:
+    """What names this task instance's staging folder: the same for every try of it."""
+    ti = context.get("ti") if isinstance(context, Mapping) else None
+    if ti is None:  # called outside a task run, e.g. ``operator.execute({})`` in a script
+        return {
+            "dag_id": operator.dag_id or "no_dag",
+            "run_id": "manual",
+            "task_id": operator.task_id,
+            "map_index": -1,
+        }
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": getattr(ti, "map_index", -1),
+    }
+
+
+def _stats_dict(counts: dict[str, int], stats: EmbeddingRunStats, refused: int) -> dict[str, Any]:
+    run = {key: value for key, value in stats.as_dict().items() if key not in ("model", "texts")}
+    return {**counts, "embedded": counts["embedded"] - refused, "refused": refused, **run}
 
 
 def _check_delete_fraction(to_delete: int, stored: int, max_delete_fraction: float) -> None:

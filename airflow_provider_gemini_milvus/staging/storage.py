@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from airflow.sdk import ObjectStoragePath
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-    from fsspec import AbstractFileSystem  # type: ignore[import-untyped]
+    from fsspec import AbstractFileSystem
 
 __all__ = [
     "CONFIG_SECTION",
@@ -294,14 +294,14 @@ def _modified(entry: Mapping[str, Any]) -> datetime | None:
         if value is None:
             continue
         if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
         if isinstance(value, (int, float)):
             seconds = value / 1e9 if key == "mtime_ns" else value
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+            return datetime.fromtimestamp(seconds, tz=UTC)
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
                 parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None
 
 
@@ -349,9 +349,9 @@ def clean_staging(
         raise ValueError(f"keep_days must be a number of days >= 0, got {keep_days!r}")
     base = root if isinstance(root, ObjectStoragePath) else as_path(root)
     fs = filesystem(base)
-    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=keep_days)
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
     if cutoff.tzinfo is None:
-        cutoff = cutoff.replace(tzinfo=timezone.utc)
+        cutoff = cutoff.replace(tzinfo=UTC)
     protected = [
         str(item if isinstance(item, ObjectStoragePath) else as_path(item)).rstrip("/") for item in exclude
     ]

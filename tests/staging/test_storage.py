@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +130,7 @@ def test_clean_removes_only_run_folders_whose_newest_file_is_old(tmp_path: Path)
     assert sorted(path.name for path in (tmp_path / "dag_a").iterdir()) == ["current", "mixed", "new"]
     assert list((tmp_path / "dag_b").iterdir()) == []
     assert clean_staging(root, keep_days=5.5) == 2  # "new" (6 days) and "current", no longer excluded
-    assert clean_staging(root, keep_days=0, now=datetime.now(timezone.utc) + timedelta(minutes=1)) == 1
+    assert clean_staging(root, keep_days=0, now=datetime.now(UTC) + timedelta(minutes=1)) == 1
     assert clean_staging(staging_root(str(tmp_path / "missing")), keep_days=1) == 0
     with pytest.raises(ValueError, match="keep_days must be a number of days >= 0"):
         clean_staging(root, keep_days=-1)
@@ -169,5 +169,5 @@ def test_staging_through_an_s3_compatible_store(s3_bucket: str) -> None:
         )
     )
     assert clean_staging(root, keep_days=7) == 0
-    assert clean_staging(root, keep_days=7, now=datetime.now(timezone.utc) + timedelta(days=8)) == 1
+    assert clean_staging(root, keep_days=7, now=datetime.now(UTC) + timedelta(days=8)) == 1
     assert staged_parts(folder) == []

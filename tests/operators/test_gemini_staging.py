@@ -1,0 +1,166 @@
+"""GeminiEmbedOperator's staged path: Parquet parts and a small manifest, resume, skipped documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
+from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
+from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
+from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
+from airflow_provider_gemini_milvus.testing.pytest_plugin import GeminiConnectionFactory
+
+COLLECTION = "docs"
+
+
+def corpus(count: int, *, poison: int | None = None) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"doc-{n:04d}",
+            "text": f"document {n} about topic {n % 7}" + (" POISON" if n == poison else ""),
+            "lang": "en",
+        }
+        for n in range(count)
+    ]
+
+
+def embed(documents: Any, staging: Path, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("output_dimensionality", 128)
+    kwargs.setdefault("inline_max_rows", 0)
+    kwargs.setdefault("batch_size", 10)
+    operator = GeminiEmbedOperator(
+        task_id="embed", documents=documents, staging_uri=f"file://{staging}", **kwargs
+    )
+    return operator.execute(context={})  # type: ignore[arg-type]
+
+
+def load(result: dict[str, Any]) -> dict[str, Any]:
+    return MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=result).execute(context={})  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_a_staged_run_hands_on_a_small_manifest_that_loads_every_row(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    manifest = embed(corpus(250), tmp_path, part_rows=100)
+
+    assert manifest["format"] == "gemini-milvus-staged/1"
+    assert [part["rows"] for part in manifest["parts"]] == [100, 100, 50]
+    assert manifest["rows"] == 250
+    assert len(json.dumps(manifest)) < 8 * 1024
+    assert manifest["stats"]["embedded"] == 250
+    assert gemini_emulator.stats.texts == 250
+    assert load(manifest)["written"] == 250
+    with MilvusHook() as milvus:
+        assert milvus.count(COLLECTION) == 250
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_the_default_threshold_keeps_small_runs_inline(tmp_path: Path) -> None:
+    result = embed(corpus(5), tmp_path, inline_max_rows="100")
+    assert len(result["rows"]) == 5
+    assert "format" not in result
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_retry_after_a_refused_request_sends_only_what_was_not_staged(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, gemini_connection_factory: GeminiConnectionFactory
+) -> None:
+    gemini_connection_factory(max_concurrency=1, max_retries=0)
+    gemini_emulator.refuse_texts("POISON")
+    documents = corpus(200, poison=85)
+    with pytest.raises(GeminiAPIError):
+        embed(documents, tmp_path, part_rows=50)
+    first_try = gemini_emulator.stats.embedded_texts
+    assert len(first_try) == 80, "eight requests of ten finished before the ninth was refused"
+
+    gemini_emulator.clear_faults()
+    gemini_emulator.reset_stats()
+    manifest = embed(documents, tmp_path, part_rows=50)
+
+    assert len(gemini_emulator.stats.embedded_texts) == 120, "the retry pays only for the other 120"
+    assert not set(gemini_emulator.stats.embedded_texts) & set(first_try)
+    assert manifest["rows"] == 200
+    assert load(manifest)["written"] == 200
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_retry_after_the_quota_ran_out_midway_sends_only_the_rest(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, gemini_connection_factory: GeminiConnectionFactory
+) -> None:
+    gemini_connection_factory(max_concurrency=1, max_retries=0)
+    gemini_emulator.configure(requests_per_minute=4)
+    with pytest.raises(GeminiAPIError):
+        embed(corpus(100), tmp_path, part_rows=30)
+    assert gemini_emulator.stats.texts == 40
+
+    gemini_emulator.configure(requests_per_minute=None)
+    gemini_emulator.reset_stats()
+    manifest = embed(corpus(100), tmp_path, part_rows=30)
+    assert gemini_emulator.stats.texts == 60
+    assert manifest["rows"] == 100
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_skipped_documents_are_listed_and_left_out(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, gemini_connection_factory: GeminiConnectionFactory
+) -> None:
+    gemini_connection_factory(max_retries=0)
+    gemini_emulator.refuse_texts("POISON", message="Request contains an invalid argument.")
+
+    manifest = embed(corpus(60, poison=33), tmp_path, on_document_error="skip")
+    assert manifest["rows"] == 59
+    assert manifest["skipped_count"] == 1
+    assert manifest["skipped_documents"][0]["index"] == 33
+    assert manifest["skipped_documents"][0]["id"] == "doc-0033"
+    assert "invalid argument" in manifest["skipped_documents"][0]["reason"]
+    assert manifest["stats"]["refused"] == 1
+
+    inline = embed(corpus(20, poison=3), tmp_path / "inline", on_document_error="skip", inline_max_rows=100)
+    assert [row["id"] for row in inline["rows"]] == [f"doc-{n:04d}" for n in range(20) if n != 3]
+    assert inline["skipped_documents"][0]["id"] == "doc-0003"
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_documents_from_a_jsonl_folder_are_named_by_file_and_line(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    lines = [json.dumps(doc) for doc in corpus(30)]
+    (source / "a.jsonl").write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
+    (source / "b.jsonl").write_text("\n".join(lines[20:]) + "\n", encoding="utf-8")
+
+    manifest = embed(f"file://{source}", tmp_path / "staging")
+    assert manifest["rows"] == 30
+
+    (source / "b.jsonl").write_text(
+        lines[20] + "\n" + json.dumps({"id": "x", "text": " "}) + "\n", encoding="utf-8"
+    )
+    gemini_emulator.reset_stats()
+    with pytest.raises(ValueError, match=r"documents\[21\] \(b.jsonl line 2\) text is empty"):
+        embed(str(source), tmp_path / "staging")
+    assert gemini_emulator.stats.requests == 0
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_retry_with_other_settings_discards_what_the_earlier_try_staged(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, gemini_connection_factory: GeminiConnectionFactory
+) -> None:
+    gemini_connection_factory(max_concurrency=1, max_retries=0)
+    gemini_emulator.refuse_texts("POISON")
+    with pytest.raises(GeminiAPIError):
+        embed(corpus(50, poison=25), tmp_path, part_rows=10)
+    gemini_emulator.clear_faults()
+    gemini_emulator.reset_stats()
+
+    manifest = embed(corpus(50, poison=25), tmp_path, part_rows=10, output_dimensionality=256)
+
+    assert gemini_emulator.stats.texts == 50
+    assert (manifest["rows"], manifest["dim"]) == (50, 256)
+    assert load(manifest)["written"] == 50
