@@ -11,18 +11,26 @@ is usable is decided in :mod:`~airflow_provider_gemini_milvus.gemini_requests`, 
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from airflow.sdk import BaseHook
 
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError, GeminiQuotaExhaustedError
+from airflow_provider_gemini_milvus.gemini_attempts import (
+    TRANSIENT_TRANSPORT_ERRORS,
+    FailedAttempt,
+    is_about_the_answer,
+    parse_failure,
+    response_headers,
+    short_reason,
+    unparsable_response_errors,
+)
 from airflow_provider_gemini_milvus.gemini_models import DEFAULT_MODEL, MAX_TEXTS_PER_REQUEST, resolve_model
 from airflow_provider_gemini_milvus.gemini_requests import (
     Batch,
@@ -76,63 +84,8 @@ MAX_LOGGED_REFUSALS = 20
 _Delivery = tuple[range, np.ndarray] | RefusedText
 
 
-def _transient_transport_errors() -> tuple[type[BaseException], ...]:
-    """Timeouts, refused and dropped connections of whichever HTTP client google-genai uses."""
-    errors: list[type[BaseException]] = []
-    for module_name in ("httpx2", "httpx"):
-        try:
-            module = __import__(module_name)
-        except ImportError:
-            continue
-        errors.append(module.TransportError)
-    return tuple(errors)
-
-
-TRANSIENT_TRANSPORT_ERRORS = _transient_transport_errors()
-
-
-@cache
-def _unparsable_response_errors() -> tuple[type[BaseException], ...]:
-    """
-    What the SDK raises on a 200 whose body is not an embedding response.
-
-    ``models.embed_content`` calls ``json.loads`` on the body (``JSONDecodeError`` on HTML or truncated JSON);
-    newer SDKs wrap parse failures elsewhere in ``errors.UnknownApiResponseError``; pydantic refuses JSON of
-    the wrong shape (``values: "abc"``) with ``ValidationError``.
-    """
-    import pydantic
-    from google.genai import errors
-
-    found: list[type[BaseException]] = [json.JSONDecodeError, pydantic.ValidationError]
-    unknown_response = getattr(errors, "UnknownApiResponseError", None)
-    if unknown_response is not None:
-        found.append(unknown_response)
-    return tuple(found)
-
-
 #: Guards the first build of a hook's client and pacers (module-level: a hook must stay deep-copyable).
 _BUILD_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class _FailedAttempt:
-    """One attempt that did not give usable vectors, reduced to what is safe to keep (no SDK objects)."""
-
-    reason: str
-    retryable: bool
-    http_status: int | None = None
-    status: str | None = None
-    server_delay: float | None = None
-    quota_exhausted: bool = False
-    document_refusal: bool = False
-    api_message: str | None = None
-
-    @property
-    def refusal_reason(self) -> str:
-        """``400 INVALID_ARGUMENT: <Gemini's message>`` (key scrubbed), or the whole reason without one."""
-        if self.api_message is None:
-            return self.reason
-        return f"{self.http_status} {self.status}: {self.api_message}"
 
 
 @dataclass(frozen=True)
@@ -450,7 +403,7 @@ class GeminiHook(BaseHook):
 
     def _send_part(
         self, part: Batch, call: _Call, emit: Callable[[_Delivery], None], *, split: bool
-    ) -> _FailedAttempt | None:
+    ) -> FailedAttempt | None:
         """Send ``part``; emit its vectors and return ``None``, or return the refusal of a refusable part."""
         outcome = self._embed_batch(part, call, split=split)
         if isinstance(outcome, np.ndarray):
@@ -459,7 +412,7 @@ class GeminiHook(BaseHook):
         return outcome
 
     def _isolate_refused(
-        self, part: Batch, refusal: _FailedAttempt, call: _Call, emit: Callable[[_Delivery], None]
+        self, part: Batch, refusal: FailedAttempt, call: _Call, emit: Callable[[_Delivery], None]
     ) -> None:
         """
         ``part`` was refused as a whole: emit the vectors of its texts Gemini accepts, and each text it
@@ -483,7 +436,7 @@ class GeminiHook(BaseHook):
         if second_refusal is not None:
             self._isolate_refused(second, second_refusal, call, emit)
 
-    def _embed_batch(self, batch: Batch, call: _Call, *, split: bool) -> np.ndarray | _FailedAttempt:
+    def _embed_batch(self, batch: Batch, call: _Call, *, split: bool) -> np.ndarray | FailedAttempt:
         """
         Send one batch, retrying what is worth retrying; return its checked, normalised vectors, or (with
         ``call.skip_refused``) the attempt that refused it for good as a document refusal.
@@ -529,14 +482,14 @@ class GeminiHook(BaseHook):
             self.log.warning(
                 "%s failed (%s); retry %d/%d in %.2fs",
                 batch.describe().capitalize(),
-                _short_reason(outcome),
+                short_reason(outcome),
                 attempt,
                 backoff.max_retries,
                 wait_seconds,
             )
             time.sleep(wait_seconds * (1 + random.uniform(0, 0.1)) if delay is not None else wait_seconds)
 
-    def _attempt(self, batch: Batch, request: EmbedRequest) -> np.ndarray | _FailedAttempt:
+    def _attempt(self, batch: Batch, request: EmbedRequest) -> np.ndarray | FailedAttempt:
         """Send ``batch`` once; return its vectors, or what went wrong as plain data."""
         from google.genai import errors
 
@@ -545,28 +498,28 @@ class GeminiHook(BaseHook):
             return checked_rows(response.embeddings, batch, request.dim)
         except errors.APIError as err:
             daily = err.code == 429 and is_daily_quota(err.details)
-            return _FailedAttempt(
+            return FailedAttempt(
                 reason=self._safe_error_text(err),
                 retryable=is_retryable_status(err.code) and not daily,
                 http_status=err.code,
                 status=err.status,
-                server_delay=server_retry_delay(err.details, _response_headers(err)),
+                server_delay=server_retry_delay(err.details, response_headers(err)),
                 quota_exhausted=err.code == 429,
                 document_refusal=is_document_refusal(err.code, err.status, err.details),
                 api_message=scrubbed(err.message, self.settings.api_key) if err.message else None,
             )
         except TRANSIENT_TRANSPORT_ERRORS as err:
-            return _FailedAttempt(reason=self._safe_error_text(err), retryable=True)
+            return FailedAttempt(reason=self._safe_error_text(err), retryable=True)
         except UnusableResponse as err:
-            return _FailedAttempt(
+            return FailedAttempt(
                 reason=scrubbed(str(err), self.settings.api_key), retryable=True, http_status=200
             )
-        except _unparsable_response_errors() as err:
-            if not _is_about_the_answer(err):
+        except unparsable_response_errors() as err:
+            if not is_about_the_answer(err):
                 raise  # pydantic refused the request we built: a bug to see, not a reason to retry
-            return _FailedAttempt(
+            return FailedAttempt(
                 reason=f"Gemini answered 200 with a body that is not an embedding response "
-                f"({_parse_failure(err)})",
+                f"({parse_failure(err)})",
                 retryable=True,
                 http_status=200,
             )
@@ -610,32 +563,6 @@ def _contents(texts: list[str], request: EmbedRequest) -> list[Any]:
     from google.genai import types
 
     return [types.Content(parts=[types.Part(text=text)]) for text in texts]
-
-
-def _is_about_the_answer(err: BaseException) -> bool:
-    """Whether a parse error concerns the answer (pydantic names the model it validated: ``...Response``)."""
-    title = getattr(err, "title", None)
-    return not isinstance(title, str) or title.endswith("Response")
-
-
-def _parse_failure(err: BaseException) -> str:
-    """Where a body failed to parse; never the body, which may echo the key."""
-    if isinstance(err, json.JSONDecodeError):
-        return f"invalid JSON: {err.msg} at character {err.pos}"
-    return type(err).__name__
-
-
-def _response_headers(err: Any) -> Any:
-    response = getattr(err, "response", None)
-    return getattr(response, "headers", None)
-
-
-def _short_reason(failure: _FailedAttempt) -> str:
-    if failure.http_status == 200:
-        return "unusable answer"
-    if failure.http_status is not None:
-        return f"{failure.http_status} {failure.status}"
-    return failure.reason.split(":", 1)[0]
 
 
 def _cost_text(cost: float | None) -> str:
