@@ -120,20 +120,23 @@ def open_document_source(documents: Any, *, chunk_documents: int = DEFAULT_CHUNK
 def _location(documents: Any) -> Any:
     from airflow.sdk import ObjectStoragePath
 
-    if isinstance(documents, ObjectStoragePath):
-        return documents
+    from airflow_provider_gemini_milvus.staging.storage import as_path, filesystem
+
     if isinstance(documents, str):
         text = documents.strip()
-        if "{{" not in text and ("://" in text or text.startswith("/")):
-            return ObjectStoragePath(text)
+        if "{{" in text or not ("://" in text or text.startswith("/")):
+            raise ValueError(
+                "documents must be a list of strings or of dicts, or the URI of JSONL / Parquet files, "
+                f"got the string {text[:80]!r} (a template that did not render to a list?)"
+            )
+        documents = as_path(text)
+    if not isinstance(documents, ObjectStoragePath):
         raise ValueError(
             "documents must be a list of strings or of dicts, or the URI of JSONL / Parquet files, "
-            f"got the string {text[:80]!r} (a template that did not render to a list?)"
+            f"got {type(documents).__name__}"
         )
-    raise ValueError(
-        "documents must be a list of strings or of dicts, or the URI of JSONL / Parquet files, "
-        f"got {type(documents).__name__}"
-    )
+    filesystem(documents)  # resolves s3:// and the like the way staging does, or says what is missing
+    return documents
 
 
 def _relative_name(root: Any, path: Any) -> str:

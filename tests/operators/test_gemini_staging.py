@@ -164,3 +164,29 @@ def test_a_retry_with_other_settings_discards_what_the_earlier_try_staged(
     assert gemini_emulator.stats.texts == 50
     assert (manifest["rows"], manifest["dim"]) == (50, 256)
     assert load(manifest)["written"] == 50
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_documents_and_parts_in_s3_compatible_storage(
+    s3_bucket: str, gemini_emulator: GeminiEmulator
+) -> None:
+    from airflow_provider_gemini_milvus.staging.storage import as_path, filesystem
+
+    source = as_path(f"{s3_bucket}/corpus/docs.jsonl")
+    filesystem(source)  # no Airflow provider registers s3:// here: fsspec's s3fs, as the operator uses
+    with source.open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(doc) + "\n" for doc in corpus(150))
+
+    operator = GeminiEmbedOperator(
+        task_id="embed",
+        documents=f"{s3_bucket}/corpus/",
+        output_dimensionality=128,
+        staging_uri=f"{s3_bucket}/staging",
+        part_rows=64,
+    )
+    manifest = operator.execute(context={})  # type: ignore[arg-type]
+
+    assert len(manifest["parts"]) == 2  # a part is written once a finished request brings it to 64 rows
+    assert all(part["uri"].startswith(f"{s3_bucket}/staging/") for part in manifest["parts"])
+    assert gemini_emulator.stats.texts == 150
+    assert load(manifest)["written"] == 150
