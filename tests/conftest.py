@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -152,8 +153,6 @@ def _release_milvus_lite(path: Path) -> None:
 
 # -- an S3-compatible server on loopback (moto), for staging through s3:// the way a deployment does --
 
-BUCKET = "staging-tests"
-
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
@@ -172,7 +171,8 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """
-    ``s3://staging-tests``, reached through fsspec's s3fs configured from the environment.
+    A fresh bucket ``s3://staging-tests-<random>``, reached through fsspec's s3fs configured from the
+    environment (moto keeps its buckets for the whole process, so every test gets its own).
 
     No Airflow provider registers ``s3://`` here, so staging falls back to fsspec's implementation and
     attaches it to Airflow's object storage; that attachment is dropped afterwards, so no other test sees a
@@ -189,7 +189,8 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     }.items():
         monkeypatch.setenv(name, value)
     s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(BUCKET)
-    yield f"s3://{BUCKET}"
+    bucket = f"staging-tests-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
+    yield f"s3://{bucket}"
     store._STORE_CACHE.pop("s3", None)
     s3fs.S3FileSystem.clear_instance_cache()
