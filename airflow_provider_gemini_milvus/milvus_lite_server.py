@@ -8,10 +8,11 @@ were loaded when the file is reopened. Nothing here is used for a Milvus server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError
@@ -36,6 +37,8 @@ __all__ = [
 LITE_INSTALL_COMMAND = 'pip install "pymilvus[milvus-lite]"'
 _LOCK_FILE = "LOCK"
 _FIRST_LOCK_RETRY_SECONDS = 0.5
+#: Where pymilvus logs a failed ``MilvusClient`` connection.
+_PYMILVUS_CONNECT_LOGGER = "pymilvus.milvus_client._utils"
 _LONGEST_LOCK_RETRY_SECONDS = 5.0
 
 
@@ -147,7 +150,8 @@ def open_waiting_for_lock(open_client: Callable[[], Any], path: str, max_wait: f
     delay = _FIRST_LOCK_RETRY_SECONDS
     while True:
         try:
-            return open_client()
+            with _quiet_connect_errors_while_locked(path):
+                return open_client()
         except Exception:
             release_lite_server(path)
             if not lite_file_locked(path):
@@ -170,6 +174,24 @@ def open_waiting_for_lock(open_client: Callable[[], Any], path: str, max_wait: f
         )
         time.sleep(pause)
         delay = min(delay * 2, _LONGEST_LOCK_RETRY_SECONDS)
+
+
+@contextlib.contextmanager
+def _quiet_connect_errors_while_locked(path: str) -> Iterator[None]:
+    """
+    Drop pymilvus' "Failed to create new connection" ERROR (pymilvus 2.6 logs one per attempt) while another
+    process holds the file: the wait is logged as a warning instead, and a real failure is still raised.
+    """
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (str(record.msg).startswith("Failed to create new connection") and lite_file_locked(path))
+
+    logger = logging.getLogger(_PYMILVUS_CONNECT_LOGGER)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def load_released_collections(client: Any, timeout: float | None, log: TaskLog) -> list[str]:
