@@ -99,7 +99,8 @@ def as_path(location: str | ObjectStoragePath, *, conn_id: str | None = None) ->
         ) from None
     if path.protocol in _LOCAL_PROTOCOLS:
         local = Path(path.path).expanduser().resolve()
-        path = ObjectStoragePath(local.as_uri(), conn_id=path.conn_id)
+        # Not ``local.as_uri()``: it percent-encodes the ``:`` and ``+`` of run ids, which upath keeps encoded.
+        path = ObjectStoragePath(f"file://{local.as_posix()}", conn_id=path.conn_id)
     return path
 
 

@@ -171,3 +171,15 @@ def test_staging_through_an_s3_compatible_store(s3_bucket: str) -> None:
     assert clean_staging(root, keep_days=7) == 0
     assert clean_staging(root, keep_days=7, now=datetime.now(UTC) + timedelta(days=8)) == 1
     assert staged_parts(folder) == []
+
+
+def test_a_local_path_with_run_id_characters_round_trips(tmp_path: Path) -> None:
+    from airflow_provider_gemini_milvus.staging.storage import as_path
+
+    run_folder = tmp_path / "manual__2026-01-01T00:00:00+00:00"
+    path = as_path(str(run_folder / "chunks.jsonl"))
+    assert path.path == str(run_folder / "chunks.jsonl"), "no %3A or %2B in the path"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}\n")
+    assert as_path(str(path)).read_text() == "{}\n"
+    assert (run_folder / "chunks.jsonl").exists()
