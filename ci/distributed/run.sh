@@ -3,7 +3,8 @@
 #
 # Prepares, each only when missing: Redis from Debian's packages (redis-server), the environment
 # .venv-distributed (the project with its test extra, plus Airflow's Celery provider and the redis client:
-# kept out of pyproject.toml), and the Milvus 2.3.5 standalone binary in .venv-milvus-server (the PyPI
+# kept out of pyproject.toml; celery below 5.7, which dropped `celery.backends.database.retry` that the
+# Celery provider 3.26 imports), and the Milvus 2.3.5 standalone binary in .venv-milvus-server (the PyPI
 # package `milvus`, without its dependencies, as `make test-server` installs it).
 #
 # A component that cannot be had here is reported and the target exits 0 (SKIPPED); a run that starts and
@@ -34,7 +35,7 @@ fi
 if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
     echo "test-distributed: installing $VENV (the project, its test extra, the Celery provider, redis)"
     { [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"; } \
-        && "$VENV/bin/python" -m pip install --quiet -e '.[test]' apache-airflow-providers-celery redis \
+        && "$VENV/bin/python" -m pip install --quiet -e '.[test]' apache-airflow-providers-celery 'celery<5.7' redis \
             2> >(grep -v "^WARNING: Location" >&2) \
         && touch "$VENV/.installed" \
         || skip "could not install $VENV (the Celery provider and redis from PyPI)"

@@ -31,6 +31,7 @@ Logs of every component (and each worker's task logs) stay in ``.distributed/`` 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import secrets
@@ -152,23 +153,42 @@ def start_redis(stack: Stack) -> int:
     return port
 
 
+def embedded_etcd_env(data_dir: Path) -> dict[str, str]:
+    """
+    The environment that moves the server's embedded etcd to free loopback ports.
+
+    Unless given a config file, the embedded etcd of the standalone binary listens on the fixed ports 2379
+    and 2380, so a second server on the same machine (``make test-server`` running beside this) fails to
+    start. Milvus reads ``ETCD_CONFIG_PATH`` and ``ETCD_ENDPOINTS`` from the environment over its YAML.
+    """
+    client, peer = free_port(), free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "embedded-etcd.yaml"
+    config.write_text(
+        "name: milvus-distributed\n"
+        f"listen-client-urls: http://127.0.0.1:{client}\n"
+        f"advertise-client-urls: http://127.0.0.1:{client}\n"
+        f"listen-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-cluster: milvus-distributed=http://127.0.0.1:{peer}\n",
+        encoding="utf-8",
+    )
+    return dict(os.environ, ETCD_CONFIG_PATH=str(config), ETCD_ENDPOINTS=f"127.0.0.1:{client}")
+
+
 def start_milvus(stack: Stack) -> str:
     port = free_port()
     data_dir = WORK_DIR / "milvus"
     script = REPO_ROOT / "ci" / "milvus_server.py"
-    command = [sys.executable, str(script), "--data-dir", str(data_dir)]
+    # Options before the command: the script's trailing argument list would swallow them after it.
+    command = [sys.executable, str(script), "--data-dir", str(data_dir), "--port", str(port)]
     started = time.monotonic()
     result = subprocess.run(
-        [*command[:2], "start", *command[2:], "--port", str(port)],
-        capture_output=True,
-        text=True,
-        check=False,
+        [*command, "start"], env=embedded_etcd_env(data_dir), capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise Unavailable(f"the Milvus server did not start: {(result.stderr or result.stdout).strip()}")
-    stack.cleanups.append(
-        ("milvus", lambda: subprocess.run([*command[:2], "stop", *command[2:]], check=False))
-    )
+    stack.cleanups.append(("milvus", lambda: subprocess.run([*command, "stop"], check=False)))
     log(f"Milvus server on 127.0.0.1:{port} after {time.monotonic() - started:.0f} s")
     return f"http://127.0.0.1:{port}"
 
@@ -212,7 +232,7 @@ def airflow_env(home: Path, common: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def airflow(command: list[str], env: dict[str, str], timeout: float = 120) -> str:
+def airflow_cli(command: list[str], env: dict[str, str], timeout: float = 120) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "airflow", *command],
         env=env,
@@ -275,12 +295,8 @@ def run(shards: int, documents: int) -> None:
     stack = Stack(logs)
     started = time.monotonic()
     try:
-        try:
-            import airflow.providers.celery  # noqa: F401
-        except ImportError:
-            raise Unavailable(
-                "apache-airflow-providers-celery is not installed in this environment"
-            ) from None
+        if importlib.util.find_spec("airflow.providers.celery") is None:
+            raise Unavailable("apache-airflow-providers-celery is not installed in this environment")
         redis_port = start_redis(stack)
         s3_endpoint = start_s3(stack)
         emulator = start_gemini(stack)
@@ -321,7 +337,7 @@ def run(shards: int, documents: int) -> None:
         control_env = airflow_env(control, common)
         control_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{database}"
         control.mkdir()
-        airflow(["db", "migrate"], control_env, timeout=240)
+        airflow_cli(["db", "migrate"], control_env, timeout=240)
         log(f"metadata database migrated ({database})")
 
         api = stack.start(
@@ -368,7 +384,7 @@ def run(shards: int, documents: int) -> None:
         wait_until("the api-server", lambda: api_ready(api_port), 180, api)
         log(f"api-server on 127.0.0.1:{api_port}")
 
-        airflow(
+        airflow_cli(
             ["pools", "set", LOAD_POOL, str(LOAD_POOL_SLOTS), "parallel Milvus server loads"], control_env
         )
         wait_until(
@@ -381,7 +397,7 @@ def run(shards: int, documents: int) -> None:
         )
         run_id = f"distributed__{time.strftime('%Y%m%dT%H%M%S')}"
         conf = json.dumps({"shards": shards, "generated_documents": documents})
-        airflow(["dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", conf], control_env)
+        airflow_cli(["dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", conf], control_env)
         log(f"triggered {DAG_ID} run {run_id}: {documents} documents in {shards} shards")
 
         state = "queued"
