@@ -122,6 +122,47 @@ def _log_tail(data_dir: Path, lines: int = 15) -> str:
     return "\n".join(tails)
 
 
+def _free_port(config: Any, start: int, taken: set[int]) -> int:
+    """The first port from ``start`` on that is not ``taken`` and can be bound on 127.0.0.1 now."""
+    for port in range(start, start + 1000):
+        if port in taken:
+            continue
+        probe = config.try_bind_port(port)
+        if probe is not None:
+            probe.close()
+            return port
+    raise ServerUnavailable(f"no free port on 127.0.0.1 from {start} on")
+
+
+def _pin_embedded_etcd(data_dir: Path, client_port: int, peer_port: int) -> None:
+    """
+    Give the embedded etcd its own config: by default it listens on 2379 and 2380 whatever milvus.yaml says, so a
+    second server on the machine (another worktree, another CI step) would fail to start.
+    """
+    etcd_config = data_dir / "configs" / "etcd.yaml"
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    etcd_config.write_text(
+        "\n".join(
+            [
+                "name: milvus-standalone",
+                f"listen-client-urls: {client}",
+                f"advertise-client-urls: {client}",
+                f"listen-peer-urls: {peer}",
+                f"initial-advertise-peer-urls: {peer}",
+                f"initial-cluster: milvus-standalone={peer}",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    milvus_yaml = data_dir / "configs" / "milvus.yaml"
+    text = milvus_yaml.read_text(encoding="utf-8")
+    embed_line = next(line for line in text.splitlines() if line.strip().startswith("embed: true"))
+    text = text.replace(embed_line, f"{embed_line}\n  config:\n    path: {etcd_config}", 1)
+    text = text.replace(f"endpoints: localhost:{client_port}", f"endpoints: 127.0.0.1:{client_port}", 1)
+    milvus_yaml.write_text(text, encoding="utf-8")
+
+
 def start(package_dir: Path, data_dir: Path, port: int) -> dict[str, Any]:
     """Start the server and return its state once ``/healthz`` answers OK; raise ServerUnavailable if not."""
     state = _read_state(data_dir)
@@ -143,11 +184,12 @@ def start(package_dir: Path, data_dir: Path, port: int) -> dict[str, Any]:
         config.resolve()  # binds each port once to find free ones, writes configs/milvus.yaml
     except RuntimeError as error:
         raise ServerUnavailable(f"cannot configure the server: {error}") from None
+    etcd_client_port = int(config.get("etcd_port"))
+    taken = {int(config.get(key)) for key in config.configurable_items if key.endswith("_port")}
+    etcd_peer_port = _free_port(config, 2380, taken)
+    metrics_port = _free_port(config, 9091, taken | {etcd_peer_port})
+    _pin_embedded_etcd(data_dir, etcd_client_port, etcd_peer_port)
     milvus._initialize_data_files(str(data_dir))
-    metrics_port, probe = config.resolve_port(9091)
-    if probe is None:
-        raise ServerUnavailable("no free port for the server's health endpoint")
-    probe.close()
 
     binary = data_dir / "bin" / "milvus"
     environment = os.environ.copy()
@@ -258,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="config, logs, data, pid file")
     parser.add_argument("--port", type=int, default=19530, help="the gRPC/HTTP port of the server (proxy)")
     parser.add_argument("--skip-if-unavailable", action="store_true", help="run: exit 0 if the server cannot start")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="run: the command after --")
-    options = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    command = arguments[arguments.index("--") + 1 :] if "--" in arguments else []
+    options = parser.parse_args(arguments[: len(arguments) - len(command) - 1] if command else arguments)
     data_dir = options.data_dir.resolve()
     package_dir = options.package_dir.resolve()
 
@@ -283,7 +326,6 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print("milvus_server: not running")
         return 1
-    command = options.args[1:] if options.args[:1] == ["--"] else options.args
     if not command:
         parser.error("run needs a command after --")
     return run(package_dir, data_dir, options.port, command, options.skip_if_unavailable)
