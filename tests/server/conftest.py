@@ -1,10 +1,11 @@
 """
-Fixtures for the tests against a real Milvus server (``make test-server`` starts one: ``ci/milvus_server.py``).
+Fixtures for the tests against a real Milvus server (``make test-server`` starts one with
+``ci/milvus_server.py``).
 
 Every test in this folder is skipped unless ``MILVUS_SERVER_URI`` names a running server. Here
-``milvus_connection`` points ``milvus_default`` at that server instead of a Milvus Lite file, so the Lite tests
-imported into this folder run unchanged against the server; every collection (and its aliases) is dropped
-before and after each test, as a fresh Lite file would be empty.
+``milvus_connection`` points ``milvus_default`` at that server instead of a Milvus Lite file, so the Lite
+tests imported into this folder run unchanged against the server; every collection (and its aliases) is
+dropped before and after each test, as a fresh Lite file would be empty.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
+from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 
 SERVER_URI_VARIABLE = "MILVUS_SERVER_URI"
 
@@ -28,7 +31,7 @@ def milvus_server_uri() -> str:
 
 
 def drop_every_collection(uri: str) -> None:
-    """Drop every collection on the server, its aliases first (a collection with aliases cannot be dropped)."""
+    """Drop every collection on the server, its aliases first (Milvus 2.4 on refuses to drop it before)."""
     from pymilvus import MilvusClient
 
     client = MilvusClient(uri=uri, dedicated=True)
@@ -50,3 +53,11 @@ def milvus_connection(monkeypatch: pytest.MonkeyPatch, milvus_server_uri: str) -
     )
     yield "milvus_default"
     drop_every_collection(milvus_server_uri)
+
+
+@pytest.fixture
+def hook(milvus_connection: str) -> Iterator[MilvusHook]:
+    """A MilvusHook on the server (the fixture of the same name in tests/hooks/test_milvus.py uses Lite)."""
+    milvus_hook = MilvusHook(milvus_conn_id=milvus_connection)
+    yield milvus_hook
+    milvus_hook.close()

@@ -1,5 +1,6 @@
 """
-Aliases on a Milvus 2.3 server, as a blue/green migration uses them: load a new collection, then move the alias.
+Aliases on a Milvus 2.3 server, as a blue/green migration uses them: load a new collection, then move the
+alias.
 
 Milvus Lite has no aliases worth testing a migration on; the server does (``create_alias``/``alter_alias``).
 """

@@ -1,5 +1,6 @@
 """
-What a Milvus server refuses, or silently stores wrong, that Milvus Lite accepts: the row checks catch it first.
+What a Milvus server refuses, or silently stores wrong, that Milvus Lite accepts: the row checks catch it
+first.
 
 Each case is sent twice: raw through pymilvus, to show what the server itself does with it, and through
 MilvusInsertOperator, which must refuse it naming the row before anything is written.
