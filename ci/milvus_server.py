@@ -2,21 +2,22 @@
 Start and stop a real Milvus server on loopback, without Docker, for ``make test-server``.
 
 The PyPI package ``milvus`` (2.3.5) ships the Milvus standalone binary (embedded etcd, local storage,
-RocksMQ) and a config template. This script installs nothing: ``make test-server`` installs that package with
-``--no-deps`` into ``.venv-milvus-server/`` (its ``client`` extra pins an old pymilvus), and this script renders
-the config with every component's ``ip`` set to 127.0.0.1, starts the binary in its own process group, waits
-until ``/healthz`` answers, and stops it again.
+RocksMQ) and a config template. This script installs nothing: ``make test-server`` installs that package
+with ``--no-deps`` into ``.venv-milvus-server/`` (its ``client`` extra pins an old pymilvus), and this script
+renders the config with every component's ``ip`` set to 127.0.0.1 and the embedded etcd on free ports,
+starts the binary in its own process group, waits until ``/healthz`` answers, and stops it again.
 
 Commands (run with any Python 3.10+; the package folder is put on ``sys.path`` here)::
 
     python ci/milvus_server.py start  [--port 19530] [--data-dir .milvus-server]   # returns once healthy
     python ci/milvus_server.py stop   [--data-dir .milvus-server]
     python ci/milvus_server.py status [--data-dir .milvus-server]
-    python ci/milvus_server.py run [--skip-if-unavailable] -- COMMAND...   # start, run, stop; COMMAND's exit code
+    python ci/milvus_server.py run [--skip-if-unavailable] -- COMMAND...   # exits with COMMAND's code
 
-``start`` writes ``server.json`` (pid, ports, URI, start time, memory) into the data folder; ``run`` sets
-``MILVUS_SERVER_URI`` for the command. With ``--skip-if-unavailable``, a server that cannot start makes ``run``
-print why and exit 0 without running the command; a command that fails against a running server still fails.
+``start`` writes ``server.json`` (pid, ports, URI, start time, memory) into the data folder; ``run`` starts
+the server, sets ``MILVUS_SERVER_URI`` for the command, and stops the server after it. With
+``--skip-if-unavailable``, a server that cannot start makes ``run`` print why and exit 0 without running the
+command; a command that fails against a running server still fails.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def _import_milvus_package(package_dir: Path) -> Any:
     finally:
         sys.path.remove(str(package_dir))
     if milvus.__version__ != EXPECTED_VERSION:
-        raise ServerUnavailable(f"found milvus {milvus.__version__} in {package_dir}, expected {EXPECTED_VERSION}")
+        raise ServerUnavailable(
+            f"found milvus {milvus.__version__} in {package_dir}, expected {EXPECTED_VERSION}"
+        )
     return milvus
 
 
@@ -122,6 +125,47 @@ def _log_tail(data_dir: Path, lines: int = 15) -> str:
     return "\n".join(tails)
 
 
+def _free_port(config: Any, start: int, taken: set[int]) -> int:
+    """The first port from ``start`` on that is not ``taken`` and can be bound on 127.0.0.1 now."""
+    for port in range(start, start + 1000):
+        if port in taken:
+            continue
+        probe = config.try_bind_port(port)
+        if probe is not None:
+            probe.close()
+            return port
+    raise ServerUnavailable(f"no free port on 127.0.0.1 from {start} on")
+
+
+def _pin_embedded_etcd(data_dir: Path, client_port: int, peer_port: int) -> None:
+    """
+    Give the embedded etcd its own config: by default it listens on 2379 and 2380 whatever milvus.yaml says,
+    so a second server on the machine (another worktree, another CI step) would fail to start.
+    """
+    etcd_config = data_dir / "configs" / "etcd.yaml"
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    etcd_config.write_text(
+        "\n".join(
+            [
+                "name: milvus-standalone",
+                f"listen-client-urls: {client}",
+                f"advertise-client-urls: {client}",
+                f"listen-peer-urls: {peer}",
+                f"initial-advertise-peer-urls: {peer}",
+                f"initial-cluster: milvus-standalone={peer}",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    milvus_yaml = data_dir / "configs" / "milvus.yaml"
+    text = milvus_yaml.read_text(encoding="utf-8")
+    embed_line = next(line for line in text.splitlines() if line.strip().startswith("embed: true"))
+    text = text.replace(embed_line, f"{embed_line}\n  config:\n    path: {etcd_config}", 1)
+    text = text.replace(f"endpoints: localhost:{client_port}", f"endpoints: 127.0.0.1:{client_port}", 1)
+    milvus_yaml.write_text(text, encoding="utf-8")
+
+
 def start(package_dir: Path, data_dir: Path, port: int) -> dict[str, Any]:
     """Start the server and return its state once ``/healthz`` answers OK; raise ServerUnavailable if not."""
     state = _read_state(data_dir)
@@ -143,11 +187,12 @@ def start(package_dir: Path, data_dir: Path, port: int) -> dict[str, Any]:
         config.resolve()  # binds each port once to find free ones, writes configs/milvus.yaml
     except RuntimeError as error:
         raise ServerUnavailable(f"cannot configure the server: {error}") from None
+    etcd_client_port = int(config.get("etcd_port"))
+    taken = {int(config.get(key)) for key in config.configurable_items if key.endswith("_port")}
+    etcd_peer_port = _free_port(config, 2380, taken)
+    metrics_port = _free_port(config, 9091, taken | {etcd_peer_port})
+    _pin_embedded_etcd(data_dir, etcd_client_port, etcd_peer_port)
     milvus._initialize_data_files(str(data_dir))
-    metrics_port, probe = config.resolve_port(9091)
-    if probe is None:
-        raise ServerUnavailable("no free port for the server's health endpoint")
-    probe.close()
 
     binary = data_dir / "bin" / "milvus"
     environment = os.environ.copy()
@@ -156,7 +201,9 @@ def start(package_dir: Path, data_dir: Path, port: int) -> dict[str, Any]:
             "DEPLOY_MODE": "STANDALONE",
             "METRICS_PORT": str(metrics_port),
             "MILVUS_RUN_DIR": str(data_dir / "run"),
-            "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [str(binary.parent), os.environ.get("LD_LIBRARY_PATH")])),
+            "LD_LIBRARY_PATH": os.pathsep.join(
+                filter(None, [str(binary.parent), os.environ.get("LD_LIBRARY_PATH")])
+            ),
         }
     )
     (data_dir / "logs").mkdir(exist_ok=True)
@@ -188,7 +235,8 @@ def start(package_dir: Path, data_dir: Path, port: int) -> dict[str, Any]:
     while not _healthy(metrics_port):
         if process.poll() is not None:
             raise ServerUnavailable(
-                f"the Milvus binary exited with code {process.returncode} while starting\n{_log_tail(data_dir)}"
+                f"the Milvus binary exited with code {process.returncode} while starting\n"
+                + _log_tail(data_dir)
             )
         if time.monotonic() > deadline:
             stop(data_dir)
@@ -226,11 +274,14 @@ def stop(data_dir: Path) -> dict[str, Any] | None:
 def _describe(state: dict[str, Any]) -> str:
     rss = state.get("rss_mib_at_start")
     memory = f", {rss:.0f} MiB resident" if rss is not None else ""
-    return f"Milvus {state['version']} at {state['uri']} (pid {state['pid']}, healthy after {state['start_seconds']} s{memory})"
+    return (
+        f"Milvus {state['version']} at {state['uri']} "
+        f"(pid {state['pid']}, healthy after {state['start_seconds']} s{memory})"
+    )
 
 
 def run(package_dir: Path, data_dir: Path, port: int, command: list[str], skip_if_unavailable: bool) -> int:
-    """Start the server, run ``command`` with ``MILVUS_SERVER_URI`` set, stop the server; the command's exit code."""
+    """Start the server, run ``command`` with ``MILVUS_SERVER_URI`` set, stop the server; its exit code."""
     try:
         state = start(package_dir, data_dir, port)
     except ServerUnavailable as reason:
@@ -252,14 +303,23 @@ def run(package_dir: Path, data_dir: Path, port: int, command: list[str], skip_i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("command", choices=["start", "stop", "status", "run"])
-    parser.add_argument("--package-dir", type=Path, default=DEFAULT_PACKAGE_DIR, help="where milvus==2.3.5 is")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="config, logs, data, pid file")
+    parser.add_argument(
+        "--package-dir", type=Path, default=DEFAULT_PACKAGE_DIR, help="where milvus==2.3.5 is"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="config, logs, data, pid file"
+    )
     parser.add_argument("--port", type=int, default=19530, help="the gRPC/HTTP port of the server (proxy)")
-    parser.add_argument("--skip-if-unavailable", action="store_true", help="run: exit 0 if the server cannot start")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="run: the command after --")
-    options = parser.parse_args(argv)
+    parser.add_argument(
+        "--skip-if-unavailable", action="store_true", help="run: exit 0 if the server cannot start"
+    )
+    arguments = sys.argv[1:] if argv is None else argv
+    command = arguments[arguments.index("--") + 1 :] if "--" in arguments else []
+    options = parser.parse_args(arguments[: len(arguments) - len(command) - 1] if command else arguments)
     data_dir = options.data_dir.resolve()
     package_dir = options.package_dir.resolve()
 
@@ -279,11 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     if options.command == "status":
         state = _read_state(data_dir)
         if state and _alive(state["pid"]) and _healthy(state["metrics_port"]):
-            print(f"milvus_server: running, {state['uri']} (pid {state['pid']}, {_rss_mib(state['pid'])} MiB resident)")
+            rss = _rss_mib(state["pid"])
+            print(f"milvus_server: running, {state['uri']} (pid {state['pid']}, {rss or 0:.0f} MiB resident)")
             return 0
         print("milvus_server: not running")
         return 1
-    command = options.args[1:] if options.args[:1] == ["--"] else options.args
     if not command:
         parser.error("run needs a command after --")
     return run(package_dir, data_dir, options.port, command, options.skip_if_unavailable)

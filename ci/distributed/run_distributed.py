@@ -169,29 +169,6 @@ def start_redis(stack: Stack) -> int:
     return port
 
 
-def embedded_etcd_env(data_dir: Path) -> dict[str, str]:
-    """
-    The environment that moves the server's embedded etcd to free loopback ports.
-
-    Unless given a config file, the embedded etcd of the standalone binary listens on the fixed ports 2379
-    and 2380, so a second server on the same machine (``make test-server`` running beside this) fails to
-    start. Milvus reads ``ETCD_CONFIG_PATH`` and ``ETCD_ENDPOINTS`` from the environment over its YAML.
-    """
-    client, peer = free_port(), free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = data_dir / "embedded-etcd.yaml"
-    config.write_text(
-        "name: milvus-distributed\n"
-        f"listen-client-urls: http://127.0.0.1:{client}\n"
-        f"advertise-client-urls: http://127.0.0.1:{client}\n"
-        f"listen-peer-urls: http://127.0.0.1:{peer}\n"
-        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
-        f"initial-cluster: milvus-distributed=http://127.0.0.1:{peer}\n",
-        encoding="utf-8",
-    )
-    return dict(os.environ, ETCD_CONFIG_PATH=str(config), ETCD_ENDPOINTS=f"127.0.0.1:{client}")
-
-
 def start_milvus(stack: Stack) -> str:
     port = free_port()
     data_dir = WORK_DIR / "milvus"
@@ -199,9 +176,7 @@ def start_milvus(stack: Stack) -> str:
     # Options before the command: the script's trailing argument list would swallow them after it.
     command = [sys.executable, str(script), "--data-dir", str(data_dir), "--port", str(port)]
     started = time.monotonic()
-    result = subprocess.run(
-        [*command, "start"], env=embedded_etcd_env(data_dir), capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([*command, "start"], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise Unavailable(f"the Milvus server did not start: {(result.stderr or result.stdout).strip()}")
     stack.stop_commands.append(("the Milvus server", [*command, "stop"]))
