@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -189,6 +190,7 @@ def start_s3(stack: Stack) -> str:
         from moto.server import ThreadedMotoServer
     except ImportError:
         raise Unavailable("moto[server] is not installed (the project's test extra)") from None
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per S3 request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     stack.cleanups.append(("moto", server.stop))
