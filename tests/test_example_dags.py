@@ -42,9 +42,15 @@ def test_dagbag_imports_every_example_without_errors() -> None:
     assert {Path(stat.file).name for stat in bag.dagbag_stats} == {
         "example_gemini_milvus_ingest.py",
         "example_gemini_milvus_reembed.py",
+        "example_gemini_milvus_sharded.py",
     }, "run_demo.py is a script, listed in .airflowignore"
-    assert {"example_gemini_milvus_ingest", "example_gemini_milvus_reembed"} <= set(bag.dag_ids)
-    for dag_id in ("example_gemini_milvus_ingest", "example_gemini_milvus_reembed"):
+    dag_ids = (
+        "example_gemini_milvus_ingest",
+        "example_gemini_milvus_reembed",
+        "example_gemini_milvus_sharded",
+    )
+    assert set(dag_ids) <= set(bag.dag_ids)
+    for dag_id in dag_ids:
         dag = bag.get_dag(dag_id)
         assert dag is not None
         assert "gemini_api_key" not in str(dag.params)

@@ -429,14 +429,25 @@ class MilvusHook(BaseHook):
 
     def _scan(self, collection: str, output_fields: list[str]) -> Iterator[list[dict[str, Any]]]:
         """
-        Pages of :data:`LIST_IDS_PAGE` rows by ascending primary key, like ``query_iterator``, but with the
-        cursor quoted by :func:`milvus_string_literal`: pymilvus 3.0.2's ``query_iterator`` does not escape
-        it, and fails on ids that contain ``"`` or ``\\``.
+        Pages of at most :data:`LIST_IDS_PAGE` rows by ascending primary key, until an empty page, like
+        ``query_iterator``, but with the cursor quoted by :func:`milvus_string_literal`: pymilvus 3.0.2's
+        ``query_iterator`` does not escape it, and fails on ids that contain ``"`` or ``\\``.
         """
         if not self.has_collection(collection):
             return
         self.ensure_loaded(collection)
         client = self.get_conn()
+        # pymilvus sends an ``iterator`` query with the collection's default consistency (Bounded), whatever
+        # ``consistency_level`` says: on a server the pages could miss the last writes and deletes. One
+        # Strong query first waits until the server has applied them, so every page sees them.
+        client.query(
+            collection,
+            filter=ids_after_filter(None),
+            output_fields=[FIELD_ID],
+            limit=1,
+            consistency_level=_STRONG,
+            timeout=self.timeout,
+        )
         last: str | None = None
         while True:
             page = client.query(
@@ -449,9 +460,11 @@ class MilvusHook(BaseHook):
                 consistency_level=_STRONG,
                 timeout=self.timeout,
             )
-            yield page
-            if len(page) < LIST_IDS_PAGE:
+            # With ``reduce_stop_for_best`` a server returns only the ids it can prove come first when a
+            # segment runs out, so a short page is not the end (Lite, with one segment, never shows it).
+            if not page:
                 return
+            yield page
             last = str(page[-1][FIELD_ID])
 
     def count(self, collection: str) -> int:
