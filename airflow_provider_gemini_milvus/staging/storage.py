@@ -99,7 +99,7 @@ def as_path(location: str | ObjectStoragePath, *, conn_id: str | None = None) ->
         ) from None
     if path.protocol in _LOCAL_PROTOCOLS:
         local = Path(path.path).expanduser().resolve()
-        # Not ``local.as_uri()``: it percent-encodes the ``:`` and ``+`` of run ids, which upath keeps encoded.
+        # Not ``local.as_uri()``: it percent-encodes the ``:`` and ``+`` of run ids; upath keeps them so.
         path = ObjectStoragePath(f"file://{local.as_posix()}", conn_id=path.conn_id)
     return path
 
