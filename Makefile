@@ -87,6 +87,7 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/bench_embed_throughput.py
 	$(BIN)/python benchmarks/bench_incremental_reembed.py
+	$(BIN)/python benchmarks/bench_large_corpus.py
 
 emulator: install
 	$(BIN)/python -m airflow_provider_gemini_milvus.testing.gemini_emulator --port 8765
