@@ -291,9 +291,17 @@ def _to_floats(value: Sequence[Any], where: str) -> list[float]:
     return floats
 
 
-def _check_vector(value: Any, where: str) -> list[float]:
+def _check_vector(value: Any, where: str) -> list[float] | np.ndarray:
     if value is None:
         raise ValueError(f"{where}: missing vector")
+    if isinstance(value, np.ndarray) and value.dtype == np.float32 and value.ndim == 1 and value.size:
+        # Staged parts give float32 rows: one vectorised finiteness check, and the array goes to pymilvus
+        # as it is (pymilvus turns a list into an array and back; an array it converts once).
+        finite = np.isfinite(value)
+        if not finite.all():
+            position = int(np.argmin(finite))
+            raise ValueError(f"{where}: vector value {position} is {value[position]}, which is not finite")
+        return value
     if hasattr(value, "tolist") and not isinstance(value, list):  # numpy arrays
         value = value.tolist()
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):

@@ -256,7 +256,7 @@ def iter_part_rows(uri: str | ObjectStoragePath, *, batch_rows: int = 2048) -> I
     Yield a part's rows in lists of at most ``batch_rows``, reading one row group at a time.
 
     Rows are dicts as :func:`~airflow_provider_gemini_milvus.milvus_rows.prepare_rows` takes them:
-    ``vector`` a list of floats (the float32 values exactly), ``metadata`` a dict.
+    ``vector`` a float32 numpy row (the stored values exactly), ``metadata`` a dict.
 
     :param uri: the part's URI (:attr:`StagedPart.uri`).
     :param batch_rows: most rows per list.
@@ -274,7 +274,8 @@ def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dic
         raise ValueError(f"{uri}: {vector_column.null_count} row(s) have no vector")
     count = batch.num_rows
     dim = vector_column.type.list_size
-    vectors = vector_column.flatten().to_numpy(zero_copy_only=False).reshape(count, dim).tolist()
+    # float32 rows as numpy views: the row check tests them in one vectorised step (see milvus_rows).
+    vectors = vector_column.flatten().to_numpy(zero_copy_only=False).reshape(count, dim)
     ids = batch.column(FIELD_ID).to_pylist()
     texts = batch.column(FIELD_TEXT).to_pylist()
     hashes = batch.column(FIELD_CONTENT_HASH).to_pylist()
