@@ -67,7 +67,7 @@ $(MILVUS_SERVER_STAMP):
 
 test-server: install
 	@if $(MAKE) --no-print-directory $(MILVUS_SERVER_STAMP); then \
-		$(BIN)/python ci/milvus_server.py run --skip-if-unavailable -- $(BIN)/pytest $(SERVER_TESTS); \
+		$(BIN)/python ci/milvus_server.py run --skip-if-unavailable -- $(BIN)/pytest $(SERVER_TESTS) --durations=5; \
 	else \
 		echo "test-server: SKIPPED: milvus==2.3.5 could not be installed into $(MILVUS_SERVER_DIR)"; \
 	fi

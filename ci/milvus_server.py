@@ -192,7 +192,9 @@ def start(package_dir: Path, data_dir: Path, port: int) -> dict[str, Any]:
     etcd_peer_port = _free_port(config, 2380, taken)
     metrics_port = _free_port(config, 9091, taken | {etcd_peer_port})
     _pin_embedded_etcd(data_dir, etcd_client_port, etcd_peer_port)
-    milvus._initialize_data_files(str(data_dir))
+    unpacking = time.monotonic()
+    milvus._initialize_data_files(str(data_dir))  # unpacks the binaries once (~56 MB of lzma), then a no-op
+    unpack_seconds = round(time.monotonic() - unpacking, 1)
 
     binary = data_dir / "bin" / "milvus"
     environment = os.environ.copy()
@@ -245,6 +247,7 @@ def start(package_dir: Path, data_dir: Path, port: int) -> dict[str, Any]:
             )
         time.sleep(0.5)
     state["start_seconds"] = round(time.monotonic() - started, 1)
+    state["unpack_seconds"] = unpack_seconds
     state["rss_mib_at_start"] = _rss_mib(process.pid)
     _state_path(data_dir).write_text(json.dumps(state, indent=2), encoding="utf-8")
     return state
@@ -276,7 +279,8 @@ def _describe(state: dict[str, Any]) -> str:
     memory = f", {rss:.0f} MiB resident" if rss is not None else ""
     return (
         f"Milvus {state['version']} at {state['uri']} "
-        f"(pid {state['pid']}, healthy after {state['start_seconds']} s{memory})"
+        f"(pid {state['pid']}, binaries unpacked in {state['unpack_seconds']} s, "
+        f"healthy {state['start_seconds']} s after launch{memory})"
     )
 
 

@@ -65,10 +65,3 @@ def test_the_operator_writes_through_an_alias_into_the_collection_it_names() -> 
         assert info is not None
         assert info.dim == DIM
         assert hook.get_conn().list_collections() == ["docs_v1"]
-
-
-def test_an_alias_cannot_take_the_name_of_a_collection() -> None:
-    load("docs_v1", rows("old", 1))
-    load("docs_v2", rows("new", 1))
-    with MilvusHook() as hook, pytest.raises(Exception, match="docs_v2"):
-        hook.get_conn().create_alias("docs_v1", "docs_v2")

@@ -6,7 +6,6 @@ import pytest
 
 from tests.test_example_dags import (  # noqa: F401  (imported tests run here, against the server)
     test_ingest_dag_answers_each_seed_question_with_the_right_document,
-    test_reembed_dag_pays_only_for_what_changed,
 )
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "gemini_connection", "milvus_connection")

@@ -8,14 +8,12 @@ from __future__ import annotations
 from tests.operators.test_gemini import (  # noqa: F401  (imported tests run here, against the server)
     test_delete_missing_returns_the_ids_gone_from_the_source,
     test_incremental_one_edit_sends_exactly_one_text,
-    test_incremental_refuses_a_collection_of_another_dim_before_any_request,
 )
 from tests.operators.test_gemini_staging import (  # noqa: F401
     test_a_staged_run_hands_on_a_small_manifest_that_loads_every_row,
 )
 from tests.operators.test_milvus import (  # noqa: F401
     test_a_manifest_of_several_parts_is_loaded_and_its_deletes_applied,
-    test_bad_row_against_an_existing_collection_writes_nothing,
     test_creates_the_collection_and_returns_a_json_safe_summary,
     test_dict_form_deletes_after_writing,
     test_insert_mode_retry_of_a_manifest_skips_what_is_stored,
