@@ -8,12 +8,16 @@ project quota. So, unless a fixed concurrency is pinned, the hook learns how man
 * it starts with :data:`DEFAULT_INITIAL_WINDOW` requests in flight and, while answers come back fast and
   without 429, adds one request per answer ("slow start": the window doubles every round trip) up to the
   ceiling (the connection's ``max_concurrency``);
-* on a 429 it halves the window, once per round trip (the answers to requests sent before the cut
-  carry no news), leaves slow start, and from then on grows by one request per round trip and spreads
-  starts evenly over the round trip (``window / latency`` a second), so a window of 2.5 sends at 2.5
-  requests per round trip instead of in bursts of 3;
+* on a 429 it cuts the window, once per round trip (the answers to requests sent before the cut carry no
+  news), to :data:`DEFAULT_DECREASE_FACTOR` of the smaller of the window and what the quota actually
+  delivered since the previous cut (successful answers per round trip): a quota counted over a sliding
+  minute lets a burst through and then refuses everything, so the window alone would overstate it;
+* after the first 429 it grows by :data:`ADDITIVE_INCREASE` of a request per round trip (the quota is near,
+  and a sliding window punishes an overshoot late) and spreads starts evenly over the round trip
+  (``window / latency`` a second), so a window of 2.5 sends at 2.5 requests per round trip, not in bursts;
 * when the 429 says how long to wait (``RetryInfo`` / ``Retry-After``), no request of the hook starts before
-  then: the quota is spent, and every request sent in the meantime would be answered 429 too.
+  then: the quota is spent, and every request sent in the meantime would be answered 429 too. That wait
+  also counts in the delivered rate: what got through must last until it has passed.
 
 Several hooks (shards in other processes) against one quota each run their own window; like TCP flows
 they settle on shares that add up to the quota.
@@ -37,7 +41,15 @@ __all__ = ["DEFAULT_INITIAL_WINDOW", "AdaptiveConcurrency", "AimdWindow"]
 DEFAULT_INITIAL_WINDOW = 8
 
 #: Share of the window kept on a 429.
-DEFAULT_DECREASE_FACTOR = 0.5
+DEFAULT_DECREASE_FACTOR = 0.7
+
+#: Requests added to the window per round trip once a 429 has been seen.
+ADDITIVE_INCREASE = 0.03
+
+#: The smallest window: one request every ten round trips. A window below one still lets one request be
+#: in flight, but spaces starts further apart than a round trip, so many shards sharing a small quota can
+#: each go slower than one request at a time.
+MIN_WINDOW = 0.1
 
 #: An answer slower than this many times the fastest answer seen is not "fast": the window does not grow
 #: on it (the server, or this machine's CPU, is already the bound).
@@ -56,7 +68,7 @@ class AimdWindow:
 
     :param initial: the window to start with (clipped to ``[floor, ceiling]``).
     :param ceiling: the largest window.
-    :param floor: the smallest window; at least one request is always allowed.
+    :param floor: the smallest window; whatever the window, one request may always be in flight.
     :param decrease_factor: share of the window kept on a 429, in ``(0, 1)``.
     """
 
@@ -65,11 +77,11 @@ class AimdWindow:
         initial: float = DEFAULT_INITIAL_WINDOW,
         ceiling: float = 32,
         *,
-        floor: float = 1.0,
+        floor: float = MIN_WINDOW,
         decrease_factor: float = DEFAULT_DECREASE_FACTOR,
     ) -> None:
-        if floor < 1 or ceiling < floor:
-            raise ValueError(f"need 1 <= floor <= ceiling, got floor {floor:g} and ceiling {ceiling:g}")
+        if not 0 < floor <= ceiling:
+            raise ValueError(f"need 0 < floor <= ceiling, got floor {floor:g} and ceiling {ceiling:g}")
         if not 0 < decrease_factor < 1:
             raise ValueError(f"decrease_factor must be in (0, 1), got {decrease_factor:g}")
         self.ceiling = float(ceiling)
@@ -80,35 +92,47 @@ class AimdWindow:
         self.fastest_answer: float | None = None
         self._last_decrease: float | None = None
 
+    @property
+    def allowed_in_flight(self) -> int:
+        """Requests that may be in flight at once: the window rounded up, and never fewer than one."""
+        return max(1, math.ceil(self.window))
+
     def raise_ceiling(self, ceiling: float) -> None:
         """Allow a larger window (a call asked for more requests in flight than the connection)."""
         self.ceiling = max(self.ceiling, float(ceiling))
 
-    def on_success(self, latency: float) -> None:
+    def on_success(self, latency: float, sent_at: float | None = None) -> None:
         """
-        An answer came back usable after ``latency`` seconds: grow the window if the answer was fast.
+        An answer came back usable after ``latency`` seconds: grow the window if the answer was fast and
+        its request was sent after the last cut (earlier ones report on the window before it).
 
         In slow start the window grows by one per answer (doubling per round trip), afterwards by
-        ``1 / window`` per answer (one per round trip).
+        ``ADDITIVE_INCREASE / window`` per answer (:data:`ADDITIVE_INCREASE` per round trip).
         """
         if self.fastest_answer is None or latency < self.fastest_answer:
             self.fastest_answer = latency
         if latency > SLOW_ANSWER_FACTOR * self.fastest_answer:
             return
-        self.window = min(self.ceiling, self.window + (1.0 if self.slow_start else 1.0 / self.window))
+        if sent_at is not None and self._last_decrease is not None and sent_at <= self._last_decrease:
+            return
+        step = 1.0 if self.slow_start else ADDITIVE_INCREASE / self.window
+        self.window = min(self.ceiling, self.window + step)
 
-    def on_rate_limited(self, sent_at: float, now: float) -> bool:
+    def on_rate_limited(self, sent_at: float, now: float, delivered: float | None = None) -> bool:
         """
         A request sent at ``sent_at`` was answered 429 at ``now``: cut the window, once per round trip.
 
         A request sent before the last cut reports on the old window, so it changes nothing.
 
+        :param delivered: successful answers per round trip since the previous cut, if known; the cut
+            starts from it when it is smaller than the window.
         :return: whether the window was cut.
         """
         self.slow_start = False
         if self._last_decrease is not None and sent_at <= self._last_decrease:
             return False
-        self.window = max(self.floor, self.window * self.decrease_factor)
+        base = self.window if delivered is None else min(self.window, delivered)
+        self.window = max(self.floor, base * self.decrease_factor)
         self._last_decrease = now
         return True
 
@@ -139,6 +163,8 @@ class AdaptiveConcurrency:
         self._next_start = 0.0
         self._hold_until = 0.0
         self._smoothed_latency: float | None = None
+        self._cycle_started: float | None = None
+        self._cycle_successes = 0
 
     @property
     def window(self) -> float:
@@ -164,6 +190,8 @@ class AdaptiveConcurrency:
                 wait = self._wait_before_start(now)
                 if wait <= 0:
                     self._in_flight += 1
+                    if self._cycle_started is None:
+                        self._cycle_started = now
                     if not self.aimd.slow_start and self._smoothed_latency is not None:
                         self._next_start = max(now, self._next_start) + (
                             self._smoothed_latency / self.aimd.window
@@ -174,7 +202,7 @@ class AdaptiveConcurrency:
 
     def _wait_before_start(self, now: float) -> float:
         """Seconds until a start is allowed; ``inf`` while the window is full."""
-        if self._in_flight >= math.ceil(self.aimd.window):
+        if self._in_flight >= self.aimd.allowed_in_flight:
             return math.inf
         return max(self._hold_until - now, self._next_start - now, 0.0)
 
@@ -182,7 +210,8 @@ class AdaptiveConcurrency:
         """The request started at ``sent_at`` got a usable answer."""
         with self._condition:
             latency = self._finish(sent_at)
-            self.aimd.on_success(latency)
+            self._cycle_successes += 1
+            self.aimd.on_success(latency, sent_at)
             self._condition.notify_all()
 
     def rate_limited(self, sent_at: float, retry_delay: float | None) -> None:
@@ -194,9 +223,10 @@ class AdaptiveConcurrency:
         with self._condition:
             now = self._clock()
             self._finish(sent_at)
-            self.aimd.on_rate_limited(sent_at, now)
-            if retry_delay is not None:
-                self._hold_until = max(self._hold_until, now + retry_delay)
+            resume = max(self._hold_until, now + (retry_delay or 0.0))
+            if self.aimd.on_rate_limited(sent_at, now, self._delivered_per_round_trip(resume)):
+                self._cycle_started, self._cycle_successes = resume, 0
+            self._hold_until = resume
             self._condition.notify_all()
 
     def released(self) -> None:
@@ -204,6 +234,18 @@ class AdaptiveConcurrency:
         with self._condition:
             self._in_flight -= 1
             self._condition.notify_all()
+
+    def _delivered_per_round_trip(self, resume: float) -> float | None:
+        """
+        Successful answers per smoothed round trip from the last cut (or the first start) until ``resume``.
+
+        The server's retry delay counts in: what was delivered before it must last until it has passed.
+        """
+        if not self._cycle_successes or self._smoothed_latency is None or self._cycle_started is None:
+            return None  # nothing got through yet: no measure of the quota, only of the window
+        if resume <= self._cycle_started:
+            return None
+        return self._cycle_successes / (resume - self._cycle_started) * self._smoothed_latency
 
     def _finish(self, sent_at: float) -> float:
         self._in_flight -= 1
