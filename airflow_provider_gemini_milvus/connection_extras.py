@@ -259,7 +259,7 @@ GEMINI_EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "max_concurrency",
         "integer",
         "Max concurrent requests",
-        "Most requests in flight at once per task: the ceiling of the adaptive window (which starts at 8), "
+        "Most requests in flight at once per task: the ceiling of the adaptive window (which starts at 16), "
         "or the fixed number with adaptive concurrency off.",
         DEFAULT_MAX_CONCURRENCY,
         minimum=1,

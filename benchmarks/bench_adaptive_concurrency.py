@@ -31,12 +31,15 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from google import genai
-from google.genai import types
+# The hook's retry warnings would drown the figures; Airflow reads its log level when first imported.
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
 
-from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
-from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
-from airflow_provider_gemini_milvus.testing.gemini_emulator.stats import EmulatorStats
+from google import genai  # noqa: E402
+from google.genai import types  # noqa: E402
+
+from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook  # noqa: E402
+from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator  # noqa: E402
+from airflow_provider_gemini_milvus.testing.gemini_emulator.stats import EmulatorStats  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -53,7 +56,7 @@ QUOTA_TEXTS = TEXTS + TEXTS[:2000]
 QUOTA_BATCH_SIZE = 10  # 6,000 texts in 600 requests: a minute at the quota's 10 requests a second
 SHARDS = 4
 SETTLE_WINDOWS = 2
-FIXED_8 = {"adaptive_concurrency": False, "max_concurrency": 8}
+FIXED_8: dict[str, object] = {"adaptive_concurrency": False, "max_concurrency": 8}
 
 
 @contextmanager
@@ -96,23 +99,32 @@ def use_connection(base_url: str, **extra: object) -> None:
 # -- 1. throughput ------------------------------------------------------------------------------------
 
 
-def naive_loop(base_url: str) -> Callable[[], None]:
+def naive_loop(base_url: str) -> Callable[[], float]:
     """What a pymilvus-model user writes by hand: chunks of 100, one request after another."""
     client = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=base_url))
     config = types.EmbedContentConfig(task_type="RETRIEVAL_DOCUMENT", output_dimensionality=DIM)
 
-    def run() -> None:
+    def run() -> float:
+        started = time.perf_counter()
         for start in range(0, len(TEXTS), 100):
             client.models.embed_content(
                 model="gemini-embedding-001", contents=TEXTS[start : start + 100], config=config
             )
+        return time.perf_counter() - started
 
     return run
 
 
-def hook_with_default_settings() -> None:
-    """A fresh hook each round, so every round starts from the initial window, as a new task would."""
-    GeminiHook().embed(TEXTS, output_dimensionality=DIM)
+def hook_with_default_settings() -> float:
+    """
+    A new hook each round, so each starts from the initial window as a new task would; its client is built
+    before the clock starts, as the naive loop's is.
+    """
+    hook = GeminiHook()
+    hook.get_conn()
+    started = time.perf_counter()
+    hook.embed(TEXTS, output_dimensionality=DIM)
+    return time.perf_counter() - started
 
 
 def throughput() -> None:
@@ -122,9 +134,7 @@ def throughput() -> None:
         timings: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(ROUNDS):
             for name, run in runs.items():
-                started = time.perf_counter()
-                run()
-                timings[name].append(time.perf_counter() - started)
+                timings[name].append(run())
     naive, hook = (statistics.median(timings[name]) for name in runs)
     print(
         f"1. {len(TEXTS)} texts, {DIM} dims, {LATENCY_SECONDS * 1000:.0f} ms latency, median of {ROUNDS} "
@@ -185,7 +195,7 @@ def quotas() -> None:
         requests_per_minute=QUOTA_RPM,
         quota_window_seconds=QUOTA_WINDOW_SECONDS,
     )
-    contenders = (
+    contenders: tuple[tuple[int, int, str, tuple[tuple[str, dict[str, object]], ...]], ...] = (
         (2, 1, ">= 85% / <= 5%", (("adaptive (default)", {}), ("fixed 8 in flight", FIXED_8))),
         (3, SHARDS, ">= 80% / <= 5%", (("adaptive (default)", {}),)),
     )

@@ -113,7 +113,7 @@ class GeminiHook(BaseHook):
     key in Vertex mode selects express mode).
 
     :meth:`embed` splits any number of texts into requests of at most 100, runs several at once (adaptive:
-    from 8 in flight up to ``max_concurrency`` while answers come fast without 429, halved on a 429; see
+    from 16 in flight up to ``max_concurrency`` while answers come fast without 429, cut on a 429; see
     :mod:`~airflow_provider_gemini_milvus.gemini_concurrency`), retries
     429, 5xx, timeouts, dropped connections and unusable answers (NaN, wrong length, not JSON) with backoff
     (honouring the server's retry delay), paces itself to the connection's quotas, and returns
@@ -294,7 +294,7 @@ class GeminiHook(BaseHook):
         :param titles: one title (or ``None``) per text; only with ``RETRIEVAL_DOCUMENT``.
         :param batch_size: texts per request, 1 to 100.
         :param max_concurrency: most requests in flight at once; default from the connection, else 32. With
-            adaptive concurrency (the default) the ceiling of the window, which starts at 8.
+            adaptive concurrency (the default) the ceiling of the window, which starts at 16.
         :param on_result: called with ``(positions, vectors)`` per finished request, instead of collecting
             the vectors in the result.
         :param on_document_error: ``"fail"`` (default): a request Gemini refuses for good (400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_gemini_milvus.gemini_concurrency import DEFAULT_INITIAL_WINDOW
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
 from airflow_provider_gemini_milvus.testing.pytest_plugin import GeminiConnectionFactory
@@ -61,9 +62,9 @@ def test_the_window_grows_past_its_start_while_answers_come_back_without_429(
 ) -> None:
     gemini_emulator.configure(latency_seconds=0.05)
     hook = connect()
-    hook.embed(corpus(400), batch_size=5, output_dimensionality=128)
-    assert gemini_emulator.stats.max_in_flight > 8
-    assert hook._concurrency.window > 8
+    hook.embed(corpus(600), batch_size=5, output_dimensionality=128)
+    assert gemini_emulator.stats.max_in_flight > DEFAULT_INITIAL_WINDOW
+    assert hook._concurrency.window > DEFAULT_INITIAL_WINDOW
 
 
 def test_a_429_shrinks_the_window_that_later_calls_on_the_hook_share(
