@@ -43,7 +43,7 @@ __all__ = ["DEFAULT_INITIAL_WINDOW", "AdaptiveConcurrency", "AimdWindow"]
 DEFAULT_INITIAL_WINDOW = 16
 
 #: Share of the window kept on a 429.
-DEFAULT_DECREASE_FACTOR = 0.7
+DEFAULT_DECREASE_FACTOR = 0.8
 
 #: Requests added to the window per round trip once a 429 has been seen.
 ADDITIVE_INCREASE = 0.03
