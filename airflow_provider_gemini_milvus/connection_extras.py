@@ -36,8 +36,8 @@ ExtraKind = Literal["string", "number", "integer", "boolean", "json"]
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 """Seconds per Gemini HTTP request."""
-DEFAULT_MAX_CONCURRENCY = 8
-"""Gemini requests in flight at once per task."""
+DEFAULT_MAX_CONCURRENCY = 32
+"""Gemini requests in flight at once per task: the ceiling of the adaptive window, or the fixed count."""
 DEFAULT_LITE_LOCK_WAIT_SECONDS = 60.0
 """How long a task waits for another process to release a Milvus Lite file before it fails."""
 
@@ -259,9 +259,18 @@ GEMINI_EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "max_concurrency",
         "integer",
         "Max concurrent requests",
-        "Requests in flight at once per task.",
+        "Most requests in flight at once per task: the ceiling of the adaptive window (which starts at 16), "
+        "or the fixed number with adaptive concurrency off.",
         DEFAULT_MAX_CONCURRENCY,
         minimum=1,
+    ),
+    ExtraField(
+        "adaptive_concurrency",
+        "boolean",
+        "Adaptive concurrency",
+        "Grow the requests in flight while answers come fast and without 429, halve them on a 429 "
+        "(AIMD). Off: always max_concurrency in flight.",
+        True,
     ),
     ExtraField(
         "requests_per_minute",

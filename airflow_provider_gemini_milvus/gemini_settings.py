@@ -32,7 +32,10 @@ class GeminiConnectionSettings:
     :param base_url: a proxy, gateway or the bundled emulator; ``None`` for Google's endpoint.
     :param api_version: API version such as ``v1beta``; ``None`` for the SDK's default.
     :param timeout: seconds per HTTP request.
-    :param max_concurrency: requests in flight at once.
+    :param max_concurrency: most requests in flight at once: the ceiling of the adaptive window, or the
+        fixed number when ``adaptive_concurrency`` is off.
+    :param adaptive_concurrency: learn how many requests to keep in flight (AIMD on 429s); see
+        :mod:`~airflow_provider_gemini_milvus.gemini_concurrency`.
     :param requests_per_minute: request quota to pace to.
     :param tokens_per_minute: input-token quota to pace to.
     :param backoff: retry policy for 429, 5xx, timeouts, dropped connections and unusable answers.
@@ -47,6 +50,7 @@ class GeminiConnectionSettings:
     api_version: str | None = None
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    adaptive_concurrency: bool = True
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
@@ -109,6 +113,7 @@ def read_settings(password: str | None, extra: dict[str, Any], conn_id: str) -> 
         api_version=extras.string("api_version"),
         timeout=_required(extras.number("timeout")),
         max_concurrency=_required(extras.integer("max_concurrency")),
+        adaptive_concurrency=extras.boolean("adaptive_concurrency"),
         requests_per_minute=extras.integer("requests_per_minute"),
         tokens_per_minute=extras.integer("tokens_per_minute"),
         backoff=BackoffPolicy(

@@ -73,6 +73,7 @@ def _every_gemini_extra() -> dict[str, object]:
         "api_version": "v1beta",
         "timeout": "12.5",
         "max_concurrency": "3",
+        "adaptive_concurrency": "false",
         "requests_per_minute": 100,
         "tokens_per_minute": "5000",
         "max_retries": "0",
@@ -93,7 +94,7 @@ def test_the_gemini_hook_reads_every_declared_extra(monkeypatch: pytest.MonkeyPa
     )
     settings = GeminiHook().settings
     assert (settings.base_url, settings.api_version) == ("http://127.0.0.1:1", "v1beta")
-    assert (settings.timeout, settings.max_concurrency) == (12.5, 3)
+    assert (settings.timeout, settings.max_concurrency, settings.adaptive_concurrency) == (12.5, 3, False)
     assert (settings.requests_per_minute, settings.tokens_per_minute) == (100, 5000)
     assert (settings.backoff.max_retries, settings.backoff.initial_delay, settings.backoff.max_delay) == (
         0,
@@ -126,7 +127,8 @@ def test_both_hooks_accept_the_ui_prefixed_form_and_refuse_treu_alike() -> None:
 def test_defaults_apply_when_absent_or_empty() -> None:
     extras = ConnectionExtras("gemini", GEMINI_EXTRA_FIELDS, {"timeout": "", "max_concurrency": None})
     assert extras.number("timeout") == 60.0
-    assert extras.integer("max_concurrency") == 8
+    assert extras.integer("max_concurrency") == 32
+    assert extras.boolean("adaptive_concurrency") is True
     assert extras.boolean("vertexai") is False
     assert extras.string("base_url") is None
 

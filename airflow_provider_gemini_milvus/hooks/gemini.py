@@ -31,6 +31,7 @@ from airflow_provider_gemini_milvus.gemini_attempts import (
     short_reason,
     unparsable_response_errors,
 )
+from airflow_provider_gemini_milvus.gemini_concurrency import DEFAULT_INITIAL_WINDOW, AdaptiveConcurrency
 from airflow_provider_gemini_milvus.gemini_models import DEFAULT_MODEL, MAX_TEXTS_PER_REQUEST, resolve_model
 from airflow_provider_gemini_milvus.gemini_requests import (
     Batch,
@@ -96,6 +97,7 @@ class _Call:
     counters: RunCounters
     cancelled: threading.Event
     skip_refused: bool
+    concurrency: AdaptiveConcurrency | None
 
 
 class GeminiHook(BaseHook):
@@ -104,12 +106,15 @@ class GeminiHook(BaseHook):
 
     The connection's password holds the API key. Optional extras: ``base_url`` (an ``https://`` proxy or
     gateway, or ``http://`` to a loopback address such as the bundled emulator), ``api_version``,
-    ``timeout`` (seconds), ``max_concurrency``, ``requests_per_minute``, ``tokens_per_minute``,
+    ``timeout`` (seconds), ``max_concurrency`` (default 32), ``adaptive_concurrency`` (default true),
+    ``requests_per_minute``, ``tokens_per_minute``,
     ``max_retries``, ``retry_initial_delay``, ``retry_max_delay``, and for Vertex AI ``vertexai: true``
     with ``project``, ``location`` and ``service_account_json`` (or Application Default Credentials; an API
     key in Vertex mode selects express mode).
 
-    :meth:`embed` splits any number of texts into requests of at most 100, runs several at once, retries
+    :meth:`embed` splits any number of texts into requests of at most 100, runs several at once (adaptive:
+    from 16 in flight up to ``max_concurrency`` while answers come fast without 429, cut on a 429; see
+    :mod:`~airflow_provider_gemini_milvus.gemini_concurrency`), retries
     429, 5xx, timeouts, dropped connections and unusable answers (NaN, wrong length, not JSON) with backoff
     (honouring the server's retry delay), paces itself to the connection's quotas, and returns
     L2-normalised float32 rows in input order. :meth:`embed_with_stats` also returns what the call did; it
@@ -187,6 +192,12 @@ class GeminiHook(BaseHook):
     @cached_property
     def _pacers(self) -> QuotaPacers:
         return QuotaPacers(self.settings.requests_per_minute, self.settings.tokens_per_minute)
+
+    @cached_property
+    def _concurrency(self) -> AdaptiveConcurrency:
+        """The adaptive window, shared by every call on this hook (they share one quota)."""
+        ceiling = self.settings.max_concurrency
+        return AdaptiveConcurrency(min(DEFAULT_INITIAL_WINDOW, ceiling), ceiling)
 
     def test_connection(self) -> tuple[bool, str]:
         """Look up the default embedding model: one cheap, free, read-only call."""
@@ -282,7 +293,8 @@ class GeminiHook(BaseHook):
         :param output_dimensionality: truncate vectors to this length (Matryoshka); ``None``: model default.
         :param titles: one title (or ``None``) per text; only with ``RETRIEVAL_DOCUMENT``.
         :param batch_size: texts per request, 1 to 100.
-        :param max_concurrency: requests in flight at once; default from the connection, else 8.
+        :param max_concurrency: most requests in flight at once; default from the connection, else 32. With
+            adaptive concurrency (the default) the ceiling of the window, which starts at 16.
         :param on_result: called with ``(positions, vectors)`` per finished request, instead of collecting
             the vectors in the result.
         :param on_document_error: ``"fail"`` (default): a request Gemini refuses for good (400
@@ -310,20 +322,24 @@ class GeminiHook(BaseHook):
             text_list, title_list, validated_batch_size(batch_size), self.settings.tokens_per_minute
         )
         concurrency = validated_concurrency(max_concurrency, self.settings.max_concurrency)
+        adaptive = self.settings.adaptive_concurrency
         self.log.info(
-            "Embedding %d texts with %s (%s, dim %d) in %d requests, up to %d at once",
+            "Embedding %d texts with %s (%s, dim %d) in %d requests, %s %d at once",
             len(text_list),
             request.model.name,
             request.task_type,
             request.dim,
             len(batches),
+            "adaptive, up to" if adaptive else "fixed",
             concurrency,
         )
-        # Build the client and pacers once, before worker threads (and concurrent calls) share them:
-        # cached_property has no lock.
+        # Build the client, pacers and window once, before worker threads (and concurrent calls) share
+        # them: cached_property has no lock.
         with _BUILD_LOCK:
             self.get_conn()
             _ = self._pacers
+            if adaptive:
+                self._concurrency.raise_ceiling(concurrency)
         started = time.monotonic()
         vectors = np.empty((0 if on_result is not None else len(text_list), request.dim), dtype=np.float32)
         refused: list[RefusedText] = []
@@ -333,6 +349,7 @@ class GeminiHook(BaseHook):
             counters=RunCounters(),
             cancelled=threading.Event(),
             skip_refused=on_document_error == "skip",
+            concurrency=self._concurrency if adaptive else None,
         )
 
         def deliver(delivery: _Delivery) -> None:
@@ -367,6 +384,8 @@ class GeminiHook(BaseHook):
             seconds=time.monotonic() - started,
             usd_per_million_tokens=request.model.usd_per_million_tokens,
         )
+        if call.concurrency is not None:
+            self.log.info("Adaptive concurrency: %.1f requests in flight", call.concurrency.window)
         self.log.info(
             "Embedded %d texts in %.1fs (%.1f texts/s): %d requests, %d retries (%d rate-limited), "
             "about %d tokens%s",
@@ -452,10 +471,7 @@ class GeminiHook(BaseHook):
         while True:
             attempt += 1
             self._pacers.acquire(batch.tokens)
-            if call.cancelled.is_set():
-                raise Cancelled(f"{batch.describe()} not sent: another request failed")
-            counters.add(requests=1, split_requests=int(split))
-            outcome = self._attempt(batch, call.request)
+            outcome = self._windowed_attempt(batch, call, split=split)
             if isinstance(outcome, np.ndarray):
                 return outcome
             counters.add(rate_limited=outcome.http_status == 429)
@@ -488,6 +504,26 @@ class GeminiHook(BaseHook):
                 wait_seconds,
             )
             time.sleep(wait_seconds * (1 + random.uniform(0, 0.1)) if delay is not None else wait_seconds)
+
+    def _windowed_attempt(self, batch: Batch, call: _Call, *, split: bool) -> np.ndarray | FailedAttempt:
+        """Send ``batch`` once, within the adaptive window if there is one, and tell it how it went."""
+        window = call.concurrency
+        sent_at = window.acquire(call.cancelled) if window is not None else 0.0
+        outcome: np.ndarray | FailedAttempt | None = None
+        try:
+            if call.cancelled.is_set():
+                raise Cancelled(f"{batch.describe()} not sent: another request failed")
+            call.counters.add(requests=1, split_requests=int(split))
+            outcome = self._attempt(batch, call.request)
+            return outcome
+        finally:
+            if window is not None:
+                if isinstance(outcome, np.ndarray):
+                    window.succeeded(sent_at)
+                elif isinstance(outcome, FailedAttempt) and outcome.http_status == 429:
+                    window.rate_limited(sent_at, outcome.server_delay)
+                else:
+                    window.released()
 
     def _attempt(self, batch: Batch, request: EmbedRequest) -> np.ndarray | FailedAttempt:
         """Send ``batch`` once; return its vectors, or what went wrong as plain data."""

@@ -1,0 +1,228 @@
+"""
+Adaptive concurrency of GeminiHook, measured side by side in one run with the targets of issue 10 beside.
+
+1. Throughput: the hook with default settings against the naive loop (one 100-text request at a time)
+   at 300 ms simulated latency, 4,000 texts, timed in interleaved rounds.
+2. No quota configured on the connection, an emulator quota of 600 requests a minute: the share of the
+   quota used and the share of requests answered 429, adaptive against the old fixed 8 in flight.
+3. The same with 4 shards (4 hooks in 4 threads, each its own window) against one quota, in aggregate.
+
+The emulator runs in its own process, like a remote API. To keep the run to a few minutes, the quota is
+counted over a 6-second window instead of a minute: 600 requests a minute is 60 requests in any 6
+seconds, the same rate (10 a second), with a burst allowance a tenth of a real minute's. A shorter window
+is the harder case: the quota refills, and is overrun, ten times as often as with a 60-second window.
+"Share of the quota used" is successful requests / (10 a second x wall time); a sliding window lets the
+first window's allowance go out at once, so short runs can exceed 100%.
+
+Run: ``.venv/bin/python benchmarks/bench_adaptive_concurrency.py`` (about 4 minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+# The hook's retry warnings would drown the figures; Airflow reads its log level when first imported.
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
+
+from google import genai  # noqa: E402
+from google.genai import types  # noqa: E402
+
+from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook  # noqa: E402
+from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator  # noqa: E402
+from airflow_provider_gemini_milvus.testing.gemini_emulator.stats import EmulatorStats  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+API_KEY = "bench-key"
+LATENCY_SECONDS = 0.3
+TEXTS = [f"document {index}: notes on topic {index % 50} with detail {index * 7}" for index in range(4000)]
+ROUNDS = 3
+DIM = 768
+
+QUOTA_RPM = 600
+QUOTA_WINDOW_SECONDS = 6.0
+QUOTA_TEXTS = TEXTS + TEXTS[:2000]
+QUOTA_BATCH_SIZE = 10  # 6,000 texts in 600 requests: a minute at the quota's 10 requests a second
+SHARDS = 4
+SETTLE_WINDOWS = 2
+FIXED_8: dict[str, object] = {"adaptive_concurrency": False, "max_concurrency": 8}
+
+
+@contextmanager
+def emulator_process() -> Iterator[str]:
+    """Start the emulator CLI in another process with 300 ms latency; yield its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "airflow_provider_gemini_milvus.testing.gemini_emulator"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--latency", str(LATENCY_SECONDS), "--api-key", API_KEY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_listening(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def wait_until_listening(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"the emulator did not start on port {port}")
+
+
+def use_connection(base_url: str, **extra: object) -> None:
+    settings = {"base_url": base_url, **extra}
+    os.environ["AIRFLOW_CONN_GEMINI_DEFAULT"] = json.dumps(
+        {"conn_type": "gemini", "password": API_KEY, "extra": settings}
+    )
+
+
+# -- 1. throughput ------------------------------------------------------------------------------------
+
+
+def naive_loop(base_url: str) -> Callable[[], float]:
+    """What a pymilvus-model user writes by hand: chunks of 100, one request after another."""
+    client = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=base_url))
+    config = types.EmbedContentConfig(task_type="RETRIEVAL_DOCUMENT", output_dimensionality=DIM)
+
+    def run() -> float:
+        started = time.perf_counter()
+        for start in range(0, len(TEXTS), 100):
+            client.models.embed_content(
+                model="gemini-embedding-001", contents=TEXTS[start : start + 100], config=config
+            )
+        return time.perf_counter() - started
+
+    return run
+
+
+def hook_with_default_settings() -> float:
+    """
+    A new hook each round, so each starts from the initial window as a new task would; its client is built
+    before the clock starts, as the naive loop's is.
+    """
+    hook = GeminiHook()
+    hook.get_conn()
+    started = time.perf_counter()
+    hook.embed(TEXTS, output_dimensionality=DIM)
+    return time.perf_counter() - started
+
+
+def throughput() -> None:
+    with emulator_process() as base_url:
+        use_connection(base_url)
+        runs = {"naive loop": naive_loop(base_url), "hook": hook_with_default_settings}
+        timings: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(ROUNDS):
+            for name, run in runs.items():
+                timings[name].append(run())
+    naive, hook = (statistics.median(timings[name]) for name in runs)
+    print(
+        f"1. {len(TEXTS)} texts, {DIM} dims, {LATENCY_SECONDS * 1000:.0f} ms latency, median of {ROUNDS} "
+        f"interleaved rounds: naive loop {naive:.2f} s, hook {hook:.2f} s"
+    )
+    print(f"   hook vs naive loop: {naive / hook:5.1f}x      target >= 8x (moonshot >= 12x)")
+
+
+# -- 2. and 3. a quota nobody configured ---------------------------------------------------------------
+
+
+def quota_run(emulator: GeminiEmulator, shards: int, **extra: object) -> dict[str, tuple[float, float]]:
+    """
+    Embed the quota corpus in ``shards`` hooks at once (threads, each hook its own window).
+
+    :return: (share of the quota used, share of requests answered 429) over the whole run and once
+        settled: from two quota windows after the start until the first shard finishes.
+    """
+    use_connection(emulator.base_url, max_retries=50, **extra)
+    parts = [QUOTA_TEXTS[index::shards] for index in range(shards)]
+    first_done = threading.Event()
+    marks: dict[str, tuple[float, EmulatorStats]] = {}
+
+    def shard(texts: list[str]) -> None:
+        GeminiHook().embed_with_stats(texts, batch_size=QUOTA_BATCH_SIZE, output_dimensionality=128)
+        if not first_done.is_set():
+            first_done.set()
+            marks["first done"] = (time.perf_counter(), emulator.stats)
+
+    time.sleep(QUOTA_WINDOW_SECONDS + 0.1)  # an empty quota window for each contender
+    emulator.reset_stats()
+    started = time.perf_counter()
+    threads = [threading.Thread(target=shard, args=(part,)) for part in parts]
+    for thread in threads:
+        thread.start()
+    if not first_done.wait(SETTLE_WINDOWS * QUOTA_WINDOW_SECONDS):
+        marks["settled"] = (time.perf_counter(), emulator.stats)
+    for thread in threads:
+        thread.join()
+    ended, final = time.perf_counter(), emulator.stats
+    shares = {"whole run": _shares(EmulatorStats(), final, ended - started)}
+    if "settled" in marks:
+        (settled_at, settled), (done_at, done) = marks["settled"], marks["first done"]
+        shares["settled"] = _shares(settled, done, done_at - settled_at)
+    return shares
+
+
+def _shares(before: EmulatorStats, after: EmulatorStats, seconds: float) -> tuple[float, float]:
+    answered = after.succeeded_requests - before.succeeded_requests
+    refused = after.status_counts.get(429, 0) - before.status_counts.get(429, 0)
+    return answered / (QUOTA_RPM / 60 * seconds), refused / max(answered + refused, 1)
+
+
+def quotas() -> None:
+    emulator = GeminiEmulator(
+        api_key=API_KEY,
+        latency_seconds=LATENCY_SECONDS,
+        requests_per_minute=QUOTA_RPM,
+        quota_window_seconds=QUOTA_WINDOW_SECONDS,
+    )
+    contenders: tuple[tuple[int, int, str, tuple[tuple[str, dict[str, object]], ...]], ...] = (
+        (2, 1, ">= 85% / <= 5%", (("adaptive (default)", {}), ("fixed 8 in flight", FIXED_8))),
+        (3, SHARDS, ">= 80% / <= 5%", (("adaptive (default)", {}),)),
+    )
+    with emulator:
+        for number, shards, target, runs in contenders:
+            print(
+                f"{number}. no quota configured, emulator quota {QUOTA_RPM} requests/min (counted over a "
+                f"{QUOTA_WINDOW_SECONDS:g} s window), {shards} shard(s) at once, {len(QUOTA_TEXTS)} texts in "
+                f"requests of {QUOTA_BATCH_SIZE}; quota used / answered 429:"
+            )
+            for label, extra in runs:
+                shares = quota_run(emulator, shards, **extra)
+                figures = "   ".join(
+                    f"{span} {used:4.0%} / {refused:5.1%}" for span, (used, refused) in shares.items()
+                )
+                aside = f"   target {target}" if not extra else ""
+                print(f"   {label:<18}  {figures}{aside}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.ERROR, force=True)
+    for noisy in ("httpx", "httpx2", "airflow", "airflow_provider_gemini_milvus", "airflow.task.hooks"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if "--quota-only" not in sys.argv:
+        throughput()
+    quotas()
+
+
+if __name__ == "__main__":
+    main()
