@@ -88,6 +88,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_embed_throughput.py
 	$(BIN)/python benchmarks/bench_incremental_reembed.py
 	$(BIN)/python benchmarks/bench_large_corpus.py
+	$(BIN)/python benchmarks/bench_adaptive_concurrency.py
 
 emulator: install
 	$(BIN)/python -m airflow_provider_gemini_milvus.testing.gemini_emulator --port 8765
