@@ -22,18 +22,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 # The hook's retry warnings would drown the figures; Airflow reads its log level when first imported.
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
 
+from bench_embed_throughput import emulator_process  # noqa: E402
 from google import genai  # noqa: E402
 from google.genai import types  # noqa: E402
 
@@ -42,7 +40,7 @@ from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulato
 from airflow_provider_gemini_milvus.testing.gemini_emulator.stats import EmulatorStats  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 API_KEY = "bench-key"
 LATENCY_SECONDS = 0.3
@@ -57,36 +55,6 @@ QUOTA_BATCH_SIZE = 10  # 6,000 texts in 600 requests: a minute at the quota's 10
 SHARDS = 4
 SETTLE_WINDOWS = 2
 FIXED_8: dict[str, object] = {"adaptive_concurrency": False, "max_concurrency": 8}
-
-
-@contextmanager
-def emulator_process() -> Iterator[str]:
-    """Start the emulator CLI in another process with 300 ms latency; yield its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "airflow_provider_gemini_milvus.testing.gemini_emulator"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--latency", str(LATENCY_SECONDS), "--api-key", API_KEY],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_listening(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def wait_until_listening(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"the emulator did not start on port {port}")
 
 
 def use_connection(base_url: str, **extra: object) -> None:
@@ -128,7 +96,7 @@ def hook_with_default_settings() -> float:
 
 
 def throughput() -> None:
-    with emulator_process() as base_url:
+    with emulator_process(LATENCY_SECONDS) as base_url:
         use_connection(base_url)
         runs = {"naive loop": naive_loop(base_url), "hook": hook_with_default_settings}
         timings: dict[str, list[float]] = {name: [] for name in runs}
