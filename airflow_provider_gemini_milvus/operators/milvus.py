@@ -42,6 +42,8 @@ ASSET_SCHEME = "milvus"
 STAGED_READ_ROWS = 2048
 #: Ids to delete passed to the hook at a time when they come from a staged list.
 STAGED_DELETE_CHUNK = 10_000
+#: Rows written between flushes when a manifest goes into Milvus Lite (see ``_load_staged``).
+LITE_ROWS_PER_FLUSH = 50_000
 _ROW_INDEX = re.compile(r"rows\[(\d+)\]")
 
 
@@ -355,12 +357,16 @@ class MilvusInsertOperator(BaseOperator):
                 (info.text_max_length if info else None) or TEXT_MAX_LENGTH,
             )
             numbered = list(enumerate(manifest.parts))
-            # A write (and its flush) per part for insert, because the hook holds an insert's rows at once to
-            # skip those an earlier try stored, and on Milvus Lite, whose growing segment holds everything
-            # written since the last flush in this process's memory. A server rate-limits flushes per
-            # collection, so there upserts stream every part in one write with one flush.
-            per_part = args.mode == "insert" or hook.is_lite
-            groups = [[item] for item in numbered] if per_part else [numbered]
+            # One write (and its flush) per part for insert: the hook holds an insert's rows at once to skip
+            # those an earlier try stored. On Milvus Lite, a flush every LITE_ROWS_PER_FLUSH rows: its growing
+            # segment holds everything written since the last flush in this process's memory, and a flush
+            # costs seconds. A server rate-limits flushes per collection: upserts stream in one write there.
+            if args.mode == "insert":
+                groups = [[item] for item in numbered]
+            elif hook.is_lite:
+                groups = _groups_of_rows(numbered, LITE_ROWS_PER_FLUSH)
+            else:
+                groups = [numbered]
             for group in groups:
                 result = hook.write_batches(
                     name,
@@ -474,3 +480,18 @@ class MilvusInsertOperator(BaseOperator):
             "batches": batches,
             "created": created,
         }
+
+
+def _groups_of_rows(
+    numbered: list[tuple[int, StagedPart]], rows_per_group: int
+) -> list[list[tuple[int, StagedPart]]]:
+    """Consecutive parts in groups of about ``rows_per_group`` rows (a part is never split)."""
+    groups: list[list[tuple[int, StagedPart]]] = [[]]
+    rows = 0
+    for item in numbered:
+        if groups[-1] and rows + item[1].rows > rows_per_group:
+            groups.append([])
+            rows = 0
+        groups[-1].append(item)
+        rows += item[1].rows
+    return groups
