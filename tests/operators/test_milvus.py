@@ -560,3 +560,12 @@ def test_operator_loads_a_staged_manifest_from_xcom_in_a_dag(
     with MilvusHook() as hook:
         hits = hook.search(COLLECTION, [[1.0, 3.0, 0.5, -0.25]], limit=1)
     assert hits[0][0]["text"] == "document {{ 3 }}"  # staged texts are never rendered by Jinja
+
+
+def test_staged_parts_are_grouped_by_rows_between_lite_flushes() -> None:
+    from airflow_provider_gemini_milvus.operators.milvus import _groups_of_rows
+    from airflow_provider_gemini_milvus.staging import StagedPart
+
+    parts = list(enumerate(StagedPart(uri=f"p{n}", rows=rows) for n, rows in enumerate([30, 30, 50, 10, 80])))
+    groups = _groups_of_rows(parts, 60)
+    assert [[index for index, _ in group] for group in groups] == [[0, 1], [2, 3], [4]]
