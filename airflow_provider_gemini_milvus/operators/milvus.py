@@ -292,10 +292,7 @@ class MilvusInsertOperator(BaseOperator):
             batches = split_batches(
                 rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size
             )
-            if args.create_collection:
-                created = hook.ensure_collection(name, dim, metric_type=metric, index_type=index)
-                if args.partition_name:
-                    hook.ensure_partition(name, args.partition_name)
+            created = self._create_target(hook, dim, metric, index, args)
             result = hook.write_batches(
                 name, batches, mode=args.mode, partition_name=args.partition_name, total_rows=len(rows)
             )
@@ -348,10 +345,7 @@ class MilvusInsertOperator(BaseOperator):
         if manifest.rows:
             metric, index = hook.check_index_choice(args.metric_type, args.index_type)
             self._check_target(hook, info, manifest.dim, metric, args)
-            if args.create_collection:
-                created = hook.ensure_collection(name, manifest.dim, metric_type=metric, index_type=index)
-                if args.partition_name:
-                    hook.ensure_partition(name, args.partition_name)
+            created = self._create_target(hook, manifest.dim, metric, index, args)
             limits = (
                 (info.id_max_length if info else None) or ID_MAX_LENGTH,
                 (info.text_max_length if info else None) or TEXT_MAX_LENGTH,
@@ -445,6 +439,16 @@ class MilvusInsertOperator(BaseOperator):
             )
         if not args.create_collection:
             hook.ensure_loaded(name)
+
+    @staticmethod
+    def _create_target(hook: MilvusHook, dim: int, metric: str, index: str, args: InsertArguments) -> bool:
+        """With ``create_collection``, create the collection (and partition) if missing; True if created."""
+        if not args.create_collection:
+            return False
+        created = hook.ensure_collection(args.collection_name, dim, metric_type=metric, index_type=index)
+        if args.partition_name:
+            hook.ensure_partition(args.collection_name, args.partition_name)
+        return created
 
     @staticmethod
     def _check_deletes_do_not_overlap(rows: Sequence[Mapping[str, Any]], delete_ids: list[str]) -> None:
