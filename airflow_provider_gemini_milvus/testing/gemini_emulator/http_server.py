@@ -134,6 +134,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Vary", "Origin, X-Origin, Referer")
+        for name, value in reply.headers:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
 

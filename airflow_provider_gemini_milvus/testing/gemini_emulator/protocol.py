@@ -411,12 +411,14 @@ class Reply:
     :param body: the JSON body.
     :param raw: text sent instead of ``body`` when set.
     :param content_type: the ``Content-Type`` header.
+    :param headers: more response headers (the upload handshake's ``x-goog-upload-url``, ...).
     """
 
     status: int
     body: dict[str, Any]
     raw: str | None = None
     content_type: str = JSON_CONTENT_TYPE
+    headers: tuple[tuple[str, str], ...] = ()
 
     def payload(self) -> bytes:
         return (self.raw if self.raw is not None else encode_json(self.body)).encode()

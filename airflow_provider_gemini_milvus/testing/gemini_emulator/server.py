@@ -14,6 +14,7 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_gemini_milvus.testing.gemini_emulator.batches import BatchService, match_batch_route
 from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import (
     DEFAULT_REFUSAL_MESSAGE,
     SUPPORTED_FAULT_STATUSES,
@@ -123,6 +124,7 @@ class GeminiEmulator:
         self._corruptions: collections.deque[str] = collections.deque()
         self._refusals: dict[str, str] = {}
         self._quotas = QuotaWindows()
+        self._batches = BatchService(self._record_batch_success, self._refusal_for, lambda: self.base_url)
         self.api_key = api_key
         self.host = host
         self.port = port
@@ -311,6 +313,11 @@ class GeminiEmulator:
             self._quotas.clear()
 
     @property
+    def batches(self) -> BatchService:
+        """The Batch API jobs and files, and their knobs (slow, failed or expired jobs)."""
+        return self._batches
+
+    @property
     def stats(self) -> EmulatorStats:
         """A thread-safe snapshot of the counters."""
         with self._lock:
@@ -322,6 +329,15 @@ class GeminiEmulator:
         """Answer one HTTP request; ``None`` means: drop the connection without answering."""
         parsed = urllib.parse.urlsplit(raw_path)
         query = urllib.parse.parse_qs(parsed.query)
+        batch_route = match_batch_route(method, parsed.path)
+        if batch_route is not None:
+            self._sleep_latency()
+            try:
+                if batch_route.needs_key:
+                    self._check_key(headers, query, vertex=False)
+                return self._batches.answer(batch_route, headers, query, body)
+            except ApiError as error:
+                return self._error_reply(error, received_key(headers, query))
         route = match_route(method, parsed.path)
         if route.kind != "embed":
             self._sleep_latency()
@@ -411,6 +427,16 @@ class GeminiEmulator:
                 for substring, message in refusals:
                     if substring in text:
                         raise invalid_argument(message, _content_field(route, index), message)
+
+    def _refusal_for(self, texts: list[str]) -> str | None:
+        """The ``refuse_texts`` message for an element holding ``texts``, or ``None``."""
+        with self._lock:
+            refusals = list(self._refusals.items())
+        return next((message for substring, message in refusals for text in texts if substring in text), None)
+
+    def _record_batch_success(self, model: EmbeddingModel, items: list[EmbedItem]) -> None:
+        with self._lock:
+            self._stats.record_success(model, items)
 
     def _next_queued_fault(self) -> Fault | None:
         with self._lock:

@@ -202,8 +202,8 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def _answer(self) -> tuple[dict[str, Any] | bytes, dict[str, str]]:
         if self.path.startswith("/upload/"):
-            host, port = self.server.server_address[:2]
-            return {}, {"x-goog-upload-url": f"http://{host}:{port}{UPLOAD_SESSION_PATH}"}
+            port = self.server.server_address[1]
+            return {}, {"x-goog-upload-url": f"http://127.0.0.1:{port}{UPLOAD_SESSION_PATH}"}
         if self.path == UPLOAD_SESSION_PATH:
             file = {"name": "files/f1", "mimeType": "application/jsonl", "sizeBytes": "12", "state": "ACTIVE"}
             return {"file": file}, {"x-goog-upload-status": "final"}

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
+import urllib.request
+import warnings
+from typing import Any
+
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
 from tests.testing.gemini_emulator.batch_wire import CAPTURED, capture_sdk_batch_calls
+from tests.testing.gemini_emulator.calls import MODEL, embed, raw_request
 
 
 def test_the_sdk_still_sends_the_requests_the_batch_routes_were_written_against() -> None:
@@ -15,3 +27,225 @@ def test_the_sdk_still_sends_the_requests_the_batch_routes_were_written_against(
     assert parsed["get"].error is None  # the operation's error is not mapped for the Gemini API
     assert parsed["upload"].name == "files/f1"
     assert parsed["download"].startswith(b'{"key":"0"')
+
+
+def _create_inlined(client: genai.Client, texts: list[str], **config: Any) -> types.BatchJob:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # create_embeddings is marked experimental
+        return client.batches.create_embeddings(
+            model=MODEL,
+            src=types.EmbeddingsBatchJobSource(
+                inlined_requests=types.EmbedContentBatch(
+                    contents=texts, config=types.EmbedContentConfig(**config) if config else None
+                )
+            ),
+        )
+
+
+def _create_from_file(client: genai.Client, lines: list[dict[str, Any]]) -> types.BatchJob:
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    uploaded = client.files.upload(file=io.BytesIO(data), config={"mime_type": "application/jsonl"})
+    assert uploaded.name is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return client.batches.create_embeddings(model=MODEL, src={"file_name": uploaded.name})
+
+
+def _inlined_values(job: types.BatchJob) -> list[list[float] | None]:
+    assert job.dest is not None
+    assert job.dest.inlined_embed_content_responses is not None
+    return [
+        list(item.response.embedding.values or []) if item.response and item.response.embedding else None
+        for item in job.dest.inlined_embed_content_responses
+    ]
+
+
+def test_an_inlined_job_answers_the_vectors_of_the_synchronous_route(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    config: dict[str, Any] = {
+        "task_type": "RETRIEVAL_DOCUMENT",
+        "output_dimensionality": 256,
+        "title": "Guide",
+    }
+    created = _create_inlined(client, ["alpha beta", "gamma delta"], **config)
+    assert created.state == types.JobState.JOB_STATE_PENDING
+    assert not created.done
+    gemini_emulator.reset_stats()
+
+    finished = client.batches.get(name=created.name or "")
+
+    assert finished.state == types.JobState.JOB_STATE_SUCCEEDED
+    assert finished.done
+    assert _inlined_values(finished) == embed(client, ["alpha beta", "gamma delta"], **config)
+    stats = gemini_emulator.stats
+    assert (stats.texts, stats.embedded_texts, stats.succeeded_requests) == (
+        2 * 2,  # the batch job, then the synchronous call it is compared with
+        ["alpha beta", "gamma delta"] * 2,
+        2,
+    )
+
+
+def test_a_file_job_writes_keyed_result_lines_to_a_generated_file(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    lines = [
+        {"key": "b", "request": {"content": {"parts": [{"text": "second"}]}, "output_dimensionality": 128}},
+        {"key": "a", "request": {"content": {"parts": [{"text": "first"}]}, "outputDimensionality": 128}},
+    ]
+    job = client.batches.get(name=_create_from_file(client, lines).name or "")
+
+    assert job.state == types.JobState.JOB_STATE_SUCCEEDED
+    assert job.dest is not None
+    assert job.dest.file_name is not None
+    results = [json.loads(line) for line in client.files.download(file=job.dest.file_name).splitlines()]
+    assert [result["key"] for result in results] == ["b", "a"]
+    assert [result["response"]["embedding"]["values"] for result in results] == embed(
+        client, ["second", "first"], output_dimensionality=128
+    )
+    assert results[0]["response"]["tokenCount"] == "2"
+    assert gemini_emulator.batches.jobs()[0].source == "file"
+
+
+def test_a_slow_job_is_pending_then_running_for_the_polls_it_was_given(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    gemini_emulator.batches.configure(pending_polls=1, running_polls=2)
+    name = _create_inlined(client, ["slow"]).name or ""
+
+    states = [client.batches.get(name=name).state for _ in range(5)]
+
+    assert [state.name if state else None for state in states] == [
+        "JOB_STATE_PENDING",
+        "JOB_STATE_RUNNING",
+        "JOB_STATE_RUNNING",
+        "JOB_STATE_SUCCEEDED",
+        "JOB_STATE_SUCCEEDED",
+    ]
+    assert gemini_emulator.batches.jobs()[0].polls == 4
+
+
+@pytest.mark.parametrize(
+    ("knob", "state", "code"), [("fail_next", "FAILED", 13), ("expire_next", "EXPIRED", 4)]
+)
+def test_failed_and_expired_jobs_embed_nothing_and_carry_an_error(
+    gemini_emulator: GeminiEmulator, client: genai.Client, knob: str, state: str, code: int
+) -> None:
+    getattr(gemini_emulator.batches, knob)()
+    job = _create_inlined(client, ["doomed"])
+
+    finished = client.batches.get(name=job.name or "")
+    operation = raw_request(
+        gemini_emulator, f"/v1beta/{job.name}", key=gemini_emulator.api_key, method="GET"
+    ).body
+
+    assert finished.state == types.JobState(f"JOB_STATE_{state}")
+    assert finished.dest is None
+    assert operation["done"] is True
+    assert operation["error"]["code"] == code
+    assert gemini_emulator.stats.texts == 0
+    assert client.batches.get(name=_create_inlined(client, ["fine"]).name or "").state == (
+        types.JobState.JOB_STATE_SUCCEEDED
+    )
+
+
+def test_cancel_ends_a_running_job_and_is_refused_once_it_has_ended(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    gemini_emulator.batches.configure(running_polls=10)
+    name = _create_inlined(client, ["to cancel"]).name or ""
+    assert client.batches.get(name=name).state == types.JobState.JOB_STATE_RUNNING
+
+    client.batches.cancel(name=name)
+
+    assert client.batches.get(name=name).state == types.JobState.JOB_STATE_CANCELLED
+    with pytest.raises(errors.ClientError) as refused:
+        client.batches.cancel(name=name)
+    assert refused.value.code == 400
+    assert refused.value.status == "FAILED_PRECONDITION"
+    assert gemini_emulator.stats.texts == 0
+
+
+def test_refused_texts_fail_their_own_request_and_the_job_still_succeeds(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    gemini_emulator.refuse_texts("forbidden", "Text was blocked.")
+    job = client.batches.get(
+        name=_create_inlined(client, ["fine", "forbidden words", "also fine"]).name or ""
+    )
+
+    assert job.state == types.JobState.JOB_STATE_SUCCEEDED
+    values = _inlined_values(job)
+    assert values[1] is None
+    assert values[0] is not None
+    assert values[2] is not None
+    assert job.dest is not None
+    assert job.dest.inlined_embed_content_responses is not None
+    error = job.dest.inlined_embed_content_responses[1].error
+    assert error is not None
+    assert (error.code, error.message) == (3, "Text was blocked.")
+    assert gemini_emulator.stats.embedded_texts == ["fine", "also fine"]
+
+
+def test_a_request_the_synchronous_route_would_refuse_fails_alone(client: genai.Client) -> None:
+    lines: list[dict[str, Any]] = [
+        {"key": "0", "request": {"content": {"parts": [{"text": "ok"}]}}},
+        {"key": "1", "request": {"content": {"parts": [{"text": "ok"}]}, "outputDimensionality": 5}},
+        {"key": "2"},
+    ]
+    job = client.batches.get(name=_create_from_file(client, lines).name or "")
+
+    assert job.dest is not None
+    assert job.dest.file_name is not None
+    results = [json.loads(line) for line in client.files.download(file=job.dest.file_name).splitlines()]
+    assert "response" in results[0]
+    assert results[1]["error"]["code"] == 3
+    assert "output_dimensionality" in results[1]["error"]["message"]
+    assert results[2]["error"]["code"] == 3
+
+
+def test_list_pages_newest_first_without_results(client: genai.Client) -> None:
+    names = [_create_inlined(client, [f"text {i}"]).name for i in range(3)]
+    for name in names:
+        client.batches.get(name=name or "")
+
+    listed = list(client.batches.list(config={"page_size": 2}))
+
+    assert [job.name for job in listed] == names[::-1]
+    assert all(job.dest is None for job in listed)
+
+
+def test_batch_routes_need_the_key_but_the_upload_session_does_not(gemini_emulator: GeminiEmulator) -> None:
+    missing = raw_request(gemini_emulator, "/v1/batches", method="GET")
+    start = urllib.request.Request(
+        f"{gemini_emulator.base_url}/upload/v1/files",
+        data=json.dumps({"file": {"size_bytes": 6}}).encode(),
+        headers={
+            "x-goog-api-key": gemini_emulator.api_key,
+            "X-Goog-Upload-Protocol": "resumable",
+            "X-Goog-Upload-Command": "start",
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(start, timeout=10) as response:
+        upload_url = response.headers["x-goog-upload-url"]
+    statuses = []
+    for offset, (chunk, command) in enumerate([(b"abc", "upload"), (b"def", "upload, finalize")]):
+        bytes_sent = urllib.request.Request(
+            upload_url,
+            data=chunk,
+            headers={"X-Goog-Upload-Command": command, "X-Goog-Upload-Offset": str(offset * 3)},
+            method="POST",
+        )
+        with urllib.request.urlopen(bytes_sent, timeout=10) as response:
+            statuses.append(response.headers["x-goog-upload-status"])
+            body = json.loads(response.read())
+
+    assert missing.status == 403
+    assert statuses == ["active", "final"]
+    assert body["file"]["sizeBytes"] == "6"
+    assert body["file"]["source"] == "UPLOADED"
+    download = raw_request(
+        gemini_emulator, f"/v1/{body['file']['name']}:download", key=gemini_emulator.api_key, method="GET"
+    )
+    assert download.status == 400  # only generated files download
