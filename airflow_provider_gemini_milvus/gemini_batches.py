@@ -53,6 +53,7 @@ __all__ = [
     "INLINE_MAX_BYTES",
     "BatchJobStatus",
     "BatchResults",
+    "acancel_batch_job",
     "async_batch_hook",
     "aget_batch_job",
     "cancel_batch_job",
@@ -241,6 +242,22 @@ def cancel_batch_job(hook: GeminiHook, name: str) -> bool:
     _sdk_call(hook, f"cancelling batch job {name}", lambda: client.batches.cancel(name=name))
     hook.log.info("Cancelled Gemini batch job %s", name)
     return True
+
+
+async def acancel_batch_job(hook: GeminiHook, name: str) -> bool:
+    """:func:`cancel_batch_job` for the triggerer's event loop."""
+    status = await aget_batch_job(hook, name)
+    if status.done:
+        hook.log.info("Gemini batch job %s already ended %s; nothing to cancel", name, status.state)
+        return False
+    try:
+        await hook.get_conn().aio.batches.cancel(name=name)
+    except _sdk_errors() as err:
+        failure = _api_error(hook, f"cancelling batch job {name}", err)
+    else:
+        hook.log.info("Cancelled Gemini batch job %s", name)
+        return True
+    raise failure
 
 
 async def async_batch_hook(gemini_conn_id: str) -> GeminiHook:

@@ -125,6 +125,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_gemini_milvus.operators.milvus"],
             },
         ],
+        "triggers": [
+            {
+                "integration-name": "Google Gemini",
+                "python-modules": ["airflow_provider_gemini_milvus.triggers.gemini_batch"],
+            },
+        ],
         "connection-types": [_gemini_connection_type(), _milvus_connection_type()],
         "config": _config(),
     }

@@ -1,0 +1,150 @@
+"""
+:class:`GeminiBatchJobTrigger`: waits in the triggerer for a Gemini embedding batch job to end.
+
+The trigger carries the connection id and the job name, never the API key: its serialised kwargs are stored
+in Airflow's metadata database. The key is read from the connection when the trigger runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
+from airflow_provider_gemini_milvus.gemini_batches import acancel_batch_job, aget_batch_job, async_batch_hook
+from airflow_provider_gemini_milvus.retries import is_retryable_status
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+
+__all__ = [
+    "DEFAULT_MAX_POLL_INTERVAL",
+    "DEFAULT_POLL_INTERVAL",
+    "MAX_POLL_ERRORS",
+    "GeminiBatchJobTrigger",
+]
+
+#: First wait between two looks at the job (seconds); each wait is ``backoff`` times the last.
+DEFAULT_POLL_INTERVAL = 30.0
+#: Longest wait between two looks (seconds): a job takes minutes to 24 hours.
+DEFAULT_MAX_POLL_INTERVAL = 600.0
+DEFAULT_BACKOFF = 1.5
+#: Transient failures (429, 5xx, dropped connections) in a row before the trigger gives up.
+MAX_POLL_ERRORS = 10
+
+
+class GeminiBatchJobTrigger(BaseTrigger):
+    """
+    Poll a Gemini embedding batch job with backoff until it ends, then fire one event.
+
+    The event's payload is ``{"status", "job_name", "state", "error", "message"}``: ``status`` is
+    ``success`` (the job ``SUCCEEDED``), ``failed`` (``FAILED``, ``CANCELLED`` or ``EXPIRED``, with the job's
+    own ``error``), ``timeout`` (still running after ``timeout`` seconds) or ``error`` (the job could not be
+    read). When a user kills the deferred task, the job is cancelled (``on_kill``).
+
+    :param gemini_conn_id: the ``gemini`` connection the job was submitted with.
+    :param job_name: ``batches/...``.
+    :param poll_interval: first wait between two looks at the job, in seconds.
+    :param max_poll_interval: longest wait between two looks.
+    :param backoff: factor by which each wait grows.
+    :param timeout: give up after this many seconds of waiting (``None``: wait until the job ends; the
+        service expires a job after 24 hours).
+    """
+
+    def __init__(
+        self,
+        *,
+        gemini_conn_id: str,
+        job_name: str,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        backoff: float = DEFAULT_BACKOFF,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        if poll_interval <= 0 or max_poll_interval < poll_interval:
+            raise ValueError(
+                f"poll_interval must be positive and at most max_poll_interval, got {poll_interval} and "
+                f"{max_poll_interval}"
+            )
+        if backoff < 1:
+            raise ValueError(f"backoff must be at least 1, got {backoff}")
+        self.gemini_conn_id = gemini_conn_id
+        self.job_name = job_name
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.backoff = backoff
+        self.timeout = timeout
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The class path and the kwargs that rebuild this trigger: ids and poll settings, no secret."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "gemini_conn_id": self.gemini_conn_id,
+                "job_name": self.job_name,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "backoff": self.backoff,
+                "timeout": self.timeout,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = await async_batch_hook(self.gemini_conn_id)
+        try:
+            yield await self._wait_for_end(hook)
+        finally:
+            await hook.get_conn().aio.aclose()
+
+    async def _wait_for_end(self, hook: GeminiHook) -> TriggerEvent:
+        started = time.monotonic()
+        wait = self.poll_interval
+        errors_in_a_row = 0
+        while True:
+            try:
+                status = await aget_batch_job(hook, self.job_name)
+            except GeminiAPIError as err:
+                errors_in_a_row += 1
+                transient = err.http_status is None or is_retryable_status(err.http_status)
+                if not transient or errors_in_a_row >= MAX_POLL_ERRORS:
+                    return self._event("error", None, message=str(err))
+                self.log.warning(
+                    "Could not read batch job %s (%d in a row): %s", self.job_name, errors_in_a_row, err
+                )
+            else:
+                errors_in_a_row = 0
+                if status.done:
+                    return self._event(
+                        "success" if status.succeeded else "failed", status.state, error=status.error
+                    )
+                self.log.info(
+                    "Gemini batch job %s is %s; next look in %.0fs", self.job_name, status.state, wait
+                )
+            if self.timeout is not None and time.monotonic() - started + wait > self.timeout:
+                return self._event("timeout", None, message=f"still running after {self.timeout:g}s")
+            await asyncio.sleep(wait)
+            wait = min(wait * self.backoff, self.max_poll_interval)
+
+    async def on_kill(self) -> None:
+        """The user killed the deferred task: cancel the job, so it stops costing."""
+        hook = await async_batch_hook(self.gemini_conn_id)
+        try:
+            await acancel_batch_job(hook, self.job_name)
+        finally:
+            await hook.get_conn().aio.aclose()
+
+    def _event(
+        self, status: str, state: str | None, *, error: str | None = None, message: str | None = None
+    ) -> TriggerEvent:
+        text = message or (
+            f"Gemini batch job {self.job_name} ended {state}" + (f": {error}" if error else "")
+        )
+        return TriggerEvent(
+            {"status": status, "job_name": self.job_name, "state": state, "error": error, "message": text}
+        )
