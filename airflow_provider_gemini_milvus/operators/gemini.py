@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.document_sources import open_document_source
+from airflow_provider_gemini_milvus.gemini_batches import check_batch_supported
 from airflow_provider_gemini_milvus.gemini_models import (
     DEFAULT_MODEL,
     MAX_TEXTS_PER_REQUEST,
@@ -24,6 +25,13 @@ from airflow_provider_gemini_milvus.milvus_layout import (
     check_collection_matches,
 )
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float, to_int, to_str, to_str_list
+from airflow_provider_gemini_milvus.operators.embed_batch import (
+    DEFAULT_BATCH_POLL_INTERVAL,
+    batch_arguments,
+    cancel_submitted_batch,
+    complete_batch,
+    start_batch,
+)
 from airflow_provider_gemini_milvus.operators.embed_inputs import (
     Document,
     DocumentKey,
@@ -131,6 +139,13 @@ class GeminiEmbedOperator(BaseOperator):
     :param on_document_error: ``fail`` (default) fails the task when Gemini refuses a document for good;
         ``skip`` leaves such documents out, lists them in the result with the API's reason, and counts
         them (they are not stored, so the next incremental run tries them again).
+    :param deferrable: batch mode: embed through one Gemini Batch API job at half the price (up to 24 hours
+        of turnaround), waiting for it in the triggerer; Gemini API connections only (see
+        :mod:`~airflow_provider_gemini_milvus.operators.embed_batch`, also for how a retry re-attaches).
+    :param batch_poll_interval: in batch mode, first wait between two looks at the job (seconds; it grows
+        up to ten minutes).
+    :param batch_timeout: in batch mode, cancel the job and fail when it has not ended after this many
+        seconds of waiting; ``None`` waits until the service ends it (it expires jobs after 24 hours).
     """
 
     template_fields: Sequence[str] = (
@@ -153,6 +168,9 @@ class GeminiEmbedOperator(BaseOperator):
         "inline_max_rows",
         "part_rows",
         "on_document_error",
+        "deferrable",
+        "batch_poll_interval",
+        "batch_timeout",
     )
     template_fields_renderers = {"documents": "py"}
     ui_color = "#e8f0fe"
@@ -179,6 +197,9 @@ class GeminiEmbedOperator(BaseOperator):
         inline_max_rows: int | str = DEFAULT_INLINE_MAX_ROWS,
         part_rows: int | str = DEFAULT_PART_ROWS,
         on_document_error: str = "fail",
+        deferrable: bool | str = False,
+        batch_poll_interval: float | str = DEFAULT_BATCH_POLL_INTERVAL,
+        batch_timeout: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -202,6 +223,11 @@ class GeminiEmbedOperator(BaseOperator):
         self.inline_max_rows = inline_max_rows
         self.part_rows = part_rows
         self.on_document_error = on_document_error
+        self.deferrable = deferrable
+        self.batch_poll_interval = batch_poll_interval
+        self.batch_timeout = batch_timeout
+        #: The Gemini batch job this task instance waits for (``on_kill`` cancels it).
+        self.batch_job_name: str | None = None
 
     @cached_property
     def hook(self) -> GeminiHook:
@@ -215,6 +241,9 @@ class GeminiEmbedOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         args = self.converted_arguments()
+        batch = batch_arguments(self)
+        if batch is not None:
+            check_batch_supported(self.hook)
         source = open_document_source(self.documents)
         collection = self._target_collection(args)
         reader = DocumentReader(
@@ -246,9 +275,21 @@ class GeminiEmbedOperator(BaseOperator):
             "to_delete": len(delete_ids),
         }
         plan = EmbedPlan(source, reader, to_embed, delete_ids, fingerprint, counts)
+        if batch is not None:
+            result = start_batch(self, context, args, plan, batch)
+            if result is not None:
+                return result
         if len(to_embed) > args.inline_max_rows:
             return self._run_staged(context, args, plan)
         return self._run_inline(args, plan)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Batch mode: the job ended; return its rows as :meth:`execute` would (see ``embed_batch``)."""
+        return complete_batch(self, context, event)
+
+    def on_kill(self) -> None:
+        """Cancel the batch job this task waits for, so a killed or timed-out task stops paying."""
+        cancel_submitted_batch(self)
 
     def converted_arguments(self) -> EmbedArguments:
         """
