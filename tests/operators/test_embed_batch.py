@@ -319,3 +319,26 @@ def test_dag_test_runs_the_trigger_inline_and_loads_the_rows(
     assert (job.state, job.polls) == ("BATCH_STATE_SUCCEEDED", 3)  # polled by the trigger dag.test ran inline
     with MilvusHook() as milvus:
         assert milvus.count(DAG_COLLECTION) == len(DOCUMENTS)
+
+
+@pytest.mark.usefixtures("airflow_db", "gemini_connection", "milvus_connection")
+def test_dag_test_keeps_the_job_name_in_airflows_task_state_store_for_a_retry(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.sdk import DagRunState
+    from airflow.utils.session import create_session
+
+    from tests.dags.dag_gemini_batch import gemini_batch
+
+    monkeypatch.setenv("AIRFLOW__GEMINI_MILVUS__STAGING_URI", str(tmp_path / "staging"))
+    gemini_emulator.batches.fail_next()
+
+    run = gemini_batch().test()
+
+    assert run.state == DagRunState.FAILED
+    with create_session() as session:
+        stored = session.query(TaskStateStoreModel).filter_by(run_id=run.run_id, task_id="embed").all()
+    assert [(row.key, json.loads(row.value)) for row in stored] == [
+        (STATE_STORE_KEY, gemini_emulator.batches.jobs()[0].name)
+    ]

@@ -20,6 +20,9 @@ What it serves (any version prefix, e.g. ``v1``, ``v1beta``, ``v1beta1``):
 * Vertex AI express mode (``genai.Client(vertexai=True, api_key=...)``):
   ``POST /{ver}/[projects/{p}/locations/{l}/]publishers/google/models/{model}:batchEmbedContents``,
   ``:embedContent`` and ``:predict``, and ``GET`` on the model.
+* the Batch API and Files API of embedding batch jobs (``:asyncBatchEmbedContent``, ``batches/{id}``,
+  ``:cancel``, ``batches``, the resumable ``upload/{ver}/files`` and ``files/{id}:download``), with jobs
+  that can be made slow, failed or expired through :attr:`GeminiEmulator.batches` (see :mod:`.batches`).
 
 It enforces the model catalogue in :mod:`airflow_provider_gemini_milvus.gemini_models` (dimensions, input
 length, task types, at most 100 texts a call), answers with Google's error envelopes, and can simulate
@@ -29,7 +32,7 @@ the API key in errors, and dropped connections. Vectors are deterministic and le
 similar texts are near neighbours, so small retrieval tests work.
 
 Modules: :mod:`.vectors` (the deterministic vectors), :mod:`.protocol` (routes, request parsing, answer
-bodies), :mod:`.errors` (Google's error envelopes), :mod:`.quotas`, :mod:`.faults`, :mod:`.stats`,
+bodies), :mod:`.batches` (batch jobs and files), :mod:`.errors` (Google's error envelopes), :mod:`.quotas`, :mod:`.faults`, :mod:`.stats`,
 :mod:`.http_server` (the HTTP plumbing) and :mod:`.server` (:class:`GeminiEmulator`).
 
 Run it from a shell with ``python -m airflow_provider_gemini_milvus.testing.gemini_emulator --port 8765``.
