@@ -32,8 +32,9 @@ the API key in errors, and dropped connections. Vectors are deterministic and le
 similar texts are near neighbours, so small retrieval tests work.
 
 Modules: :mod:`.vectors` (the deterministic vectors), :mod:`.protocol` (routes, request parsing, answer
-bodies), :mod:`.batches` (batch jobs and files), :mod:`.errors` (Google's error envelopes), :mod:`.quotas`, :mod:`.faults`, :mod:`.stats`,
-:mod:`.http_server` (the HTTP plumbing) and :mod:`.server` (:class:`GeminiEmulator`).
+bodies), :mod:`.batches` (batch jobs and files), :mod:`.errors` (Google's error envelopes),
+:mod:`.quotas`, :mod:`.faults`, :mod:`.stats`, :mod:`.http_server` (the HTTP plumbing) and
+:mod:`.server` (:class:`GeminiEmulator`).
 
 Run it from a shell with ``python -m airflow_provider_gemini_milvus.testing.gemini_emulator --port 8765``.
 """
