@@ -175,6 +175,7 @@ def start_batch(
         tokens=sum(estimate_tokens(doc.text) for doc in documents),
         submitted_at=time.time(),
     )
+    staged.write(path)  # before paying: a staging location that cannot be written fails here
     ti = context.get("ti") if isinstance(context, Mapping) else None
     job_name = submit_embedding_batch(
         operator.hook,
