@@ -12,7 +12,7 @@ from airflow.sdk._shared.module_loading import import_string
 from airflow_provider_gemini_milvus.gemini_batches import submit_embedding_batch
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
-from airflow_provider_gemini_milvus.triggers.gemini_batch import GeminiBatchJobTrigger
+from airflow_provider_gemini_milvus.triggers.gemini_batch import MAX_POLL_ERRORS, GeminiBatchJobTrigger
 
 TEXTS = ["first document", "second document"]
 
@@ -128,3 +128,27 @@ def test_poll_settings_are_checked() -> None:
         GeminiBatchJobTrigger(gemini_conn_id="g", job_name="batches/a", poll_interval=10, max_poll_interval=5)
     with pytest.raises(ValueError, match="backoff"):
         GeminiBatchJobTrigger(gemini_conn_id="g", job_name="batches/a", backoff=0.5)
+
+
+def test_transient_errors_while_polling_are_ridden_out(
+    gemini_connection: str, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.configure(running_polls=1)
+    name = submit(gemini_connection)
+    gemini_emulator.batches.fail_next_calls(3, status=503)
+
+    event = first_event(trigger_for(name))
+
+    assert (event["status"], event["state"]) == ("success", "SUCCEEDED")
+
+
+def test_polling_gives_up_after_too_many_errors_in_a_row(
+    gemini_connection: str, gemini_emulator: GeminiEmulator
+) -> None:
+    name = submit(gemini_connection)
+    gemini_emulator.batches.fail_next_calls(MAX_POLL_ERRORS, status=500)
+
+    event = first_event(trigger_for(name))
+
+    assert event["status"] == "error"
+    assert "500" in event["message"]

@@ -19,9 +19,10 @@ for the Gemini API), so results go in ``metadata.output`` and, for other clients
 
 **States.** A job is created ``PENDING``; each ``get`` is a poll: it stays ``PENDING`` for
 ``pending_polls`` polls, then ``RUNNING`` for ``running_polls`` more (and at least ``running_seconds``
-after creation), then ends ``SUCCEEDED`` (or ``FAILED`` / ``EXPIRED`` when :meth:`BatchService.fail_next` /
-:meth:`BatchService.expire_next` marked it at creation). ``:cancel`` ends a job that has not ended as
+after creation), then ends ``SUCCEEDED``, or ``FAILED`` / ``EXPIRED`` when :meth:`BatchService.fail_next`
+/ :meth:`BatchService.expire_next` marked it at creation. ``:cancel`` ends a job that has not ended as
 ``CANCELLED``. With the default knobs the first ``get`` finds the job ``SUCCEEDED``.
+:meth:`BatchService.fail_next_calls` answers the next calls with a 429 or 5xx, as a flaky service would.
 
 **Results.** Each request of a successful job is embedded exactly as the synchronous routes would embed it
 (same vectors for the same text, title, model, dimension and task type). A request the synchronous route
@@ -47,7 +48,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gemini_milvus.gemini_models import MODELS, EmbeddingModel
-from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import ApiError, invalid_argument
+from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import (
+    SUPPORTED_FAULT_STATUSES,
+    ApiError,
+    fault_error,
+    invalid_argument,
+)
 from airflow_provider_gemini_milvus.testing.gemini_emulator.protocol import (
     EmbedItem,
     Reply,
@@ -226,6 +232,7 @@ class BatchService:
         self._sessions: dict[str, _UploadSession] = {}
         self._ids = itertools.count(1)
         self._outcomes: list[str] = []
+        self._call_faults: list[int] = []
         self.pending_polls = 0
         self.running_polls = 0
         self.running_seconds = 0.0
@@ -272,6 +279,18 @@ class BatchService:
         with self._lock:
             self._outcomes.extend([EXPIRED] * count)
 
+    def fail_next_calls(self, count: int = 1, status: int = 503) -> None:
+        """
+        Answer the next ``count`` batch and file calls (any route) with ``status``, before doing anything.
+
+        :param count: how many calls fail.
+        :param status: one of ``SUPPORTED_FAULT_STATUSES`` (429, 500, 503, 504, ...).
+        """
+        if status not in SUPPORTED_FAULT_STATUSES:
+            raise ValueError(f"status must be one of {SUPPORTED_FAULT_STATUSES}, got {status}")
+        with self._lock:
+            self._call_faults.extend([status] * count)
+
     def jobs(self) -> list[BatchJobInfo]:
         """Every job created, in creation order."""
         with self._lock:
@@ -295,6 +314,10 @@ class BatchService:
         self, route: BatchRoute, headers: dict[str, str], query: dict[str, list[str]], body: bytes
     ) -> Reply:
         """Answer one batch or file request (the key has been checked); raises :class:`ApiError`."""
+        with self._lock:
+            fault = self._call_faults.pop(0) if self._call_faults else None
+        if fault is not None:
+            raise fault_error(fault)
         if route.kind == "create":
             return Reply(200, self._create(route, parse_json_body(body)))
         if route.kind == "get":

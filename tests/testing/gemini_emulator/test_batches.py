@@ -249,3 +249,21 @@ def test_batch_routes_need_the_key_but_the_upload_session_does_not(gemini_emulat
         gemini_emulator, f"/v1/{body['file']['name']}:download", key=gemini_emulator.api_key, method="GET"
     )
     assert download.status == 400  # only generated files download
+
+
+def test_fail_next_calls_fails_any_batch_route_then_recovers(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    name = _create_inlined(client, ["flaky"]).name or ""
+    gemini_emulator.batches.fail_next_calls(2, status=429)
+
+    with pytest.raises(errors.ClientError) as first:
+        client.batches.get(name=name)
+    with pytest.raises(errors.ClientError):
+        client.batches.list()
+    finished = client.batches.get(name=name)
+
+    assert first.value.code == 429
+    assert finished.state == types.JobState.JOB_STATE_SUCCEEDED
+    with pytest.raises(ValueError, match="status must be one of"):
+        gemini_emulator.batches.fail_next_calls(1, status=418)
