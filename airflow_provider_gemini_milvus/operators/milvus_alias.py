@@ -24,7 +24,7 @@ from airflow_provider_gemini_milvus.milvus_aliases import (
 from airflow_provider_gemini_milvus.operators.arguments import to_float, to_int, to_str, to_str_list
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
     from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 
@@ -126,7 +126,7 @@ class MilvusPromoteAliasOperator(BaseOperator):
         model: str = DEFAULT_MODEL,
         output_dimensionality: int | str | None = None,
         task_type: str = "RETRIEVAL_DOCUMENT",
-        expected_rows: int | str | Mapping[str, Any] | None = None,
+        expected_rows: int | str | Mapping[str, Any] | XComArg | None = None,
         probe_queries: Sequence[str] | Mapping[str, str] = (),
         probe_limit: int | str = DEFAULT_PROBE_LIMIT,
         keep_previous: int | str = DEFAULT_KEEP_PREVIOUS,
