@@ -9,8 +9,9 @@ in one call (:func:`switch_alias`), and later drops the collections the alias le
 What a migration records lives in the collections' own properties, so it survives restarts and needs no
 other store: ``gemini_milvus.alias`` (the alias the collection served or serves), ``gemini_milvus.model``
 (the embedding settings), ``gemini_milvus.promoted_at`` and ``gemini_milvus.retired_at`` (UTC ISO times
-the alias moved onto and away from it). Only collections carrying ``retired_at`` for the alias are ever
-dropped, never one an alias points to; a collection whose checks failed carries nothing and is left alone.
+the alias moved onto and away from it; an empty ``retired_at`` means live). Only collections carrying a
+``retired_at`` for the alias are ever dropped, never one an alias points to; a collection whose checks
+failed carries nothing and is left alone.
 
 Milvus Lite resolves an alias wherever a collection name is taken (describe, query, search, upsert, delete)
 and its ``drop_collection`` silently drops an alias together with its target; so does ``drop_collection``
@@ -27,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError
 from airflow_provider_gemini_milvus.gemini_models import normalise_task_type, resolve_model
-from airflow_provider_gemini_milvus.milvus_layout import FIELD_MODEL, NAME_MAX_LENGTH, check_name
+from airflow_provider_gemini_milvus.milvus_layout import (
+    FIELD_MODEL,
+    FIELD_VECTOR,
+    NAME_MAX_LENGTH,
+    check_name,
+    search_hits,
+)
 from airflow_provider_gemini_milvus.milvus_rows import milvus_string_literal
 
 if TYPE_CHECKING:
@@ -47,6 +54,7 @@ __all__ = [
     "drop_retired_versions",
     "embedding_fingerprint",
     "mark_retired",
+    "probe_search",
     "retired_versions",
     "switch_alias",
     "verify_collection",
@@ -195,6 +203,31 @@ def verify_collection(
     return rows
 
 
+def probe_search(
+    hook: MilvusHook, collection: str, vectors: Sequence[Sequence[float]], *, limit: int
+) -> list[list[str]]:
+    """
+    The ids of the nearest rows for each probe vector, read with Strong consistency: on a server the default
+    (Bounded) may not show rows written seconds ago yet, and a probe would find nothing in a full collection.
+
+    :param hook: the Milvus hook.
+    :param collection: the collection to search.
+    :param vectors: the embedded probe queries.
+    :param limit: hits per probe.
+    """
+    hook.ensure_loaded(collection)
+    results = hook.get_conn().search(
+        collection,
+        data=[list(map(float, vector)) for vector in vectors],
+        limit=limit,
+        output_fields=[],
+        anns_field=FIELD_VECTOR,
+        consistency_level="Strong",
+        timeout=hook.timeout,
+    )
+    return [[str(hit["id"]) for hit in hits] for hits in search_hits(results, ())]
+
+
 def switch_alias(
     hook: MilvusHook, alias: str, collection: str, *, fingerprint: str, now: datetime
 ) -> AliasSwitch:
@@ -212,10 +245,16 @@ def switch_alias(
     previous = alias_target(hook, alias)
     if previous == collection:
         return AliasSwitch(previous, switched=False)
-    stamp = _iso(now)
+    # An empty ``retired_at`` marks the collection live again when the alias comes back to it (a rollback);
+    # setting it, rather than deleting the key, works on servers older than Milvus 2.4.18 too.
     client.alter_collection_properties(
         collection,
-        {PROPERTY_ALIAS: alias, PROPERTY_MODEL: fingerprint, PROPERTY_PROMOTED_AT: stamp},
+        {
+            PROPERTY_ALIAS: alias,
+            PROPERTY_MODEL: fingerprint,
+            PROPERTY_PROMOTED_AT: _iso(now),
+            PROPERTY_RETIRED_AT: "",
+        },
         timeout=hook.timeout,
     )
     if previous is None:
@@ -224,9 +263,6 @@ def switch_alias(
         # Tagged before the move, so a crash right after it still leaves the old version recognisable.
         client.alter_collection_properties(previous, {PROPERTY_ALIAS: alias}, timeout=hook.timeout)
         client.alter_alias(collection, alias, timeout=hook.timeout)
-    # A version the alias comes back to (a rollback) is live again: it must not count as retired.
-    if PROPERTY_RETIRED_AT in _properties(hook, collection):
-        client.drop_collection_properties(collection, [PROPERTY_RETIRED_AT], timeout=hook.timeout)
     return AliasSwitch(previous, switched=True)
 
 
@@ -243,7 +279,7 @@ def mark_retired(hook: MilvusHook, alias: str, now: datetime) -> list[str]:
     stamped = []
     for name in hook.get_conn().list_collections(timeout=hook.timeout):
         properties = _properties(hook, name)
-        if name == target or properties.get(PROPERTY_ALIAS) != alias or PROPERTY_RETIRED_AT in properties:
+        if name == target or properties.get(PROPERTY_ALIAS) != alias or properties.get(PROPERTY_RETIRED_AT):
             continue
         hook.get_conn().alter_collection_properties(
             name, {PROPERTY_RETIRED_AT: _iso(now)}, timeout=hook.timeout

@@ -146,6 +146,7 @@ def test_switch_creates_then_moves_the_alias_and_records_it_in_properties() -> N
             PROPERTY_ALIAS: ALIAS,
             PROPERTY_MODEL: FINGERPRINT,
             PROPERTY_PROMOTED_AT: "2026-11-30T09:00:00+00:00",
+            PROPERTY_RETIRED_AT: "",
         }
         assert properties(hook, "docs_v1")[PROPERTY_ALIAS] == ALIAS
 
@@ -259,7 +260,7 @@ def test_a_rollback_makes_the_old_version_live_again_and_retires_the_new_one() -
         back = START + timedelta(hours=2)
         switch_alias(hook, ALIAS, "docs_v1", fingerprint=FINGERPRINT, now=back)
 
-        assert PROPERTY_RETIRED_AT not in properties(hook, "docs_v1")
+        assert properties(hook, "docs_v1")[PROPERTY_RETIRED_AT] == ""
         dropped = drop_retired_versions(hook, ALIAS, keep_previous=0, retention_hours=0, now=back)
         assert dropped == ["docs_v2"]
         assert alias_target(hook, ALIAS) == "docs_v1"

@@ -17,6 +17,7 @@ from airflow_provider_gemini_milvus.milvus_aliases import (
     alias_target,
     drop_retired_versions,
     embedding_fingerprint,
+    probe_search,
     switch_alias,
     verify_collection,
     versioned_collection_name,
@@ -297,11 +298,8 @@ class MilvusPromoteAliasOperator(BaseOperator):
             task_type=probe_task_type(args.task_type),
             output_dimensionality=args.output_dimensionality,
         )
-        results = hook.search(
-            args.collection_name, vectors.tolist(), limit=args.probe_limit, output_fields=()
-        )
-        for index, ((query, expected_id), hits) in enumerate(zip(args.probes, results, strict=True)):
-            found = [str(hit["id"]) for hit in hits]
+        results = probe_search(hook, args.collection_name, vectors.tolist(), limit=args.probe_limit)
+        for index, ((query, expected_id), found) in enumerate(zip(args.probes, results, strict=True)):
             if not found:
                 raise MigrationCheckError(
                     f"probe_queries[{index}] ({query!r}) found nothing in collection {args.collection_name!r}"
