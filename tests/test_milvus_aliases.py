@@ -265,3 +265,22 @@ def test_a_rollback_makes_the_old_version_live_again_and_retires_the_new_one() -
         assert dropped == ["docs_v2"]
         assert alias_target(hook, ALIAS) == "docs_v1"
         assert hook.count(ALIAS) == 1
+
+
+@pytestmark_lite
+def test_retention_never_drops_the_alias_target_even_when_it_is_stamped_retired() -> None:
+    load("docs_v1", rows("old", 1))
+    load("docs_v2", rows("new", 1))
+    with MilvusHook() as hook:
+        switch_alias(hook, ALIAS, "docs_v1", fingerprint=FINGERPRINT, now=START)
+        switch_alias(hook, ALIAS, "docs_v2", fingerprint=FINGERPRINT, now=START)
+        drop_retired_versions(hook, ALIAS, keep_previous=1, retention_hours=0, now=START)
+        # Someone moves the alias back by hand: docs_v1 still carries its retired_at stamp.
+        hook.get_conn().alter_alias("docs_v1", ALIAS)
+        assert properties(hook, "docs_v1")[PROPERTY_RETIRED_AT]
+
+        dropped = drop_retired_versions(hook, ALIAS, keep_previous=0, retention_hours=0, now=START)
+
+        assert dropped == ["docs_v2"]
+        assert alias_target(hook, ALIAS) == "docs_v1"
+        assert hook.count(ALIAS) == 1
