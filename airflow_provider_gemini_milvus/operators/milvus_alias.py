@@ -217,7 +217,11 @@ class MilvusPromoteAliasOperator(BaseOperator):
                     f"expected_rows is the result of an embedding with {value.get('model')}, but this "
                     f"task promotes {fingerprint}: give both tasks the same model settings"
                 )
-            return int(stats["documents"]), "the embedding task's source"
+            refused = int(stats.get("refused") or 0)
+            source = "the embedding task's source"
+            if refused:
+                source += f" (of which Gemini refused {refused}, so they were not loaded)"
+            return int(stats["documents"]), source
         rows = to_int(value, "expected_rows", minimum=0, optional=True)
         return rows, "expected_rows"
 

@@ -77,6 +77,12 @@ def test_an_embed_result_gives_the_expected_rows_and_must_match_the_settings() -
     operator = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, expected_rows=result, **NEW)
     assert operator.converted_arguments().expected_rows == 7
 
+    refused = {**result, "stats": {"documents": 7, "refused": 2}}
+    with_refusals = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, expected_rows=refused, **NEW)
+    assert with_refusals.converted_arguments().expected_source == (
+        "the embedding task's source (of which Gemini refused 2, so they were not loaded)"
+    )
+
     other = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, expected_rows=result, **OLD)
     with pytest.raises(
         ValueError, match="embedding with text-embedding-004/256/.* promotes gemini-embedding-001/768"
