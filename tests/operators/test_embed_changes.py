@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.milvus_reads import fetch_vectors
 from airflow_provider_gemini_milvus.milvus_rows import content_hash, prepare_rows
@@ -16,6 +17,7 @@ from airflow_provider_gemini_milvus.operators.embed_inputs import Document, Docu
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
+from airflow_provider_gemini_milvus.testing.pytest_plugin import GeminiConnectionFactory
 
 COLLECTION = "docs"
 FINGERPRINT = "gemini-embedding-001/768/RETRIEVAL_DOCUMENT"
@@ -246,3 +248,26 @@ def test_refresh_reports_documents_whose_row_vanished() -> None:
         ("kept", {"lang": "fr"}, "m/4/RD")
     ]
     np.testing.assert_array_equal(emitted[0]["vector"], np.full(4, 0.5, dtype=np.float32))
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_retry_keeps_the_metadata_only_rows_its_first_try_staged(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, gemini_connection_factory: GeminiConnectionFactory
+) -> None:
+    gemini_connection_factory(max_retries=0)
+    load(embed(corpus(), staging_uri=f"file://{tmp_path}/first", inline_max_rows=0))
+    edited = corpus()
+    for document in edited[:5]:
+        document["lang"] = "fr"
+    edited[5]["text"] = "an edit Gemini refuses: POISON"
+    gemini_emulator.refuse_texts("POISON")
+    retried = {"staging_uri": f"file://{tmp_path}/second", "inline_max_rows": 0}
+    with pytest.raises(GeminiAPIError):
+        embed(edited, **retried)
+
+    gemini_emulator.clear_faults()
+    manifest = embed(edited, **retried)
+
+    assert manifest["rows"] == 6, "the five refreshed rows staged by the first try, and the one edit"
+    assert load(manifest)["written"] == 6
+    assert {row["metadata"]["lang"] for row in stored_rows().values()} == {"fr", "en"}
