@@ -44,6 +44,8 @@ class EmbeddingModel:
         each text is wrapped in its own ``Content``.
     :param normalises_truncated: whether the API re-normalises vectors shorter than ``default_dim``.
     :param usd_per_million_tokens: list price of input tokens, or ``None`` where unpublished.
+    :param batch_usd_per_million_tokens: price of input tokens through the Batch API (half the list
+        price), or ``None`` where unpublished.
     """
 
     name: str
@@ -55,6 +57,7 @@ class EmbeddingModel:
     one_content_per_text: bool = False
     normalises_truncated: bool = False
     usd_per_million_tokens: float | None = None
+    batch_usd_per_million_tokens: float | None = None
 
     def check_output_dimensionality(self, output_dimensionality: int | None) -> None:
         """Raise ``ValueError`` naming the model when ``output_dimensionality`` is not accepted."""
@@ -91,6 +94,7 @@ MODELS: dict[str, EmbeddingModel] = {
             min_dim=128,
             max_input_tokens=2048,
             usd_per_million_tokens=0.15,
+            batch_usd_per_million_tokens=0.075,
         ),
         EmbeddingModel(
             name="gemini-embedding-2",
