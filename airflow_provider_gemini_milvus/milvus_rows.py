@@ -44,9 +44,12 @@ __all__ = [
     "check_text",
     "chunked",
     "content_hash",
+    "embedding_input_hash",
+    "embedding_part",
     "estimate_row_bytes",
     "ids_after_filter",
     "ids_in_filter",
+    "metadata_hash",
     "milvus_string_literal",
     "prepare_rows",
     "skip_stored_rows",
@@ -143,25 +146,71 @@ def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+#: Hex digits kept of the embedding-input half of ``content_hash`` (128 bits).
+EMBEDDING_HASH_HEX = 32
+#: Hex digits kept of the metadata half (124 bits): the two halves and their ``:`` fill the 64 characters
+#: the ``content_hash`` field holds in every collection, so existing collections keep their schema.
+METADATA_HASH_HEX = 31
+CONTENT_HASH_SEPARATOR = ":"
+
+
+def _sha256_hex(value: Any) -> str:
+    payload = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def embedding_input_hash(text: str, title: str | None = None) -> str:
+    """
+    Return the hash of what Gemini embeds for a document: its text and title.
+
+    The model, dimensionality and task type are recorded apart, in the row's ``model`` field.
+
+    :param text: the text that is embedded.
+    :param title: the document title sent with the text, if any.
+    """
+    return _sha256_hex({"text": text, "title": title})[:EMBEDDING_HASH_HEX]
+
+
+def metadata_hash(metadata: Mapping[str, Any] | None = None) -> str:
+    """
+    Return the hash of a row's metadata, which is stored but never embedded.
+
+    :param metadata: the metadata stored with the row; None means ``{}``.
+    """
+    return _sha256_hex(dict(metadata or {}))[:METADATA_HASH_HEX]
+
+
 def content_hash(text: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None) -> str:
     """
-    Return the fingerprint rows store as ``content_hash``: what was embedded, besides the model.
+    Return the fingerprint rows store as ``content_hash``: ``<embedding-input hash>:<metadata hash>``.
 
-    The SHA-256 hex digest of the UTF-8 compact JSON ``{"metadata": ..., "text": ..., "title": ...}`` with
-    sorted keys. Both operators compute it with this function, so a row loaded by either one matches the
-    hash the incremental embedding run computes for the same document.
+    The first half (:func:`embedding_input_hash`) covers what feeds the vector, the second
+    (:func:`metadata_hash`) what does not, so an incremental run tells a document whose vector must change
+    from one whose stored row only needs new metadata. Both halves are truncated SHA-256 hex digests of
+    the UTF-8 compact JSON with sorted keys; together they are 64 characters. Both operators compute it
+    with this function, so a row loaded by either one matches the hash the incremental embedding run
+    computes for the same document.
 
     :param text: the text that was embedded.
     :param title: the document title sent with the text, if any.
     :param metadata: the metadata stored with the row; None means ``{}``.
     """
-    payload = json.dumps(
-        {"text": text, "title": title, "metadata": dict(metadata or {})},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return f"{embedding_input_hash(text, title)}{CONTENT_HASH_SEPARATOR}{metadata_hash(metadata)}"
+
+
+def embedding_part(stored_hash: str) -> str | None:
+    """
+    Return the embedding-input half of a stored ``content_hash``, or None when it has no such half.
+
+    Rows written before the hash had two halves (one SHA-256 over text, title and metadata) and hashes a
+    user supplied have none: an incremental run cannot tell what changed in them and re-embeds them.
+
+    :param stored_hash: the ``content_hash`` value of a stored row.
+    """
+    head, separator, tail = stored_hash.partition(CONTENT_HASH_SEPARATOR)
+    if separator and len(head) == EMBEDDING_HASH_HEX and len(tail) == METADATA_HASH_HEX:
+        return head
+    return None
 
 
 def _json_compact(value: Any) -> str:

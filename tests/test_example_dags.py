@@ -41,11 +41,13 @@ def test_dagbag_imports_every_example_without_errors() -> None:
     assert bag.import_errors == {}
     assert {Path(stat.file).name for stat in bag.dagbag_stats} == {
         "example_gemini_milvus_ingest.py",
+        "example_gemini_milvus_model_migration.py",
         "example_gemini_milvus_reembed.py",
         "example_gemini_milvus_sharded.py",
     }, "run_demo.py is a script, listed in .airflowignore"
     dag_ids = (
         "example_gemini_milvus_ingest",
+        "example_gemini_milvus_model_migration",
         "example_gemini_milvus_reembed",
         "example_gemini_milvus_sharded",
     )

@@ -47,3 +47,11 @@ def test_output_dimensionality_is_bounded_by_the_models_default_length() -> None
     assert model.dim(768) == 768
     with pytest.raises(ValueError, match="it accepts 1 to 768"):
         model.dim(769)
+
+
+def test_the_batch_price_is_half_the_list_price_where_both_are_known() -> None:
+    priced = [model for model in MODELS.values() if model.batch_usd_per_million_tokens is not None]
+    assert [model.name for model in priced] == ["gemini-embedding-001"]
+    for model in priced:
+        assert model.usd_per_million_tokens is not None
+        assert model.batch_usd_per_million_tokens == pytest.approx(model.usd_per_million_tokens / 2)

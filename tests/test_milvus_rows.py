@@ -8,11 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from airflow_provider_gemini_milvus.milvus_layout import CONTENT_HASH_MAX_LENGTH
 from airflow_provider_gemini_milvus.milvus_rows import (
     content_hash,
+    embedding_input_hash,
+    embedding_part,
     estimate_row_bytes,
     ids_after_filter,
     ids_in_filter,
+    metadata_hash,
     milvus_string_literal,
     prepare_rows,
     skip_stored_rows,
@@ -87,14 +91,18 @@ def test_estimate_counts_vector_bytes_and_utf8_text() -> None:
 # --- content_hash ---------------------------------------------------------------------------------------
 
 
-def test_content_hash_keeps_the_value_rows_already_store() -> None:
-    # Computed by the embed operator before content_hash had one meaning: stored rows must still match.
+def test_content_hash_is_the_embedding_input_hash_then_the_metadata_hash() -> None:
+    # Pinned: rows in every collection store these values; a change would re-embed every corpus.
     metadata = {"b": [1, 2.5, None], "a": {"z": True, "y": "é"}}
-    assert (
-        content_hash("héllo wörld", title="Grüße", metadata=metadata)
-        == "0333014eb5224df05f85a38f99437adc6606c316a5682c5e50ad4fcd4f96b6f1"
-    )
-    assert content_hash("plain") == "42dd49181b8d25329285ebc72d576ec1c55a9171752eb375e673d545887b5119"
+    value = content_hash("héllo wörld", title="Grüße", metadata=metadata)
+    assert value == "10145cb0b136ae840367bb5ce394bbbc:0a738cc17a37002b204224615451bab"
+    assert value == f"{embedding_input_hash('héllo wörld', 'Grüße')}:{metadata_hash(metadata)}"
+    assert content_hash("plain") == "30b4c751ff9bd1c2eed50b62d7bae948:44136fa355b3678a1146ad16f7e8649"
+
+
+def test_content_hash_fits_the_field_every_existing_collection_has() -> None:
+    value = content_hash("x" * 10_000, title="t" * 500, metadata={"k": "v" * 10_000})
+    assert len(value.encode("utf-8")) == CONTENT_HASH_MAX_LENGTH == 64
 
 
 def test_content_hash_changes_with_title_and_metadata_but_not_key_order() -> None:
@@ -102,6 +110,27 @@ def test_content_hash_changes_with_title_and_metadata_but_not_key_order() -> Non
     assert base == content_hash("t", metadata={"b": 2, "a": 1})
     assert content_hash("t") == content_hash("t", metadata={})
     assert len({base, content_hash("t", title="x", metadata={"a": 1, "b": 2}), content_hash("t")}) == 3
+
+
+def test_the_embedding_half_ignores_metadata_and_follows_text_and_title() -> None:
+    base = embedding_part(content_hash("t", title="x", metadata={"lang": "en"}))
+    assert base is not None
+    assert base == embedding_part(content_hash("t", title="x", metadata={"lang": "fr"}))
+    assert base != embedding_part(content_hash("t", metadata={"lang": "en"}))
+    assert base != embedding_part(content_hash("t2", title="x", metadata={"lang": "en"}))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "0333014eb5224df05f85a38f99437adc6606c316a5682c5e50ad4fcd4f96b6f1",  # the one-part format
+        "h",
+        "",
+        "a:b",
+    ],
+)
+def test_hashes_without_an_embedding_half_have_none(stored: str) -> None:
+    assert embedding_part(stored) is None
 
 
 def test_prepare_rows_fills_hash_model_and_metadata() -> None:

@@ -38,6 +38,8 @@ from airflow_provider_gemini_milvus.gemini_batches import (
 from airflow_provider_gemini_milvus.gemini_models import estimate_tokens
 from airflow_provider_gemini_milvus.gemini_requests import EmbeddingRunStats
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float
+from airflow_provider_gemini_milvus.operators.embed_changes import refresh_metadata
+from airflow_provider_gemini_milvus.operators.embed_cost import check_budget, estimate_chunks
 from airflow_provider_gemini_milvus.operators.embed_inputs import DocumentReader, documents_to_embed
 from airflow_provider_gemini_milvus.operators.embed_outputs import PartSink, inline_rows
 from airflow_provider_gemini_milvus.triggers.gemini_batch import (
@@ -85,10 +87,11 @@ def batch_arguments(operator: GeminiEmbedOperator) -> BatchArguments | None:
     Convert ``deferrable``, ``batch_poll_interval`` and ``batch_timeout`` (rendered ``"False"`` is false);
     ``None`` when batch mode is off.
 
-    :raises ValueError: naming the bad argument.
+    :raises ValueError: naming the bad argument, or a Vertex AI connection in batch mode.
     """
     if not to_bool(operator.deferrable, "deferrable"):
         return None
+    check_batch_supported(operator.hook)
     poll_interval = float(to_float(operator.batch_poll_interval, "batch_poll_interval", minimum=0.001) or 0)
     timeout = to_float(operator.batch_timeout, "batch_timeout", minimum=0, optional=True)
     return BatchArguments(poll_interval=min(poll_interval, DEFAULT_MAX_POLL_INTERVAL), timeout=timeout)
@@ -101,6 +104,8 @@ class _StagedPlan:
     job_name: str | None
     fingerprint: str
     documents: list[list[Any]]  # [id, index in ``documents``, content_hash], in request order
+    metadata_only: list[list[Any]]  # the same, of documents handed on with their stored vector
+    collection_name: str | None
     delete_ids: list[str]
     counts: dict[str, int]
     text_max_length: int
@@ -164,10 +169,22 @@ def start_batch(
             )
     wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
     documents = [doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]
+    if args.max_cost_usd is not None:
+        estimate = estimate_chunks(
+            [documents],
+            args.model,
+            args.batch_size,
+            operator.hook.settings.tokens_per_minute,
+            args.title_field,
+            batch=True,
+        )
+        check_budget(estimate, args.max_cost_usd)
     staged = _StagedPlan(
         job_name=None,
         fingerprint=plan.fingerprint,
         documents=[[doc.id, doc.index, doc.content_hash] for doc in documents],
+        metadata_only=[[doc_id, key.index, key.content_hash] for doc_id, key in plan.metadata_only.items()],
+        collection_name=args.collection_name,
         delete_ids=plan.delete_ids,
         counts=plan.counts,
         text_max_length=plan.reader.text_max_length,
@@ -221,7 +238,7 @@ def complete_batch(
     staged = _StagedPlan.read(path)
     if staged is None or staged.job_name != job_name:
         raise GeminiAPIError(f"the request plan of batch job {job_name} is missing from {path}")
-    documents = _documents_in_request_order(operator, args, staged)
+    documents, metadata_only = _documents_again(operator, args, staged)
     output = _Output(operator, context, args, staged, documents)
     results = read_batch_results(
         operator.hook, job_name, len(staged.documents), dim=args.dim, on_result=output.add
@@ -250,6 +267,7 @@ def complete_batch(
         seconds=time.time() - staged.submitted_at,
         usd_per_million_tokens=args.model.batch_usd_per_million_tokens,
     )
+    output.refresh(metadata_only)
     embedded = len(documents) - documents.count(None) - len(refused)
     _log_cost(operator, args, f"Batch job {job_name} embedded {embedded} texts", staged.tokens)
     result = output.finish(stats, refused)
@@ -296,34 +314,44 @@ def _state_store(context: Context) -> Any:
     return context.get("task_state_store") if isinstance(context, Mapping) else None
 
 
-def _documents_in_request_order(
+def _documents_again(
     operator: GeminiEmbedOperator, args: EmbedArguments, staged: _StagedPlan
-) -> list[Document | None]:
-    """The job's documents read again from the source; ``None`` for one whose content changed meanwhile."""
+) -> tuple[list[Document | None], list[Document]]:
+    """
+    The job's documents read again from the source, in request order (``None`` for one whose content
+    changed meanwhile), and the metadata-only documents that did not change.
+    """
     from airflow_provider_gemini_milvus.document_sources import open_document_source
 
     reader = DocumentReader(args, text_max_length=staged.text_max_length, id_max_length=staged.id_max_length)
-    wanted = {doc_id: index for doc_id, index, _ in staged.documents}
+    wanted = {doc_id: index for doc_id, index, _ in [*staged.documents, *staged.metadata_only]}
     found = {
         doc.id: doc
         for chunk in documents_to_embed(open_document_source(operator.documents), reader, wanted)
         for doc in chunk
     }
-    documents: list[Document | None] = []
-    for doc_id, _, content_hash in staged.documents:
+
+    def unchanged(doc_id: str, content_hash: str) -> Document | None:
         doc = found.get(doc_id)
-        documents.append(doc if doc is not None and doc.content_hash == content_hash else None)
-    changed = documents.count(None)
+        return doc if doc is not None and doc.content_hash == content_hash else None
+
+    documents = [unchanged(doc_id, content_hash) for doc_id, _, content_hash in staged.documents]
+    metadata_only = [unchanged(doc_id, content_hash) for doc_id, _, content_hash in staged.metadata_only]
+    kept = [doc for doc in metadata_only if doc is not None]
+    changed = documents.count(None) + len(metadata_only) - len(kept)
     if changed:
         operator.log.warning(
             "%d documents changed or vanished while the batch job ran; left out (the next run embeds them)",
             changed,
         )
-    return documents
+    return documents, kept
 
 
 class _Output:
-    """The rows of the job's documents as their vectors arrive: inline for a small run, staged parts else."""
+    """
+    The rows of the job's documents as their vectors arrive, and of the metadata-only documents with their
+    stored vectors: inline for a small run, staged parts else (decided as synchronous mode decides).
+    """
 
     def __init__(
         self,
@@ -337,7 +365,9 @@ class _Output:
         self.args = args
         self.staged = staged
         self.documents = documents
-        self.inline = len(documents) <= args.inline_max_rows
+        self.refreshed: list[dict[str, Any]] = []
+        self.metadata_only = 0
+        self.inline = len(staged.documents) + len(staged.metadata_only) <= args.inline_max_rows
         self.vectors = np.full((len(documents) if self.inline else 0, args.dim), np.nan, dtype=np.float32)
         self.sink: PartSink | None = None
         self.directory = _plan_path(operator, context, args).parent
@@ -367,12 +397,38 @@ class _Output:
                 chosen = kept[start : start + step]
                 self.sink.add([self._sink_position[positions[i]] for i in chosen], vectors[chosen])
 
+    def refresh(self, documents: list[Document]) -> None:
+        """Hand on the metadata-only documents with their stored vectors (read back from Milvus)."""
+        if not documents:
+            return
+
+        def emit(rows: list[dict[str, Any]]) -> None:
+            if self.sink is not None:
+                self.sink.add_rows(rows)
+            else:  # stored float32 values go out exactly (not rounded): the row keeps the very same vector
+                self.refreshed.extend({**row, "vector": row["vector"].tolist()} for row in rows)
+
+        hook = self.operator.milvus_hook
+        gone = refresh_metadata(
+            hook, str(self.staged.collection_name), [documents], self.staged.fingerprint, emit
+        )
+        if gone:
+            self.operator.log.warning(
+                "%d stored rows vanished while the batch job ran; left out (the next run embeds them)",
+                len(gone),
+            )
+        self.metadata_only = len(documents) - len(gone)
+
     def finish(self, stats: EmbeddingRunStats, refused: list[dict[str, Any]]) -> dict[str, Any]:
         from airflow_provider_gemini_milvus.operators.gemini import LISTED_REFUSALS, _stats_dict
 
         refused_ids = {item["id"] for item in refused}
         changed = self.documents.count(None)
-        counts = {**self.staged.counts, "embedded": self.staged.counts["embedded"] - changed}
+        counts = {
+            **self.staged.counts,
+            "embedded": self.staged.counts["embedded"] - changed,
+            "metadata_only": self.metadata_only,
+        }
         stats_dict = {
             **_stats_dict(counts, stats, len(refused)),
             "changed_during_batch": changed,
@@ -385,7 +441,8 @@ class _Output:
             ]
             kept_documents = [doc for doc in (self.documents[i] for i in kept) if doc is not None]
             return {
-                "rows": inline_rows(kept_documents, self.vectors[kept], self.staged.fingerprint),
+                "rows": inline_rows(kept_documents, self.vectors[kept], self.staged.fingerprint)
+                + self.refreshed,
                 "delete_ids": self.staged.delete_ids,
                 "dim": self.args.dim,
                 "model": self.staged.fingerprint,

@@ -57,6 +57,8 @@ class EmbedArguments:
     inline_max_rows: int
     part_rows: int
     on_document_error: str
+    dry_run: bool = False
+    max_cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class Document:
 
     @cached_property
     def content_hash(self) -> str:
-        """What the row stores as ``content_hash``: see :func:`~.milvus_rows.content_hash`."""
+        """What the row stores as ``content_hash`` (embedding input and metadata, hashed apart)."""
         return content_hash(self.text, title=self.title, metadata=self.metadata)
 
 

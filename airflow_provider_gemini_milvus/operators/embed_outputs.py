@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from airflow_provider_gemini_milvus.operators.embed_inputs import Document
     from airflow_provider_gemini_milvus.staging import PartWriter, StagedPart
 
-__all__ = ["VECTOR_DECIMALS", "PartSink", "inline_rows", "sum_stats"]
+__all__ = ["VECTOR_DECIMALS", "PartSink", "inline_rows", "row_of", "sum_stats"]
 
 #: Decimal places kept of each vector value in XCom: far below float32 noise for cosine search,
 #: and half the JSON size of full float repr.
@@ -80,8 +80,16 @@ class PartSink:
 
     def add(self, positions: Sequence[int], vectors: np.ndarray) -> None:
         """Take the vectors of one finished request (``positions`` index the current documents)."""
-        for position, vector in zip(positions, vectors, strict=True):
-            self._buffer.append(row_of(self._documents[position], vector, self.fingerprint))
+        self.add_rows(
+            [
+                row_of(self._documents[position], vector, self.fingerprint)
+                for position, vector in zip(positions, vectors, strict=True)
+            ]
+        )
+
+    def add_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Take finished rows (e.g. stored vectors with new metadata)."""
+        self._buffer.extend(rows)
         if len(self._buffer) >= self.part_rows:
             self.flush()
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.document_sources import open_document_source
-from airflow_provider_gemini_milvus.gemini_batches import check_batch_supported
 from airflow_provider_gemini_milvus.gemini_models import (
     DEFAULT_MODEL,
     MAX_TEXTS_PER_REQUEST,
@@ -24,13 +23,20 @@ from airflow_provider_gemini_milvus.milvus_layout import (
     CollectionInfo,
     check_collection_matches,
 )
+from airflow_provider_gemini_milvus.operators import embed_batch
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float, to_int, to_str, to_str_list
-from airflow_provider_gemini_milvus.operators.embed_batch import (
-    DEFAULT_BATCH_POLL_INTERVAL,
-    batch_arguments,
-    cancel_submitted_batch,
-    complete_batch,
-    start_batch,
+from airflow_provider_gemini_milvus.operators.embed_changes import (
+    Changes,
+    check_delete_fraction,
+    classify_changes,
+    refresh_metadata,
+)
+from airflow_provider_gemini_milvus.operators.embed_cost import (
+    RunCostEstimate,
+    check_budget,
+    dry_run_report,
+    estimate_chunks,
+    usd_text,
 )
 from airflow_provider_gemini_milvus.operators.embed_inputs import (
     Document,
@@ -50,6 +56,8 @@ from airflow_provider_gemini_milvus.operators.embed_outputs import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from airflow.sdk import Context, ObjectStoragePath, XComArg
 
     from airflow_provider_gemini_milvus.document_sources import DocumentSource
@@ -87,6 +95,7 @@ class EmbedPlan:
     source: DocumentSource
     reader: DocumentReader
     to_embed: dict[str, DocumentKey]
+    metadata_only: dict[str, DocumentKey]
     delete_ids: list[str]
     fingerprint: str
     counts: dict[str, int]
@@ -103,10 +112,16 @@ class GeminiEmbedOperator(BaseOperator):
     before the first request; errors name ``documents[i]`` (and the file and line).
 
     **Incremental mode.** Give ``collection_name`` (and ``milvus_conn_id``) of the collection the rows
-    will be loaded into, and only documents that are new or changed there are embedded: the stored
-    ``content_hash`` and ``model`` of each incoming id are looked up first, and everything is re-embedded
-    when the model, dimensionality or task type differs. With ``delete_missing=True``, ids stored in the
-    collection but absent from ``documents`` are handed on for deletion once the new rows are written.
+    will be loaded into, and only documents whose text or title is new or changed there are embedded: the
+    stored ``content_hash`` and ``model`` of each incoming id are looked up first, and everything is
+    re-embedded when the model, dimensionality or task type differs. A document whose metadata alone
+    changed is handed on with its stored vector, without a Gemini request (``metadata_only`` in the stats).
+    With ``delete_missing=True``, ids stored in the collection but absent from ``documents`` are handed on
+    for deletion once the new rows are written.
+
+    **Cost.** ``dry_run=True`` does the same diff and returns what a run would send and cost (sync and
+    batch price) instead of rows, sending and writing nothing. ``max_cost_usd`` refuses a run whose
+    estimate exceeds it, before the first request.
 
     **Staging.** Up to ``inline_max_rows`` rows travel in XCom as ``{"rows": [...], "delete_ids": [...],
     "dim", "model", "task_type", "stats"}``. More are written as Parquet parts (float32 vectors) under the
@@ -139,13 +154,15 @@ class GeminiEmbedOperator(BaseOperator):
     :param on_document_error: ``fail`` (default) fails the task when Gemini refuses a document for good;
         ``skip`` leaves such documents out, lists them in the result with the API's reason, and counts
         them (they are not stored, so the next incremental run tries them again).
-    :param deferrable: batch mode: embed through one Gemini Batch API job at half the price (up to 24 hours
-        of turnaround), waiting for it in the triggerer; Gemini API connections only (see
-        :mod:`~airflow_provider_gemini_milvus.operators.embed_batch`, also for how a retry re-attaches).
-    :param batch_poll_interval: in batch mode, first wait between two looks at the job (seconds; it grows
-        up to ten minutes).
-    :param batch_timeout: in batch mode, cancel the job and fail when it has not ended after this many
-        seconds of waiting; ``None`` waits until the service ends it (it expires jobs after 24 hours).
+    :param deferrable: batch mode: one Gemini Batch API job at half the price, up to 24 hours of turnaround,
+        awaited in the triggerer (Gemini API only; see :mod:`~.embed_batch`, also on retries).
+    :param batch_poll_interval: batch mode: seconds before the first look at the job (then up to 600).
+    :param batch_timeout: batch mode: seconds after which a job still running is cancelled and fails.
+    :param dry_run: return what the run would send and cost (``{"dry_run": True, "new", "changed",
+        "metadata_only", "unchanged", "to_delete", "requests", "estimated_tokens", "estimated_cost_usd",
+        "estimated_sync_cost_usd", "estimated_batch_cost_usd", ...}``) and send and write nothing.
+    :param max_cost_usd: fail, before the first request, a run whose estimated cost in US dollars exceeds
+        this; ``None`` (default) for no budget.
     """
 
     template_fields: Sequence[str] = (
@@ -171,6 +188,8 @@ class GeminiEmbedOperator(BaseOperator):
         "deferrable",
         "batch_poll_interval",
         "batch_timeout",
+        "embed_dry_run",
+        "max_cost_usd",
     )
     template_fields_renderers = {"documents": "py"}
     ui_color = "#e8f0fe"
@@ -198,8 +217,10 @@ class GeminiEmbedOperator(BaseOperator):
         part_rows: int | str = DEFAULT_PART_ROWS,
         on_document_error: str = "fail",
         deferrable: bool | str = False,
-        batch_poll_interval: float | str = DEFAULT_BATCH_POLL_INTERVAL,
+        batch_poll_interval: float | str = embed_batch.DEFAULT_BATCH_POLL_INTERVAL,
         batch_timeout: float | str | None = None,
+        dry_run: bool | str = False,
+        max_cost_usd: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -226,8 +247,10 @@ class GeminiEmbedOperator(BaseOperator):
         self.deferrable = deferrable
         self.batch_poll_interval = batch_poll_interval
         self.batch_timeout = batch_timeout
-        #: The Gemini batch job this task instance waits for (``on_kill`` cancels it).
-        self.batch_job_name: str | None = None
+        self.batch_job_name: str | None = None  # the batch job waited for (``on_kill`` cancels it)
+        # ``dry_run`` is a method of BaseOperator (it renders the templates).
+        self.embed_dry_run = dry_run
+        self.max_cost_usd = max_cost_usd
 
     @cached_property
     def hook(self) -> GeminiHook:
@@ -241,9 +264,7 @@ class GeminiEmbedOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         args = self.converted_arguments()
-        batch = batch_arguments(self)
-        if batch is not None:
-            check_batch_supported(self.hook)
+        batch = embed_batch.batch_arguments(self)  # refuses a Vertex AI connection in batch mode
         source = open_document_source(self.documents)
         collection = self._target_collection(args)
         reader = DocumentReader(
@@ -256,40 +277,45 @@ class GeminiEmbedOperator(BaseOperator):
             self.log.info("Dropped %d exact duplicate documents", count - len(keys))
         fingerprint = model_fingerprint(args.model.name, args.dim, args.task_type)
 
-        to_embed = keys
+        changes = Changes(new=keys, changed={}, metadata_only={}, unchanged=0, other_model=0)
         delete_ids: list[str] = []
         if collection is not None:
-            to_embed, delete_ids = self._changes_against_collection(keys, fingerprint, args)
+            changes, delete_ids = self._changes_against_collection(keys, fingerprint, args)
+        to_embed = changes.to_embed
         self.log.info(
-            "%d documents from %s: %d to embed, %d unchanged, %d to delete",
+            "%d documents from %s: %d new, %d changed, %d metadata-only, %d unchanged, %d to delete",
             len(keys),
             source.describe(),
-            len(to_embed),
-            len(keys) - len(to_embed),
+            len(changes.new),
+            len(changes.changed),
+            len(changes.metadata_only),
+            changes.unchanged,
             len(delete_ids),
         )
         counts = {
             "documents": len(keys),
             "embedded": len(to_embed),
-            "unchanged": len(keys) - len(to_embed),
+            "metadata_only": len(changes.metadata_only),
+            "unchanged": changes.unchanged,
             "to_delete": len(delete_ids),
         }
-        plan = EmbedPlan(source, reader, to_embed, delete_ids, fingerprint, counts)
-        if batch is not None:
-            result = start_batch(self, context, args, plan, batch)
-            if result is not None:
-                return result
-        if len(to_embed) > args.inline_max_rows:
+        plan = EmbedPlan(source, reader, to_embed, changes.metadata_only, delete_ids, fingerprint, counts)
+        staged = len(to_embed) + len(changes.metadata_only) > args.inline_max_rows
+        if args.dry_run:
+            return self._dry_run(args, plan, changes, staged=staged)
+        if batch is not None and (result := embed_batch.start_batch(self, context, args, plan, batch)):
+            return result
+        if staged:
             return self._run_staged(context, args, plan)
         return self._run_inline(args, plan)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Batch mode: the job ended; return its rows as :meth:`execute` would (see ``embed_batch``)."""
-        return complete_batch(self, context, event)
+        """Batch mode: the job ended; return its rows as :meth:`execute` would."""
+        return embed_batch.complete_batch(self, context, event)
 
     def on_kill(self) -> None:
         """Cancel the batch job this task waits for, so a killed or timed-out task stops paying."""
-        cancel_submitted_batch(self)
+        embed_batch.cancel_submitted_batch(self)
 
     def converted_arguments(self) -> EmbedArguments:
         """
@@ -308,6 +334,12 @@ class GeminiEmbedOperator(BaseOperator):
         delete_missing = to_bool(self.delete_missing, "delete_missing")
         if delete_missing and not collection_name:
             raise ValueError("delete_missing=True needs collection_name: the collection to compare against")
+        max_cost_usd = to_float(self.max_cost_usd, "max_cost_usd", minimum=0, optional=True)
+        if max_cost_usd is not None and model.usd_per_million_tokens is None:
+            raise ValueError(
+                f"max_cost_usd cannot be checked: model {model.name!r} has no known price; "
+                "remove max_cost_usd or use a model with a published price"
+            )
         return EmbedArguments(
             model=model,
             task_type=task_type,
@@ -332,6 +364,8 @@ class GeminiEmbedOperator(BaseOperator):
             on_document_error=str(
                 to_str(self.on_document_error, "on_document_error", choices=ON_DOCUMENT_ERROR)
             ),
+            dry_run=to_bool(self.embed_dry_run, "dry_run"),
+            max_cost_usd=max_cost_usd,
         )
 
     # -- incremental mode ------------------------------------------------------------------------------
@@ -354,8 +388,8 @@ class GeminiEmbedOperator(BaseOperator):
 
     def _changes_against_collection(
         self, keys: dict[str, DocumentKey], fingerprint: str, args: EmbedArguments
-    ) -> tuple[dict[str, DocumentKey], list[str]]:
-        """Documents whose stored hash or model differs from this run's, and ids gone from the source."""
+    ) -> tuple[Changes, list[str]]:
+        """How the documents differ from their stored rows, and the ids gone from the source."""
         collection = str(args.collection_name)
         delete_ids: list[str] = []
         try:
@@ -363,22 +397,67 @@ class GeminiEmbedOperator(BaseOperator):
                 # One scan of the collection gives both what is stored and what vanished.
                 stored = dict(self.milvus_hook.iter_fingerprints(collection))
                 delete_ids = sorted(set(stored) - set(keys))
-                _check_delete_fraction(len(delete_ids), len(stored), args.max_delete_fraction)
+                check_delete_fraction(len(delete_ids), len(stored), args.max_delete_fraction)
             else:
                 stored = self.milvus_hook.fetch_fingerprints(collection, list(keys))
         finally:
             self.milvus_hook.close()
-        to_embed = {
-            doc_id: key
-            for doc_id, key in keys.items()
-            if stored.get(doc_id) != (key.content_hash, fingerprint)
-        }
-        stale_models = sum(1 for doc_id in keys if doc_id in stored and stored[doc_id][1] != fingerprint)
-        if stale_models:
+        changes = classify_changes(keys, stored, fingerprint)
+        if changes.other_model:
             self.log.info(
-                "%d stored rows were embedded with another model setting; re-embedding", stale_models
+                "%d stored rows were embedded with another model setting; re-embedding", changes.other_model
             )
-        return to_embed, delete_ids
+        return changes, delete_ids
+
+    def _refresh_metadata(
+        self, args: EmbedArguments, plan: EmbedPlan, chunks: Iterable[Sequence[Document]], emit: Any
+    ) -> list[str]:
+        """Emit metadata-only rows with their stored vectors; return the ids whose row vanished meanwhile."""
+        gone = refresh_metadata(self.milvus_hook, str(args.collection_name), chunks, plan.fingerprint, emit)
+        if gone:
+            self.log.info("%d stored rows vanished since the diff; embedding them instead", len(gone))
+            plan.counts["metadata_only"] -= len(gone)
+            plan.counts["embedded"] += len(gone)
+        return gone
+
+    # -- cost ------------------------------------------------------------------------------------------
+
+    def _estimate(self, args: EmbedArguments, chunks: Iterable[Sequence[Document]]) -> RunCostEstimate:
+        """What sending ``chunks`` (one hook call each) would cost; sends nothing."""
+        estimate = estimate_chunks(
+            chunks, args.model, args.batch_size, self.hook.settings.tokens_per_minute, args.title_field
+        )
+        self.log.info(
+            "Estimate: %d documents in %d requests, about %d tokens, %s at the sync price, %s in batch mode",
+            estimate.documents,
+            estimate.requests,
+            estimate.tokens,
+            usd_text(estimate.sync_cost_usd),
+            usd_text(estimate.batch_cost_usd),
+        )
+        return estimate
+
+    def _planned_chunks(
+        self, plan: EmbedPlan, wanted: Mapping[str, int], *, staged: bool
+    ) -> Iterable[Sequence[Document]]:
+        """The documents to send, grouped as the run's hook calls: one inline, one per chunk staged."""
+        if staged:
+            chunked_source = open_document_source(self.documents, chunk_documents=EMBED_CHUNK_DOCUMENTS)
+            return documents_to_embed(chunked_source, plan.reader, wanted)
+        return [[doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]]
+
+    def _dry_run(
+        self, args: EmbedArguments, plan: EmbedPlan, changes: Changes, *, staged: bool
+    ) -> dict[str, Any]:
+        """What a run would send and cost, with nothing sent and nothing written."""
+        wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
+        estimate = self._estimate(args, self._planned_chunks(plan, wanted, staged=staged))
+        counts = {
+            "documents": plan.counts["documents"],
+            **changes.counts(),
+            "to_delete": len(plan.delete_ids),
+        }
+        return dry_run_report(plan.fingerprint, counts, estimate, args.max_cost_usd, self.log)
 
     # -- embedding -------------------------------------------------------------------------------------
 
@@ -415,15 +494,29 @@ class GeminiEmbedOperator(BaseOperator):
         stats = EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
         rows: list[dict[str, Any]] = []
         refused: list[dict[str, Any]] = []
-        wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
+        wanted = {doc_id: key.index for doc_id, key in {**plan.to_embed, **plan.metadata_only}.items()}
         documents = [doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]
+        if args.max_cost_usd is not None:
+            planned = [doc for doc in documents if doc.id in plan.to_embed]
+            check_budget(self._estimate(args, [planned]), args.max_cost_usd)
+        refreshed: list[dict[str, Any]] = []
+        gone: list[str] = []
+        if plan.metadata_only:
+            # Stored float32 values go out exactly (not rounded), so the row keeps the very same vector.
+            gone = self._refresh_metadata(
+                args,
+                plan,
+                [[doc for doc in documents if doc.id in plan.metadata_only]],
+                lambda batch: refreshed.extend({**row, "vector": row["vector"].tolist()} for row in batch),
+            )
+        documents = [doc for doc in documents if doc.id in plan.to_embed or doc.id in gone]
         if documents:
             vectors, stats, refused = self._embed(documents, args)
             refused_ids = {item["id"] for item in refused}
             kept = [index for index, doc in enumerate(documents) if doc.id not in refused_ids]
             rows = inline_rows([documents[i] for i in kept], vectors[kept], plan.fingerprint)
         return {
-            "rows": rows,
+            "rows": rows + refreshed,
             "delete_ids": plan.delete_ids,
             "dim": args.dim,
             "model": plan.fingerprint,
@@ -452,11 +545,14 @@ class GeminiEmbedOperator(BaseOperator):
             for part in earlier_parts:
                 as_path(part.uri).unlink()
             earlier_parts, already = [], {}
-        wanted = {
-            doc_id: key.index
-            for doc_id, key in plan.to_embed.items()
-            if already.get(doc_id) != (key.content_hash, plan.fingerprint)
-        }
+        wanted, refresh = (
+            {
+                doc_id: key.index
+                for doc_id, key in keys.items()
+                if already.get(doc_id) != (key.content_hash, plan.fingerprint)
+            }
+            for keys in (plan.to_embed, plan.metadata_only)
+        )
         if earlier_parts:
             self.log.info(
                 "Reusing %d parts (%d rows) an earlier try staged in %s; %d documents left to embed",
@@ -465,11 +561,20 @@ class GeminiEmbedOperator(BaseOperator):
                 directory,
                 len(wanted),
             )
+        if args.max_cost_usd is not None:
+            check_budget(
+                self._estimate(args, self._planned_chunks(plan, wanted, staged=True)), args.max_cost_usd
+            )
         sink = PartSink(staging.PartWriter(directory, args.dim), plan.fingerprint, args.part_rows)
         stats = EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
         refused: list[dict[str, Any]] = []
         chunked_source = open_document_source(self.documents, chunk_documents=EMBED_CHUNK_DOCUMENTS)
         try:
+            if refresh:
+                gone = self._refresh_metadata(
+                    args, plan, documents_to_embed(chunked_source, plan.reader, refresh), sink.add_rows
+                )
+                wanted.update({doc_id: plan.metadata_only[doc_id].index for doc_id in gone})
             for documents in documents_to_embed(chunked_source, plan.reader, wanted):
                 sink.start(documents)
                 _, call_stats, call_refused = self._embed(documents, args, on_result=sink.add)
@@ -516,13 +621,3 @@ def _task_instance_keys(operator: BaseOperator, context: Context) -> dict[str, A
 def _stats_dict(counts: dict[str, int], stats: EmbeddingRunStats, refused: int) -> dict[str, Any]:
     run = {key: value for key, value in stats.as_dict().items() if key not in ("model", "texts")}
     return {**counts, "embedded": counts["embedded"] - refused, "refused": refused, **run}
-
-
-def _check_delete_fraction(to_delete: int, stored: int, max_delete_fraction: float) -> None:
-    """Refuse to delete more than ``max_delete_fraction`` of the stored rows: a truncated source."""
-    if stored and to_delete > max_delete_fraction * stored:
-        raise ValueError(
-            f"delete_missing would delete {to_delete} of the {stored} stored rows "
-            f"({to_delete / stored:.0%}), more than max_delete_fraction={max_delete_fraction:g} allows; "
-            "if the source really shrank, raise max_delete_fraction (1.0 allows any deletion)"
-        )

@@ -1,0 +1,317 @@
+"""Operator that checks a freshly filled collection and moves a Milvus alias onto it: a model migration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_gemini_milvus.gemini_models import DEFAULT_MODEL
+from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus_aliases import (
+    MigrationCheckError,
+    alias_target,
+    drop_retired_versions,
+    embedding_fingerprint,
+    probe_search,
+    switch_alias,
+    verify_collection,
+    versioned_collection_name,
+)
+from airflow_provider_gemini_milvus.operators.arguments import to_float, to_int, to_str, to_str_list
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, XComArg
+
+    from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+
+__all__ = ["MilvusPromoteAliasOperator", "probe_task_type"]
+
+DEFAULT_KEEP_PREVIOUS = 1
+DEFAULT_RETENTION_HOURS = 24.0
+DEFAULT_PROBE_LIMIT = 5
+#: Document task types whose queries are embedded with another task type.
+_QUERY_TASK_TYPE = {"RETRIEVAL_DOCUMENT": "RETRIEVAL_QUERY"}
+
+
+def probe_task_type(document_task_type: str) -> str:
+    """The task type of probe queries: ``RETRIEVAL_QUERY`` for a retrieval corpus, else the documents' own."""
+    return _QUERY_TASK_TYPE.get(document_task_type, document_task_type)
+
+
+@dataclass(frozen=True)
+class PromoteArguments:
+    """The operator's arguments after rendering, converted and checked once."""
+
+    alias: str
+    collection_name: str
+    fingerprint: str
+    model: str
+    output_dimensionality: int | None
+    task_type: str
+    expected_rows: int | None
+    expected_source: str
+    probes: list[tuple[str, str | None]]
+    probe_limit: int
+    keep_previous: int
+    retention_hours: float
+
+
+class MilvusPromoteAliasOperator(BaseOperator):
+    """
+    Check a newly filled collection, move the alias readers search onto it, and drop old versions.
+
+    The last step of a model migration (see the README's "Model migration"): upstream tasks fill
+    ``collection_name``, by default the
+    :func:`~airflow_provider_gemini_milvus.milvus_aliases.versioned_collection_name` of the alias and the
+    embedding settings; this task then
+
+    1. **checks** the collection: its row count equals ``expected_rows`` (by default the row count of the
+       collection the alias points to now), every row carries the new settings' ``model`` fingerprint, and
+       each probe query, embedded with the new settings, finds at least one row (or, for a
+       ``{query: id}`` probe, that id among the top ``probe_limit``). A failed check raises
+       ``MigrationCheckError`` and leaves the alias where it was;
+    2. **switches** the alias in one ``alter_alias`` call (``create_alias`` on the first run), recording
+       the time in the collections' properties;
+    3. **cleans up**: collections the alias left are dropped, except the ``keep_previous`` most recently
+       left, and only once ``retention_hours`` have passed since the alias left them. The collection an
+       alias points to is never dropped, nor one a failed migration left unswitched.
+
+    A retry after the switch finds the alias on the collection already: it checks nothing, sends no probe,
+    and only runs the clean-up.
+
+    Returns (XCom) ``{"alias", "collection", "previous", "switched", "rows", "probes", "dropped"}``.
+
+    :param alias: the alias readers search.
+    :param collection_name: the new collection; None derives it from the alias and embedding settings.
+    :param model: the Gemini model the collection was embedded with (also embeds the probes).
+    :param output_dimensionality: its vector length; None for the model's default.
+    :param task_type: the documents' task type; probes use ``RETRIEVAL_QUERY`` for ``RETRIEVAL_DOCUMENT``,
+        else the same.
+    :param expected_rows: the source's row count: an int, or the embedding task's result (its
+        ``stats.documents``, e.g. ``embed.output``); None compares with the collection the alias points to
+        now (and, on the first run, only requires rows).
+    :param probe_queries: query texts that must each find a row, or ``{query: expected id}``.
+    :param probe_limit: hits per probe search.
+    :param keep_previous: retired versions kept whatever their age (1 allows an instant rollback).
+    :param retention_hours: hours a retired version beyond ``keep_previous`` is kept after the switch.
+    :param milvus_conn_id: the Milvus connection.
+    :param gemini_conn_id: the Gemini connection, to embed the probes.
+    """
+
+    template_fields: Sequence[str] = (
+        "alias",
+        "collection_name",
+        "model",
+        "output_dimensionality",
+        "gemini_task_type",
+        "expected_rows",
+        "probe_queries",
+        "probe_limit",
+        "keep_previous",
+        "retention_hours",
+        "milvus_conn_id",
+        "gemini_conn_id",
+    )
+    ui_color = "#e6f4ea"
+
+    def __init__(
+        self,
+        *,
+        alias: str,
+        collection_name: str | None = None,
+        model: str = DEFAULT_MODEL,
+        output_dimensionality: int | str | None = None,
+        task_type: str = "RETRIEVAL_DOCUMENT",
+        expected_rows: int | str | Mapping[str, Any] | XComArg | None = None,
+        probe_queries: Sequence[str] | Mapping[str, str] = (),
+        probe_limit: int | str = DEFAULT_PROBE_LIMIT,
+        keep_previous: int | str = DEFAULT_KEEP_PREVIOUS,
+        retention_hours: float | str = DEFAULT_RETENTION_HOURS,
+        milvus_conn_id: str = MilvusHook.default_conn_name,
+        gemini_conn_id: str = "gemini_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.alias = alias
+        self.collection_name = collection_name
+        self.model = model
+        self.output_dimensionality = output_dimensionality
+        # ``task_type`` is a read-only property of BaseOperator (the class name).
+        self.gemini_task_type = task_type
+        self.expected_rows = expected_rows
+        self.probe_queries = probe_queries
+        self.probe_limit = probe_limit
+        self.keep_previous = keep_previous
+        self.retention_hours = retention_hours
+        self.milvus_conn_id = milvus_conn_id
+        self.gemini_conn_id = gemini_conn_id
+
+    @cached_property
+    def hook(self) -> MilvusHook:
+        """The Milvus hook, created on first use (after templates are rendered)."""
+        return MilvusHook(milvus_conn_id=self.milvus_conn_id)
+
+    @cached_property
+    def gemini_hook(self) -> GeminiHook:
+        """The Gemini hook that embeds the probe queries."""
+        from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+
+        return GeminiHook(gemini_conn_id=self.gemini_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        args = self.converted_arguments()
+        hook = self.hook
+        try:
+            return self._promote(hook, args)
+        finally:
+            hook.close()
+
+    def converted_arguments(self) -> PromoteArguments:
+        """
+        Convert every rendered argument and check it, before anything is read or paid for.
+
+        :raises ValueError: naming the first bad argument.
+        """
+        alias = str(to_str(self.alias, "alias"))
+        model = str(to_str(self.model, "model"))
+        output_dimensionality = to_int(self.output_dimensionality, "output_dimensionality", optional=True)
+        task_type = str(to_str(self.gemini_task_type, "task_type")).upper()
+        fingerprint = embedding_fingerprint(model, output_dimensionality, task_type)
+        collection_name = to_str(self.collection_name, "collection_name", optional=True)
+        if collection_name is None:
+            collection_name = versioned_collection_name(alias, model, output_dimensionality, task_type)
+        if collection_name == alias:
+            raise ValueError(f"collection_name and alias are both {alias!r}: the alias needs a collection")
+        expected_rows, expected_source = self._expected_rows(fingerprint)
+        return PromoteArguments(
+            alias=alias,
+            collection_name=collection_name,
+            fingerprint=fingerprint,
+            model=model,
+            output_dimensionality=output_dimensionality,
+            task_type=task_type,
+            expected_rows=expected_rows,
+            expected_source=expected_source,
+            probes=self._probes(),
+            probe_limit=int(to_int(self.probe_limit, "probe_limit", minimum=1, maximum=16384) or 0),
+            keep_previous=int(to_int(self.keep_previous, "keep_previous", minimum=0) or 0),
+            retention_hours=float(to_float(self.retention_hours, "retention_hours", minimum=0) or 0.0),
+        )
+
+    def _expected_rows(self, fingerprint: str) -> tuple[int | None, str]:
+        value = self.expected_rows
+        if isinstance(value, Mapping):
+            stats = value.get("stats")
+            if not isinstance(stats, Mapping) or "documents" not in stats:
+                raise ValueError(
+                    "expected_rows is a dict but not an embedding result: it has no stats.documents "
+                    f"(keys {sorted(map(str, value))})"
+                )
+            if value.get("model") not in (None, fingerprint):
+                raise ValueError(
+                    f"expected_rows is the result of an embedding with {value.get('model')}, but this "
+                    f"task promotes {fingerprint}: give both tasks the same model settings"
+                )
+            refused = int(stats.get("refused") or 0)
+            source = "the embedding task's source"
+            if refused:
+                source += f" (of which Gemini refused {refused}, so they were not loaded)"
+            return int(stats["documents"]), source
+        rows = to_int(value, "expected_rows", minimum=0, optional=True)
+        return rows, "expected_rows"
+
+    def _probes(self) -> list[tuple[str, str | None]]:
+        value = self.probe_queries
+        if isinstance(value, Mapping):
+            probes: list[tuple[str, str | None]] = []
+            for query, expected_id in value.items():
+                if not isinstance(query, str) or not query.strip():
+                    raise ValueError(f"probe_queries keys must be non-empty query texts, got {query!r}")
+                if not isinstance(expected_id, str) or not expected_id.strip():
+                    raise ValueError(
+                        f"probe_queries[{query!r}] must be the id it should find, got {expected_id!r}"
+                    )
+                probes.append((query, expected_id))
+            return probes
+        return [(query, None) for query in to_str_list(value, "probe_queries") or []]
+
+    def _promote(self, hook: MilvusHook, args: PromoteArguments) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        current = alias_target(hook, args.alias)
+        rows = probes = 0
+        if current == args.collection_name:
+            self.log.info("Alias %s already points to %s: nothing to check or switch", args.alias, current)
+            switched = False
+        else:
+            expected, source = args.expected_rows, args.expected_source
+            if expected is None and current is not None:
+                expected, source = hook.count(current), f"collection {current!r} (the alias's current target)"
+            try:
+                rows = verify_collection(
+                    hook,
+                    args.collection_name,
+                    expected_rows=expected,
+                    fingerprint=args.fingerprint,
+                    source=source,
+                )
+                self.log.info(
+                    "Collection %s holds %s rows, all embedded with %s",
+                    args.collection_name,
+                    rows,
+                    args.fingerprint,
+                )
+                probes = self._run_probes(hook, args)
+            except MigrationCheckError as err:
+                where = f"still points to {current!r}" if current else "was not created"
+                raise MigrationCheckError(f"{err}; alias {args.alias!r} {where}") from None
+            switch = switch_alias(
+                hook, args.alias, args.collection_name, fingerprint=args.fingerprint, now=now
+            )
+            switched = switch.switched
+            self.log.info(
+                "Alias %s now points to %s (%s)",
+                args.alias,
+                args.collection_name,
+                f"was {switch.previous}" if switch.previous else "created",
+            )
+        dropped = drop_retired_versions(
+            hook, args.alias, keep_previous=args.keep_previous, retention_hours=args.retention_hours, now=now
+        )
+        return {
+            "alias": args.alias,
+            "collection": args.collection_name,
+            "previous": current,
+            "switched": switched,
+            "rows": rows,
+            "probes": probes,
+            "dropped": dropped,
+        }
+
+    def _run_probes(self, hook: MilvusHook, args: PromoteArguments) -> int:
+        """Embed the probe queries with the new settings and search the new collection with each."""
+        if not args.probes:
+            return 0
+        vectors = self.gemini_hook.embed(
+            [query for query, _ in args.probes],
+            model=args.model,
+            task_type=probe_task_type(args.task_type),
+            output_dimensionality=args.output_dimensionality,
+        )
+        results = probe_search(hook, args.collection_name, vectors.tolist(), limit=args.probe_limit)
+        for index, ((query, expected_id), found) in enumerate(zip(args.probes, results, strict=True)):
+            if not found:
+                raise MigrationCheckError(
+                    f"probe_queries[{index}] ({query!r}) found nothing in collection {args.collection_name!r}"
+                )
+            if expected_id is not None and expected_id not in found:
+                raise MigrationCheckError(
+                    f"probe_queries[{index}] ({query!r}) did not find {expected_id!r} in the top "
+                    f"{args.probe_limit} of collection {args.collection_name!r} (found {found})"
+                )
+        self.log.info("%s probe queries found their rows in %s", len(args.probes), args.collection_name)
+        return len(args.probes)

@@ -1,0 +1,200 @@
+"""MilvusPromoteAliasOperator against the Gemini emulator and real Milvus Lite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus_aliases import (
+    MigrationCheckError,
+    alias_target,
+    versioned_collection_name,
+)
+from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
+from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
+from airflow_provider_gemini_milvus.operators.milvus_alias import MilvusPromoteAliasOperator, probe_task_type
+from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
+
+ALIAS = "docs"
+OLD: dict[str, Any] = {"model": "gemini-embedding-001", "output_dimensionality": 768}
+NEW: dict[str, Any] = {"model": "text-embedding-004", "output_dimensionality": 256}
+CORPUS = [
+    {"id": "milvus", "text": "Milvus stores vectors for similarity search."},
+    {"id": "airflow", "text": "Airflow schedules data pipelines every day."},
+    {"id": "gemini", "text": "Gemini turns text into embeddings."},
+]
+PROBES = {"Which database stores vectors?": "milvus"}
+
+
+def fill(settings: dict[str, Any], documents: list[dict[str, Any]] = CORPUS) -> dict[str, Any]:
+    """Embed and load the documents into the versioned collection of these settings; return the embedding."""
+    collection = versioned_collection_name(ALIAS, **settings)
+    result = GeminiEmbedOperator(
+        task_id="embed", documents=documents, collection_name=collection, delete_missing=True, **settings
+    ).execute({})
+    MilvusInsertOperator(task_id="load", collection_name=collection, data=result).execute({})
+    return result
+
+
+def promote(settings: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("probe_queries", PROBES)
+    operator = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, **settings, **kwargs)
+    return operator.execute({})
+
+
+def target() -> str | None:
+    with MilvusHook() as hook:
+        return alias_target(hook, ALIAS)
+
+
+# -- arguments -------------------------------------------------------------------------------------
+
+
+def test_rendered_arguments_are_converted_and_the_collection_derived() -> None:
+    operator = MilvusPromoteAliasOperator(
+        task_id="promote",
+        alias=ALIAS,
+        model="text-embedding-004",
+        output_dimensionality="256",
+        task_type="retrieval_document",
+        expected_rows="3",
+        probe_queries=["a question"],
+        probe_limit="3",
+        keep_previous="0",
+        retention_hours="1.5",
+    )
+    args = operator.converted_arguments()
+    assert args.collection_name == versioned_collection_name(ALIAS, **NEW)
+    assert args.fingerprint == "text-embedding-004/256/RETRIEVAL_DOCUMENT"
+    assert (args.expected_rows, args.probe_limit, args.keep_previous, args.retention_hours) == (3, 3, 0, 1.5)
+    assert args.probes == [("a question", None)]
+
+
+def test_an_embed_result_gives_the_expected_rows_and_must_match_the_settings() -> None:
+    result = {"rows": [], "model": "text-embedding-004/256/RETRIEVAL_DOCUMENT", "stats": {"documents": 7}}
+    operator = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, expected_rows=result, **NEW)
+    assert operator.converted_arguments().expected_rows == 7
+
+    refused = {**result, "stats": {"documents": 7, "refused": 2}}
+    with_refusals = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, expected_rows=refused, **NEW)
+    assert with_refusals.converted_arguments().expected_source == (
+        "the embedding task's source (of which Gemini refused 2, so they were not loaded)"
+    )
+
+    other = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, expected_rows=result, **OLD)
+    with pytest.raises(
+        ValueError, match="embedding with text-embedding-004/256/.* promotes gemini-embedding-001/768"
+    ):
+        other.converted_arguments()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alias": "bad alias"}, "alias name 'bad alias' is not valid"),
+        ({"collection_name": ALIAS}, "collection_name and alias are both 'docs'"),
+        ({"keep_previous": "-1"}, "keep_previous must be an integer >= 0"),
+        ({"retention_hours": "soon"}, "retention_hours must be a number >= 0"),
+        ({"probe_queries": "one question"}, "probe_queries must be a list of strings"),
+        ({"probe_queries": {"q": ""}}, "probe_queries\\['q'\\] must be the id it should find"),
+        ({"expected_rows": {"rows": []}}, "expected_rows is a dict but not an embedding result"),
+        ({"output_dimensionality": "big"}, "output_dimensionality must be an integer"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_the_argument(kwargs: dict[str, Any], message: str) -> None:
+    kwargs.setdefault("alias", ALIAS)
+    operator = MilvusPromoteAliasOperator(task_id="promote", **kwargs)
+    with pytest.raises(ValueError, match=message):
+        operator.converted_arguments()
+
+
+def test_probes_of_a_retrieval_corpus_are_queries() -> None:
+    assert probe_task_type("RETRIEVAL_DOCUMENT") == "RETRIEVAL_QUERY"
+    assert probe_task_type("SEMANTIC_SIMILARITY") == "SEMANTIC_SIMILARITY"
+
+
+# -- migrations on Milvus Lite ---------------------------------------------------------------------
+
+lite = pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+
+
+@lite
+def test_a_first_run_creates_the_alias_and_a_migration_moves_it(gemini_emulator: GeminiEmulator) -> None:
+    first = fill(OLD)
+    summary = promote(OLD, expected_rows=first)
+    old_collection = versioned_collection_name(ALIAS, **OLD)
+    assert summary == {
+        "alias": ALIAS,
+        "collection": old_collection,
+        "previous": None,
+        "switched": True,
+        "rows": 3,
+        "probes": 1,
+        "dropped": [],
+    }
+    assert target() == old_collection
+
+    fill(NEW)
+    summary = promote(NEW, keep_previous=0, retention_hours=0)  # compared with the alias's current target
+    assert (summary["previous"], summary["switched"], summary["rows"]) == (old_collection, True, 3)
+    assert summary["dropped"] == [old_collection]
+    assert target() == versioned_collection_name(ALIAS, **NEW)
+    with MilvusHook() as hook:
+        info = hook.describe(ALIAS)
+        assert info is not None
+        assert info.dim == 256
+
+
+@lite
+def test_a_retry_after_the_switch_checks_nothing_and_sends_nothing(gemini_emulator: GeminiEmulator) -> None:
+    promote(OLD, expected_rows=fill(OLD))
+    gemini_emulator.reset_stats()
+
+    summary = promote(OLD, expected_rows=3)
+
+    assert (summary["switched"], summary["rows"], summary["probes"]) == (False, 0, 0)
+    assert gemini_emulator.stats.requests == 0
+    assert target() == versioned_collection_name(ALIAS, **OLD)
+
+
+@lite
+def test_a_row_count_mismatch_leaves_the_alias_where_it_was() -> None:
+    promote(OLD, expected_rows=fill(OLD))
+    fill(NEW, CORPUS[:2])
+
+    with pytest.raises(MigrationCheckError) as raised:
+        promote(NEW, keep_previous=0, retention_hours=0)
+
+    new_collection = versioned_collection_name(ALIAS, **NEW)
+    old_collection = versioned_collection_name(ALIAS, **OLD)
+    assert str(raised.value) == (
+        f"collection {new_collection!r} holds 2 rows but collection {old_collection!r} (the alias's current "
+        f"target) has 3: the load is incomplete or the source changed; alias 'docs' still points to "
+        f"{old_collection!r}"
+    )
+    assert target() == old_collection
+    with MilvusHook() as hook:
+        assert sorted(hook.get_conn().list_collections()) == sorted([old_collection, new_collection])
+
+
+@lite
+def test_a_probe_that_finds_the_wrong_rows_leaves_the_alias_where_it_was() -> None:
+    promote(OLD, expected_rows=fill(OLD))
+    fill(NEW)
+
+    with pytest.raises(
+        MigrationCheckError, match=r"probe_queries\[0\] \('Who schedules pipelines\?'\) did not find"
+    ):
+        promote(NEW, probe_queries={"Who schedules pipelines?": "milvus"}, probe_limit=1)
+
+    assert target() == versioned_collection_name(ALIAS, **OLD)
+
+
+@lite
+def test_a_first_run_that_fails_its_checks_creates_no_alias() -> None:
+    fill(OLD)
+    with pytest.raises(MigrationCheckError, match="has 4: .*; alias 'docs' was not created"):
+        promote(OLD, expected_rows=4)
+    assert target() is None
