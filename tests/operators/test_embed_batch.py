@@ -139,16 +139,53 @@ def test_incremental_batch_sends_only_new_and_changed_documents(
 
 
 @pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+@pytest.mark.parametrize("inline_max_rows", [100, 0], ids=["inline", "staged"])
+def test_metadata_only_edits_ride_along_with_their_stored_vectors(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, inline_max_rows: int
+) -> None:
+    documents = corpus()
+    first = operator(documents, tmp_path, deferrable=False, collection_name=COLLECTION).execute({})
+    MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=first).execute({})
+    documents[1]["lang"] = "fr"  # metadata only
+    documents[2]["text"] = "an edited document"
+
+    result = run_batch(
+        operator(documents, tmp_path, collection_name=COLLECTION, inline_max_rows=inline_max_rows)
+    )
+    loaded = MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=result).execute({})
+
+    assert gemini_emulator.batches.jobs()[0].texts == ("an edited document",)
+    assert (result["stats"]["embedded"], result["stats"]["metadata_only"]) == (1, 1)
+    assert loaded["written"] == 2
+    with MilvusHook() as milvus:
+        [row] = milvus.get_conn().get(COLLECTION, ids=["doc-1"], output_fields=["vector", "metadata"])
+    np.testing.assert_allclose(row["vector"], vectors_by_id(first)["doc-1"], atol=1e-6)
+    assert row["metadata"] == {"lang": "fr"}
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_max_cost_usd_is_checked_at_the_batch_price_before_submitting(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    with pytest.raises(ValueError, match=r"at the batch price of \$0.075 per million tokens"):
+        operator(corpus(), tmp_path, max_cost_usd="0.000000001").execute({})
+    assert gemini_emulator.batches.jobs() == []
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
 def test_nothing_to_embed_sends_no_job_and_does_not_defer(
     tmp_path: Path, gemini_emulator: GeminiEmulator
 ) -> None:
-    first = operator(corpus(), tmp_path, deferrable=False, collection_name=COLLECTION).execute({})
+    documents = corpus()
+    first = operator(documents, tmp_path, deferrable=False, collection_name=COLLECTION).execute({})
     MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=first).execute({})
+    documents[0]["lang"] = "de"  # a metadata-only edit needs no Gemini request either
 
-    result = operator(corpus(), tmp_path, collection_name=COLLECTION).execute({})
+    result = operator(documents, tmp_path, collection_name=COLLECTION).execute({})
 
-    assert result["rows"] == []
+    assert [row["id"] for row in result["rows"]] == ["doc-0"]
     assert gemini_emulator.batches.jobs() == []
+    assert gemini_emulator.stats.texts == 5  # the first, synchronous run only
 
 
 @pytest.mark.parametrize(
