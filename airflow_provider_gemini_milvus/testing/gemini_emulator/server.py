@@ -14,7 +14,11 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_gemini_milvus.testing.gemini_emulator.batches import BatchService, match_batch_route
+from airflow_provider_gemini_milvus.testing.gemini_emulator.batches import (
+    BatchRoute,
+    BatchService,
+    match_batch_route,
+)
 from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import (
     DEFAULT_REFUSAL_MESSAGE,
     SUPPORTED_FAULT_STATUSES,
@@ -329,18 +333,12 @@ class GeminiEmulator:
         """Answer one HTTP request; ``None`` means: drop the connection without answering."""
         parsed = urllib.parse.urlsplit(raw_path)
         query = urllib.parse.parse_qs(parsed.query)
-        batch_route = match_batch_route(method, parsed.path)
-        if batch_route is not None:
-            self._sleep_latency()
-            try:
-                if batch_route.needs_key:
-                    self._check_key(headers, query, vertex=False)
-                return self._batches.answer(batch_route, headers, query, body)
-            except ApiError as error:
-                return self._error_reply(error, received_key(headers, query))
         route = match_route(method, parsed.path)
         if route.kind != "embed":
             self._sleep_latency()
+            batch_route = match_batch_route(method, parsed.path) if route.kind == "unknown" else None
+            if batch_route is not None:
+                return self._handle_batch(batch_route, headers, query, body)
             return self._handle_other(route, headers, query)
         with self._lock:
             self._stats.requests += 1
@@ -372,6 +370,16 @@ class GeminiEmulator:
                 return Reply(200, list_models(query))
             model = lookup_model(route)
             return Reply(200, vertex_model_resource(model) if route.vertex else model_resource(model))
+        except ApiError as error:
+            return self._error_reply(error, received_key(headers, query))
+
+    def _handle_batch(
+        self, route: BatchRoute, headers: dict[str, str], query: dict[str, list[str]], body: bytes
+    ) -> Reply:
+        try:
+            if route.needs_key:
+                self._check_key(headers, query, vertex=False)
+            return self._batches.answer(route, headers, query, body)
         except ApiError as error:
             return self._error_reply(error, received_key(headers, query))
 
