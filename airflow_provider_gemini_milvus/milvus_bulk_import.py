@@ -23,10 +23,10 @@ that did complete); and a later try first waits for import jobs an earlier try l
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -85,10 +85,9 @@ DEFAULT_BULK_IMPORT_TIMEOUT = 3600.0
 #: The import files are written in this folder beside the staged parts, and removed after the import.
 IMPORT_FOLDER = "bulk_import"
 _POLL_SECONDS = 1.0
+_ORM_IMPORT_CALLS = ("do_bulk_insert", "get_bulk_insert_state", "list_bulk_insert_tasks")
 _DONE = "Completed"
 _FAILED = ("Failed", "Failed and cleaned")
-
-log = logging.getLogger(__name__)
 
 
 class BulkImportFailed(RuntimeError):
@@ -133,23 +132,26 @@ def bulk_import_refusal(
     :param min_rows: ``auto`` imports from this many rows on.
     :param existed: whether the collection existed before this task (a new one is empty).
     """
-    if load_method == "batches":
-        return "load_method is 'batches'"
     if hook.is_lite:
         return "Milvus Lite has no bulk import"
+    if not _has_grpc_import():
+        return "this pymilvus has no gRPC import (pymilvus.utility.do_bulk_insert; removed in pymilvus 3.1)"
+    if existed:
+        # Whatever this try does, rows an earlier try's import job adds later would sit beside its writes.
+        wait_for_running_imports(hook, collection)
+    if load_method == "batches":
+        return "load_method is 'batches'"
     if load_method == "auto" and manifest.rows < min_rows:
         return f"{manifest.rows} rows are below bulk_import_min_rows ({min_rows})"
-    if existed:
-        wait_for_running_imports(hook, collection)
-        if hook.count(collection):
-            for part in manifest.parts:
-                for ids in iter_part_ids(part.uri, batch_rows=ID_QUERY_BATCH):
-                    stored = hook.existing_ids(collection, ids)
-                    if stored:
-                        return (
-                            f"collection {collection!r} already holds {len(stored)}+ of the staged ids, e.g. "
-                            f"{min(stored)!r} (an import would add a second row, an upsert replaces it)"
-                        )
+    if existed and hook.count(collection):
+        for part in manifest.parts:
+            for ids in iter_part_ids(part.uri, batch_rows=ID_QUERY_BATCH):
+                stored = hook.existing_ids(collection, ids)
+                if stored:
+                    return (
+                        f"collection {collection!r} already holds {len(stored)}+ of the staged ids, e.g. "
+                        f"{min(stored)!r} (an import would add a second row, an upsert replaces it)"
+                    )
     return None
 
 
@@ -289,24 +291,33 @@ def remove_import_files(files: Sequence[tuple[str, int]]) -> None:
             continue
 
 
+def _has_grpc_import() -> bool:
+    from pymilvus import utility
+
+    return all(hasattr(utility, name) for name in _ORM_IMPORT_CALLS)
+
+
 @contextmanager
 def _orm_connection(hook: MilvusHook) -> Iterator[str]:
     """
-    A pymilvus ORM connection alias to the hook's server: ``MilvusClient`` has no import method, the ORM's
-    ``utility`` has. Closed at the end.
+    A pymilvus ORM connection alias to the hook's server, closed at the end: ``MilvusClient`` (pymilvus 3.0)
+    has no import method, the ORM's ``utility`` has. pymilvus 3.0 warns that the ORM goes in 3.1; the
+    warning is silenced here, and without the ORM :func:`bulk_import_refusal` chooses batched writes.
     """
     from pymilvus import connections
 
     alias = f"gemini-milvus-import-{uuid.uuid4().hex[:12]}"
-    kwargs = {key: value for key, value in hook.client_kwargs.items() if key not in ("dedicated",)}
-    try:
-        connections.connect(alias=alias, **kwargs)
-    except Exception as err:
-        raise BulkImportFailed(f"could not connect for bulk import: {hook._safe_message(err)}") from None
-    try:
-        yield alias
-    finally:
-        connections.disconnect(alias)
+    kwargs = {key: value for key, value in hook.client_kwargs.items() if key != "dedicated"}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ORM-style PyMilvus API", category=FutureWarning)
+        try:
+            connections.connect(alias=alias, **kwargs)
+        except Exception as err:
+            raise BulkImportFailed(f"could not connect for bulk import: {hook._safe_message(err)}") from None
+        try:
+            yield alias
+        finally:
+            connections.disconnect(alias)
 
 
 def wait_for_running_imports(
@@ -338,7 +349,9 @@ def wait_for_running_imports(
                 )
             time.sleep(_POLL_SECONDS)
     if waited:
-        log.info("Waited for %s import job(s) an earlier try left running in %s", len(waited), collection)
+        hook.log.info(
+            "Waited for %s import job(s) an earlier try left running in %s", len(waited), collection
+        )
     return len(waited)
 
 
@@ -366,6 +379,7 @@ def run_bulk_import(
     started = time.monotonic()
     deadline = started + timeout
     expected = sum(rows for _, rows in files)
+    before = hook.count(collection)
     with _orm_connection(hook) as alias:
         jobs: dict[int, str] = {}
         for uri, _ in files:
@@ -378,7 +392,7 @@ def run_bulk_import(
                     f"the server refused to import {uri}: {hook._safe_message(err)}"
                 ) from None
             jobs[int(job)] = uri
-        log.info("Started %s import job(s) for %s rows into %s", len(jobs), expected, collection)
+        hook.log.info("Started %s import job(s) for %s rows into %s", len(jobs), expected, collection)
         pending = dict(jobs)
         imported = 0
         failures: list[str] = []
@@ -404,16 +418,17 @@ def run_bulk_import(
         )
     if imported != expected:
         raise BulkImportFailed(f"the import jobs report {imported} rows, {expected} were staged")
+    # Imported segments become queryable a few seconds after their job completes. Shards loading the same
+    # collection at once may add rows meanwhile: at least ``before + expected`` rows are waited for.
     stored = hook.count(collection)
-    while stored < expected and time.monotonic() < deadline:
-        time.sleep(
-            _POLL_SECONDS
-        )  # imported segments become queryable a few seconds after their job completes
+    while stored < before + expected and time.monotonic() < deadline:
+        time.sleep(_POLL_SECONDS)
         stored = hook.count(collection)
-    if stored != expected:
+    if stored < before + expected:
         raise BulkImportFailed(
-            f"collection {collection!r} holds {stored} rows after importing {expected} into it empty"
+            f"collection {collection!r} holds {stored} rows {timeout:.0f} s after {expected} were imported "
+            f"into it holding {before}"
         )
     seconds = round(time.monotonic() - started, 3)
-    log.info("Imported %s rows into %s in %s job(s), %.1f s", expected, collection, len(jobs), seconds)
+    hook.log.info("Imported %s rows into %s in %s job(s), %.1f s", expected, collection, len(jobs), seconds)
     return BulkImportResult(rows=expected, jobs=len(jobs), seconds=seconds)
