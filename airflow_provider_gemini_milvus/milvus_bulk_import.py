@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BULK_IMPORT_MIN_ROWS",
     "DEFAULT_BULK_IMPORT_TIMEOUT",
+    "IMPORT_FILE_ROWS",
     "IMPORT_FOLDER",
     "LOAD_METHODS",
     "BulkImportFailed",
@@ -82,6 +83,8 @@ LOAD_METHODS = ("auto", "bulk_import", "batches")
 DEFAULT_BULK_IMPORT_MIN_ROWS = 20_000
 #: Seconds to wait for the import jobs and for their rows to become visible.
 DEFAULT_BULK_IMPORT_TIMEOUT = 3600.0
+#: Rows per import file (one import job each), about 300 MB of 768-dim vectors.
+IMPORT_FILE_ROWS = 100_000
 #: The import files are written in this folder beside the staged parts, and removed after the import.
 IMPORT_FOLDER = "bulk_import"
 _POLL_SECONDS = 1.0
@@ -186,50 +189,73 @@ def _import_file_uri(part_uri: str) -> str:
 
 
 def write_import_files(
-    manifest: StagedManifest, *, id_max_length: int, text_max_length: int
+    manifest: StagedManifest,
+    *,
+    id_max_length: int,
+    text_max_length: int,
+    rows_per_file: int = IMPORT_FILE_ROWS,
 ) -> list[tuple[str, int]]:
     """
-    Check every staged row as a batched write would, and write each part again as an import file.
+    Check every staged row as a batched write would, and write the parts again as import files.
 
-    Each file goes into :data:`IMPORT_FOLDER` beside its part, under the part's name (a retry rewrites the
-    same file), atomically. Ids must be unique across all parts: an import stores a repeated id twice,
-    where upserts keep the last row.
+    Consecutive parts are joined into files of about ``rows_per_file`` rows (a part is never split): each
+    file is one import job, and a server runs few jobs at once. A file goes into :data:`IMPORT_FOLDER`
+    beside its first part, under that part's name (a retry rewrites the same file), atomically. Ids must
+    be unique across all parts: an import stores a repeated id twice, where upserts keep the last row.
 
     :param manifest: the staged manifest (already verified).
     :param id_max_length: the collection's id ``max_length`` in bytes.
     :param text_max_length: the collection's text ``max_length`` in bytes.
+    :param rows_per_file: rows per import file, at least one part's.
     :raises ValueError: naming the first bad row as ``staged parts[i] (uri): rows[j] (id '...')``; nothing
         has been imported then.
     :return: ``(uri, rows)`` of each import file, in the parts' order.
     """
-    schema = import_schema()
     seen: dict[str, tuple[int, int]] = {}
     files: list[tuple[str, int]] = []
-    for part_index, part in enumerate(manifest.parts):
-        target = as_path(_import_file_uri(part.uri))
-        offset = 0
-        with atomic_local_file(target) as local_file, pq.ParquetWriter(local_file, schema) as writer:
-            for batch in _part_batches(part.uri):
-                try:
-                    rows, _ = prepare_rows(
-                        _rows_of(batch),
-                        dim=manifest.dim,
-                        id_max_length=id_max_length,
-                        text_max_length=text_max_length,
-                    )
-                except ValueError as err:
-                    raise part_row_error(part_index, part.uri, offset, err) from None
-                for position, row in enumerate(rows):
-                    earlier = seen.setdefault(row[FIELD_ID], (part_index, offset + position))
-                    if earlier != (part_index, offset + position):
-                        raise ValueError(
-                            f"staged parts[{part_index}] ({part.uri}): rows[{offset + position}] (id "
-                            f"{row[FIELD_ID]!r}) repeats staged parts[{earlier[0]}] rows[{earlier[1]}]"
-                        )
-                writer.write_table(_import_table(batch, rows, schema))
-                offset += batch.num_rows
-        files.append((str(target), offset))
+    numbered = list(enumerate(manifest.parts))
+    while numbered:
+        group = [numbered.pop(0)]
+        rows = group[0][1].rows
+        while numbered and rows + numbered[0][1].rows <= rows_per_file:
+            rows += numbered[0][1].rows
+            group.append(numbered.pop(0))
+        target = as_path(_import_file_uri(group[0][1].uri))
+        with atomic_local_file(target) as local_file, pq.ParquetWriter(local_file, import_schema()) as writer:
+            for part_index, part in group:
+                _write_part(
+                    writer, part_index, part.uri, manifest.dim, (id_max_length, text_max_length), seen
+                )
+        files.append((str(target), rows))
     return files
+
+
+def _write_part(
+    writer: pq.ParquetWriter,
+    part_index: int,
+    uri: str,
+    dim: int,
+    limits: tuple[int, int],
+    seen: dict[str, tuple[int, int]],
+) -> None:
+    """Check a part's rows (``seen`` holds every id so far, with its place) and append them to ``writer``."""
+    offset = 0
+    for batch in _part_batches(uri):
+        try:
+            rows, _ = prepare_rows(
+                _rows_of(batch), dim=dim, id_max_length=limits[0], text_max_length=limits[1]
+            )
+        except ValueError as err:
+            raise part_row_error(part_index, uri, offset, err) from None
+        for position, row in enumerate(rows):
+            earlier = seen.setdefault(row[FIELD_ID], (part_index, offset + position))
+            if earlier != (part_index, offset + position):
+                raise ValueError(
+                    f"staged parts[{part_index}] ({uri}): rows[{offset + position}] (id {row[FIELD_ID]!r}) "
+                    f"repeats staged parts[{earlier[0]}] rows[{earlier[1]}]"
+                )
+        writer.write_table(_import_table(batch, rows, writer.schema))
+        offset += batch.num_rows
 
 
 def _part_batches(uri: str) -> Iterator[pa.RecordBatch]:
@@ -418,8 +444,17 @@ def run_bulk_import(
         )
     if imported != expected:
         raise BulkImportFailed(f"the import jobs report {imported} rows, {expected} were staged")
-    # Imported segments become queryable a few seconds after their job completes. Shards loading the same
-    # collection at once may add rows meanwhile: at least ``before + expected`` rows are waited for.
+    # Imported segments become queryable once their index is built and they are loaded; a refreshing load
+    # waits for that instead of the query coordinator's next round. Shards loading the same collection at
+    # once may add rows meanwhile: at least ``before + expected`` rows are waited for.
+    try:
+        hook.get_conn().refresh_load(collection, timeout=max(1.0, deadline - time.monotonic()))
+    except Exception as err:  # an older server, or the timeout: the count below decides
+        hook.log.info(
+            "Refreshing the load of %s did not finish (%s); polling its row count",
+            collection,
+            hook._safe_message(err),
+        )
     stored = hook.count(collection)
     while stored < before + expected and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)

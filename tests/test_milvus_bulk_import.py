@@ -45,7 +45,7 @@ def test_each_part_is_rewritten_beside_it_with_list_vectors_and_filled_defaults(
         ],
     )
 
-    files = write_import_files(manifest, id_max_length=512, text_max_length=100)
+    files = write_import_files(manifest, id_max_length=512, text_max_length=100, rows_per_file=2)
 
     assert [rows for _, rows in files] == [2, 1]
     assert files[0][0].endswith(f"{tmp_path}/{IMPORT_FOLDER}/{Path(manifest.parts[0].uri).name}")
@@ -60,6 +60,14 @@ def test_each_part_is_rewritten_beside_it_with_list_vectors_and_filled_defaults(
     remove_import_files(files)
     remove_import_files(files)  # already gone: fine
     assert not list((tmp_path / IMPORT_FOLDER).iterdir())
+
+
+def test_consecutive_parts_are_joined_up_to_rows_per_file(tmp_path: Path) -> None:
+    manifest = stage(tmp_path, [[row(0), row(1)], [row(2)], [row(3), row(4)], [row(5)]])
+    files = write_import_files(manifest, id_max_length=512, text_max_length=100, rows_per_file=3)
+    assert [rows for _, rows in files] == [3, 3]
+    assert [Path(uri).name for uri, _ in files] == [Path(manifest.parts[i].uri).name for i in (0, 2)]
+    assert pq.read_table(server_path(files[1][0])).column("id").to_pylist() == ["doc-3", "doc-4", "doc-5"]
 
 
 def test_a_row_the_collection_would_refuse_is_named_by_part_and_row(tmp_path: Path) -> None:

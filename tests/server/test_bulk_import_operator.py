@@ -40,9 +40,12 @@ def staged_ids(count: int) -> list[str]:
     return sorted(f"doc-{i}" for i in range(count))
 
 
-def import_files(data: dict) -> list[tuple[str, int]]:
+def import_files(data: dict, rows_per_file: int) -> list[tuple[str, int]]:
     return write_import_files(
-        StagedManifest.from_xcom(data), id_max_length=ID_MAX_LENGTH, text_max_length=TEXT_MAX_LENGTH
+        StagedManifest.from_xcom(data),
+        id_max_length=ID_MAX_LENGTH,
+        text_max_length=TEXT_MAX_LENGTH,
+        rows_per_file=rows_per_file,
     )
 
 
@@ -107,7 +110,9 @@ def test_a_retry_after_a_partial_import_ends_with_exactly_the_staged_rows(
     data = manifest(stage(tmp_path, [10, 10, 10]))
     with MilvusHook() as hook:
         hook.ensure_collection("docs", DIM)
-        run_bulk_import(hook, "docs", import_files(data)[:1])  # the first try imported one part, then died
+        run_bulk_import(
+            hook, "docs", import_files(data, rows_per_file=10)[:1]
+        )  # the first try imported one part, then died
     assert stored_ids() == staged_ids(10)
 
     summary = run(data=data, load_method="bulk_import")
@@ -123,7 +128,7 @@ def test_a_retry_waits_for_the_import_job_an_earlier_try_left_running(
     data = manifest(stage(tmp_path, [2000, 2000]))
     with MilvusHook() as hook:
         hook.ensure_collection("docs", DIM)
-    (first, _), _ = import_files(data)
+    (first, _), _ = import_files(data, rows_per_file=2000)
     utility.do_bulk_insert("docs", files=[server_path(first)], using=orm_alias)  # not waited for
 
     summary = run(data=data)
