@@ -41,7 +41,7 @@ def stage(folder: Path, rows: int) -> dict:
     from airflow_provider_gemini_milvus.staging import PartWriter, StagedManifest
 
     generator = np.random.default_rng(rows)
-    writer = PartWriter(folder, DIM)
+    writer = PartWriter(str(folder), DIM)
     parts = []
     for start in range(0, rows, PART_ROWS):
         count = min(PART_ROWS, rows - start)
