@@ -89,6 +89,12 @@ bench: install
 	$(BIN)/python benchmarks/bench_incremental_reembed.py
 	$(BIN)/python benchmarks/bench_large_corpus.py
 	$(BIN)/python benchmarks/bench_adaptive_concurrency.py
+	@if $(MAKE) --no-print-directory $(MILVUS_SERVER_STAMP); then \
+		$(BIN)/python ci/milvus_server.py run --skip-if-unavailable -- \
+			$(BIN)/python benchmarks/bench_bulk_import.py; \
+	else \
+		echo "bench_bulk_import: SKIPPED: milvus==2.3.5 could not be installed into $(MILVUS_SERVER_DIR)"; \
+	fi
 
 emulator: install
 	$(BIN)/python -m airflow_provider_gemini_milvus.testing.gemini_emulator --port 8765

@@ -126,7 +126,8 @@ def bulk_import_refusal(
 
     An import adds rows: it never replaces a stored row with the same id. So it is used only when none of
     the staged ids is stored yet: the collection is new or empty, or (shards loading one collection at
-    once) holds only other ids. Import jobs an earlier try left running are waited for first.
+    once) holds only other ids. Import jobs an earlier try left running into an existing collection are
+    waited for first, whatever the load method, so that their rows never land beside this try's writes.
 
     :param hook: the hook of the target (a server, or Milvus Lite which has no import).
     :param collection: the target collection (it exists by now).

@@ -15,7 +15,7 @@ the crossover, where a straight line through each method's times (fixed cost + c
 Run against a server (``make bench`` starts one with ``ci/milvus_server.py``)::
 
     MILVUS_SERVER_URI=http://127.0.0.1:19530 .venv/bin/python benchmarks/bench_bulk_import.py \
-        [--sizes 1000 10000 50000]
+        [--sizes 1000 10000 50000 100000 200000]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def crossover(sizes: list[int], batches: list[float], imports: list[float]) -> f
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 50_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 50_000, 100_000, 200_000])
     options = parser.parse_args()
     uri = os.environ.get("MILVUS_SERVER_URI")
     if not uri:
