@@ -80,7 +80,7 @@ __all__ = [
 #: it can be used, whatever the size; ``batches``: always batched writes (``mode`` upsert or insert).
 LOAD_METHODS = ("auto", "bulk_import", "batches")
 #: ``auto`` imports from this many staged rows on (see ``benchmarks/bench_bulk_import.py``).
-DEFAULT_BULK_IMPORT_MIN_ROWS = 100_000
+DEFAULT_BULK_IMPORT_MIN_ROWS = 150_000
 #: Seconds to wait for the import jobs and for their rows to become visible.
 DEFAULT_BULK_IMPORT_TIMEOUT = 3600.0
 #: Rows per import file (one import job each), about 300 MB of 768-dim vectors.
