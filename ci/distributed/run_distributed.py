@@ -170,19 +170,40 @@ def start_redis(stack: Stack) -> int:
     return port
 
 
-def start_milvus(stack: Stack) -> str:
+@dataclass
+class MilvusStart:
+    """A Milvus server starting in the background (ci/milvus_server.py start) while Airflow is prepared."""
+
+    port: int
+    process: subprocess.Popen[str]
+    started: float
+
+    def wait(self) -> str:
+        """Block until the server is healthy; its URI. Raises Unavailable with the script's reason if not."""
+        out, err = self.process.communicate()
+        if self.process.returncode != 0:
+            raise Unavailable(f"the Milvus server did not start: {(err or out).strip()}")
+        seconds = time.monotonic() - self.started
+        log(f"Milvus server on 127.0.0.1:{self.port}, healthy {seconds:.0f} s after launch")
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_milvus(stack: Stack) -> MilvusStart:
     port = free_port()
     data_dir = WORK_DIR / "milvus"
     script = REPO_ROOT / "ci" / "milvus_server.py"
     # Options before the command: the script's trailing argument list would swallow them after it.
     command = [sys.executable, str(script), "--data-dir", str(data_dir), "--port", str(port)]
-    started = time.monotonic()
-    result = subprocess.run([*command, "start"], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise Unavailable(f"the Milvus server did not start: {(result.stderr or result.stdout).strip()}")
+    # Registered before it starts: stopping a server that never came up is a no-op.
     stack.stop_commands.append(("the Milvus server", [*command, "stop"]))
-    log(f"Milvus server on 127.0.0.1:{port} after {time.monotonic() - started:.0f} s")
-    return f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*command, "start"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return MilvusStart(port, process, time.monotonic())
 
 
 def start_s3(stack: Stack) -> str:
@@ -286,14 +307,17 @@ def run(shards: int, documents: int) -> None:
     logs = WORK_DIR / "logs"
     logs.mkdir(parents=True)
     stack = Stack(logs)
+    milvus: MilvusStart | None = None
     started = time.monotonic()
     try:
         if importlib.util.find_spec("airflow.providers.celery") is None:
             raise Unavailable("apache-airflow-providers-celery is not installed in this environment")
+        # The Milvus server starts in the background while the rest starts and the metadata database is
+        # migrated (each takes tens of seconds on two shared cores); it is waited for before the workers.
+        milvus = start_milvus(stack)
         redis_port = start_redis(stack)
         s3_endpoint = start_s3(stack)
         emulator = start_gemini(stack)
-        milvus_uri = start_milvus(stack)
 
         api_port = free_port()
         control = WORK_DIR / "control"
@@ -325,13 +349,15 @@ def run(shards: int, documents: int) -> None:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": s3_endpoint,
             "AIRFLOW_CONN_GEMINI_DEFAULT": emulator.connection_json(),
-            "AIRFLOW_CONN_MILVUS_DEFAULT": json.dumps({"conn_type": "milvus", "host": milvus_uri}),
         }
         control_env = airflow_env(control, common)
         control_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{database}"
         control.mkdir()
         airflow_cli(["db", "migrate"], control_env, timeout=240)
         log(f"metadata database migrated ({database})")
+        milvus_uri = milvus.wait()
+        common["AIRFLOW_CONN_MILVUS_DEFAULT"] = json.dumps({"conn_type": "milvus", "host": milvus_uri})
+        control_env["AIRFLOW_CONN_MILVUS_DEFAULT"] = common["AIRFLOW_CONN_MILVUS_DEFAULT"]
 
         api = stack.start(
             "api-server",
@@ -421,6 +447,8 @@ def run(shards: int, documents: int) -> None:
         log(f"run {run_id} succeeded after {time.monotonic() - started:.0f} s")
         check(run_id, tasks, milvus_uri, documents, emulator)
     finally:
+        if milvus is not None:
+            milvus.process.wait()  # a server still starting is stopped once it has recorded itself
         stack.stop()
         log(f"everything stopped; total {time.monotonic() - started:.0f} s; logs in {logs}")
 

@@ -117,6 +117,7 @@ def test_creates_the_collection_and_returns_a_json_safe_summary() -> None:
         "batches": 1,
         "created": True,
         "parts": 0,
+        "load_method": "batches",
     }
     assert json.loads(json.dumps(summary)) == summary
     assert count() == 7
@@ -181,6 +182,7 @@ def test_empty_rows_are_a_no_op_that_still_deletes() -> None:
         "batches": 0,
         "created": False,
         "parts": 0,
+        "load_method": "batches",
     }
     assert count() == 2
 
@@ -448,6 +450,7 @@ def test_a_manifest_of_several_parts_is_loaded_and_its_deletes_applied(tmp_path:
         "batches": 5,  # 4 -> 3 + 1, 1, 5 -> 3 + 2: batches never span parts
         "created": False,
         "parts": 3,
+        "load_method": "batches",
     }
     assert json.loads(json.dumps(summary)) == summary
     with MilvusHook() as hook:
