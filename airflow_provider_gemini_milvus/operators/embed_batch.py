@@ -39,9 +39,16 @@ from airflow_provider_gemini_milvus.gemini_models import estimate_tokens
 from airflow_provider_gemini_milvus.gemini_requests import EmbeddingRunStats
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float
 from airflow_provider_gemini_milvus.operators.embed_changes import refresh_metadata
-from airflow_provider_gemini_milvus.operators.embed_cost import check_budget, estimate_chunks
+from airflow_provider_gemini_milvus.operators.embed_cost import check_budget, estimate_planned
 from airflow_provider_gemini_milvus.operators.embed_inputs import DocumentReader, documents_to_embed
-from airflow_provider_gemini_milvus.operators.embed_outputs import PartSink, inline_rows
+from airflow_provider_gemini_milvus.operators.embed_outputs import (
+    PartSink,
+    inline_result,
+    inline_rows,
+    staged_result,
+    stats_dict,
+    task_staging_dir,
+)
 from airflow_provider_gemini_milvus.triggers.gemini_batch import (
     DEFAULT_MAX_POLL_INTERVAL,
     GeminiBatchJobTrigger,
@@ -170,14 +177,8 @@ def start_batch(
     wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
     documents = [doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]
     if args.max_cost_usd is not None:
-        estimate = estimate_chunks(
-            [documents],
-            args.model,
-            args.batch_size,
-            operator.hook.settings.tokens_per_minute,
-            args.title_field,
-            batch=True,
-        )
+        tokens_per_minute = operator.hook.settings.tokens_per_minute
+        estimate = estimate_planned([documents], args, tokens_per_minute, operator.log, batch=True)
         check_budget(estimate, args.max_cost_usd)
     staged = _StagedPlan(
         job_name=None,
@@ -302,11 +303,7 @@ def _defer(operator: GeminiEmbedOperator, job_name: str, batch: BatchArguments) 
 
 
 def _plan_path(operator: GeminiEmbedOperator, context: Context, args: EmbedArguments) -> ObjectStoragePath:
-    from airflow_provider_gemini_milvus import staging
-    from airflow_provider_gemini_milvus.operators.gemini import _task_instance_keys
-
-    root = staging.staging_root(args.staging_uri)
-    return staging.task_staging_dir(root, **_task_instance_keys(operator, context)) / BATCH_PLAN_FILE
+    return task_staging_dir(operator, context, args.staging_uri) / BATCH_PLAN_FILE
 
 
 def _state_store(context: Context) -> Any:
@@ -420,8 +417,6 @@ class _Output:
         self.metadata_only = len(documents) - len(gone)
 
     def finish(self, stats: EmbeddingRunStats, refused: list[dict[str, Any]]) -> dict[str, Any]:
-        from airflow_provider_gemini_milvus.operators.gemini import LISTED_REFUSALS, _stats_dict
-
         refused_ids = {item["id"] for item in refused}
         changed = self.documents.count(None)
         counts = {
@@ -429,47 +424,28 @@ class _Output:
             "embedded": self.staged.counts["embedded"] - changed,
             "metadata_only": self.metadata_only,
         }
-        stats_dict = {
-            **_stats_dict(counts, stats, len(refused)),
+        stats_of_run = {
+            **stats_dict(counts, stats, len(refused)),
             "changed_during_batch": changed,
             "mode": "batch",
             "batch_job": self.staged.job_name,
         }
+        fingerprint, delete_ids = self.staged.fingerprint, self.staged.delete_ids
         if self.sink is None:
             kept = [
                 i for i, doc in enumerate(self.documents) if doc is not None and doc.id not in refused_ids
             ]
             kept_documents = [doc for doc in (self.documents[i] for i in kept) if doc is not None]
-            return {
-                "rows": inline_rows(kept_documents, self.vectors[kept], self.staged.fingerprint)
-                + self.refreshed,
-                "delete_ids": self.staged.delete_ids,
-                "dim": self.args.dim,
-                "model": self.staged.fingerprint,
-                "task_type": self.args.task_type,
-                "skipped_documents": refused[:LISTED_REFUSALS],
-                "stats": stats_dict,
-            }
-        from airflow_provider_gemini_milvus import staging
-
+            rows = inline_rows(kept_documents, self.vectors[kept], fingerprint) + self.refreshed
+            return inline_result(rows, self.args, fingerprint, delete_ids, refused, stats_of_run)
         self.sink.flush()
-        delete_ids = self.staged.delete_ids
-        manifest = staging.StagedManifest(
-            parts=self.sink.parts,
-            rows=self.sink.rows,
-            dim=self.args.dim,
-            model=self.staged.fingerprint,
-            task_type=self.args.task_type,
-            delete_ids_uri=staging.write_id_list(self.directory, delete_ids) if delete_ids else None,
-            delete_count=len(delete_ids),
-            stats=stats_dict,
-            skipped_documents=refused[:LISTED_REFUSALS],
-            skipped_count=len(refused),
+        result = staged_result(
+            self.directory, self.sink.parts, self.args, fingerprint, delete_ids, refused, stats_of_run
         )
         self.operator.log.info(
-            "Staged %d rows in %d parts under %s", manifest.rows, len(manifest.parts), self.directory
+            "Staged %d rows in %d parts under %s", result["rows"], len(self.sink.parts), self.directory
         )
-        return manifest.to_xcom()
+        return result
 
 
 def _log_cost(operator: GeminiEmbedOperator, args: EmbedArguments, what: str, tokens: int) -> None:
