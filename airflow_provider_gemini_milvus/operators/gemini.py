@@ -142,7 +142,8 @@ class GeminiEmbedOperator(BaseOperator):
     :param batch_timeout: batch mode: seconds after which a job still running is cancelled and fails.
     :param dry_run: return what the run would send and cost (``{"dry_run": True, "new", "changed",
         "metadata_only", "unchanged", "to_delete", "requests", "estimated_tokens", "estimated_cost_usd",
-        "estimated_sync_cost_usd", "estimated_batch_cost_usd", ...}``) and send and write nothing.
+        "estimated_sync_cost_usd", "estimated_batch_cost_usd", ...}``; ``estimated_cost_usd`` at the price
+        of the run's mode, the batch price with ``deferrable``) and send and write nothing.
     :param max_cost_usd: fail, before the first request, a run whose estimated cost in US dollars exceeds
         this; ``None`` (default) for no budget.
     """
@@ -284,7 +285,7 @@ class GeminiEmbedOperator(BaseOperator):
         plan = EmbedPlan(source, reader, to_embed, changes.metadata_only, delete_ids, fingerprint, counts)
         staged = len(to_embed) + len(changes.metadata_only) > args.inline_max_rows
         if args.dry_run:
-            return self._dry_run(args, plan, changes, staged=staged)
+            return self._dry_run(args, plan, changes, staged=staged, batch=batch is not None)
         if batch is not None and (result := embed_batch.start_batch(self, context, args, plan, batch)):
             return result
         if staged:
@@ -394,12 +395,15 @@ class GeminiEmbedOperator(BaseOperator):
     # -- dry run ---------------------------------------------------------------------------------------
 
     def _dry_run(
-        self, args: EmbedArguments, plan: EmbedPlan, changes: Changes, *, staged: bool
+        self, args: EmbedArguments, plan: EmbedPlan, changes: Changes, *, staged: bool, batch: bool
     ) -> dict[str, Any]:
-        """What a run would send and cost, with nothing sent and nothing written."""
+        """
+        What a run would send and cost, with nothing sent and nothing written; in batch mode
+        (``batch``) ``estimated_cost_usd`` and the budget are at the batch price.
+        """
         wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
         chunks = embed_sync.planned_chunks(self, plan, wanted, staged=staged)
-        estimate = estimate_planned(chunks, args, self.hook.settings.tokens_per_minute, self.log, batch=False)
+        estimate = estimate_planned(chunks, args, self.hook.settings.tokens_per_minute, self.log, batch=batch)
         counts = {
             "documents": plan.counts["documents"],
             **changes.counts(),
