@@ -383,9 +383,8 @@ def _hand_on_embedded(
         kept = [doc for doc in chunk if doc.content_hash == submitted[doc.id][1]]
         unchanged += len(kept)
         kept = [doc for doc in kept if submitted[doc.id][0] not in refused_positions]
-        if kept:
-            output.add_embedded(kept, vectors[[submitted[doc.id][0] for doc in kept]])
-            embedded += len(kept)
+        output.add_embedded(kept, [submitted[doc.id][0] for doc in kept], vectors)
+        embedded += len(kept)
     changed = len(staged.documents) - unchanged
     if changed:
         operator.log.warning(
@@ -473,14 +472,16 @@ class _ResultRows:
                 as_path(part.uri).unlink()
             self.sink = PartSink(staging.PartWriter(self.directory, args.dim), fingerprint, args.part_rows)
 
-    def add_embedded(self, documents: Sequence[Document], vectors: np.ndarray) -> None:
-        if self.sink is None:
-            self.rows.extend(inline_rows(documents, vectors, self.fingerprint))
-            return
-        rows = [row_of(doc, vector, self.fingerprint) for doc, vector in zip(documents, vectors, strict=True)]
+    def add_embedded(self, documents: Sequence[Document], positions: list[int], vectors: np.ndarray) -> None:
+        """Hand on ``documents`` with the vectors at ``positions``, ``part_rows`` rows at a time."""
         step = self.args.part_rows  # the sink writes a part once it holds part_rows rows
-        for start in range(0, len(rows), step):
-            self.sink.add_rows(rows[start : start + step])
+        for start in range(0, len(documents), step):
+            chosen, chosen_vectors = documents[start : start + step], vectors[positions[start : start + step]]
+            if self.sink is None:
+                self.rows.extend(inline_rows(chosen, chosen_vectors, self.fingerprint))
+            else:
+                pairs = zip(chosen, chosen_vectors, strict=True)
+                self.sink.add_rows([row_of(doc, vector, self.fingerprint) for doc, vector in pairs])
 
     def add_refreshed(self, rows: list[dict[str, Any]]) -> None:
         if self.sink is not None:
