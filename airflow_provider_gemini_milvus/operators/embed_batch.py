@@ -52,7 +52,7 @@ from airflow_provider_gemini_milvus.operators.embed_outputs import (
     row_of,
     staged_result,
     stats_dict,
-    task_staging_dir,
+    task_instance_folder,
 )
 from airflow_provider_gemini_milvus.operators.embed_sync import EMBED_CHUNK_DOCUMENTS
 from airflow_provider_gemini_milvus.triggers.gemini_batch import (
@@ -342,7 +342,7 @@ def _defer(operator: GeminiEmbedOperator, job_name: str, batch: BatchArguments) 
 
 
 def _plan_path(operator: GeminiEmbedOperator, context: Context, args: EmbedArguments) -> ObjectStoragePath:
-    return task_staging_dir(operator, context, args.staging_uri) / BATCH_PLAN_FILE
+    return task_instance_folder(operator, context, args.staging_uri) / BATCH_PLAN_FILE
 
 
 def _state_store(context: Context) -> Any:
@@ -460,7 +460,7 @@ class _ResultRows:
         self.operator = operator
         self.args = args
         self.fingerprint = fingerprint
-        self.directory = task_staging_dir(operator, context, args.staging_uri)
+        self.directory = task_instance_folder(operator, context, args.staging_uri)
         self.rows: list[dict[str, Any]] = []
         self.sink: PartSink | None = None
         if not inline:

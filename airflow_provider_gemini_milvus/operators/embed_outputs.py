@@ -33,7 +33,7 @@ __all__ = [
     "staged_result",
     "stats_dict",
     "sum_stats",
-    "task_staging_dir",
+    "task_instance_folder",
 ]
 
 #: Decimal places kept of each vector value in XCom: far below float32 noise for cosine search,
@@ -124,7 +124,9 @@ def staged_result(
     return manifest.to_xcom()
 
 
-def task_staging_dir(operator: BaseOperator, context: Context, staging_uri: str | None) -> ObjectStoragePath:
+def task_instance_folder(
+    operator: BaseOperator, context: Context, staging_uri: str | None
+) -> ObjectStoragePath:
     """This task instance's staging folder: the same for every try of it."""
     from airflow_provider_gemini_milvus import staging
 

@@ -24,7 +24,7 @@ from airflow_provider_gemini_milvus.operators.embed_outputs import (
     staged_result,
     stats_dict,
     sum_stats,
-    task_staging_dir,
+    task_instance_folder,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def run_staged(
     from airflow_provider_gemini_milvus import staging
     from airflow_provider_gemini_milvus.staging.storage import as_path
 
-    directory = task_staging_dir(operator, context, args.staging_uri)
+    directory = task_instance_folder(operator, context, args.staging_uri)
     keep_days = staging.configured_keep_days()
     if keep_days is not None:
         root = staging.staging_root(args.staging_uri)
