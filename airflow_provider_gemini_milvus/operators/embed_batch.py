@@ -5,9 +5,10 @@ Batch mode of ``GeminiEmbedOperator`` (``deferrable=True``): half the price, a t
 request plan (each request's document id, position and content hash) in the task instance's staging
 folder, submits one Gemini embedding batch job with the documents to embed, records the job's name and
 defers to :class:`~airflow_provider_gemini_milvus.triggers.gemini_batch.GeminiBatchJobTrigger`, which waits
-in the triggerer without holding a worker slot. :func:`complete_batch` runs when the trigger fires: it reads
-the results in document order and returns the same inline rows or staged manifest as synchronous mode, so
-``MilvusInsertOperator`` takes either.
+in the triggerer without holding a worker slot. :func:`complete_batch` runs when the trigger fires: it keeps
+the job's vectors by position (in memory for a small run, else in a local temporary file), reads the
+documents again a chunk at a time, and returns the same inline rows or staged manifest as synchronous mode,
+parts written as the chunks go, so ``MilvusInsertOperator`` takes either and memory stays flat.
 
 **Re-attaching.** The job's name is kept where a retry of the task instance finds it: Airflow's task state
 store (``context["task_state_store"]``, AIP-103) when the running Airflow has one, and always next to the
@@ -20,6 +21,8 @@ are removed, so a later run submits afresh.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from airflow_provider_gemini_milvus.document_sources import open_document_source
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
 from airflow_provider_gemini_milvus.gemini_batches import (
     cancel_batch_job,
@@ -39,17 +43,30 @@ from airflow_provider_gemini_milvus.gemini_models import estimate_tokens
 from airflow_provider_gemini_milvus.gemini_requests import EmbeddingRunStats
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float
 from airflow_provider_gemini_milvus.operators.embed_changes import refresh_metadata
-from airflow_provider_gemini_milvus.operators.embed_cost import check_budget, estimate_chunks
+from airflow_provider_gemini_milvus.operators.embed_cost import check_budget, estimate_planned
 from airflow_provider_gemini_milvus.operators.embed_inputs import DocumentReader, documents_to_embed
-from airflow_provider_gemini_milvus.operators.embed_outputs import PartSink, inline_rows
+from airflow_provider_gemini_milvus.operators.embed_outputs import (
+    PartSink,
+    inline_result,
+    inline_rows,
+    row_of,
+    staged_result,
+    stats_dict,
+    task_instance_folder,
+)
+from airflow_provider_gemini_milvus.operators.embed_sync import EMBED_CHUNK_DOCUMENTS
 from airflow_provider_gemini_milvus.triggers.gemini_batch import (
     DEFAULT_MAX_POLL_INTERVAL,
     GeminiBatchJobTrigger,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from airflow.sdk import Context, ObjectStoragePath
 
+    from airflow_provider_gemini_milvus.document_sources import DocumentSource
+    from airflow_provider_gemini_milvus.gemini_requests import RefusedText
     from airflow_provider_gemini_milvus.operators.embed_inputs import Document, EmbedArguments
     from airflow_provider_gemini_milvus.operators.gemini import EmbedPlan, GeminiEmbedOperator
 
@@ -170,14 +187,8 @@ def start_batch(
     wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
     documents = [doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]
     if args.max_cost_usd is not None:
-        estimate = estimate_chunks(
-            [documents],
-            args.model,
-            args.batch_size,
-            operator.hook.settings.tokens_per_minute,
-            args.title_field,
-            batch=True,
-        )
+        tokens_per_minute = operator.hook.settings.tokens_per_minute
+        estimate = estimate_planned([documents], args, tokens_per_minute, operator.log, batch=True)
         check_budget(estimate, args.max_cost_usd)
     staged = _StagedPlan(
         job_name=None,
@@ -238,18 +249,65 @@ def complete_batch(
     staged = _StagedPlan.read(path)
     if staged is None or staged.job_name != job_name:
         raise GeminiAPIError(f"the request plan of batch job {job_name} is missing from {path}")
-    documents, metadata_only = _documents_again(operator, args, staged)
-    output = _Output(operator, context, args, staged, documents)
-    results = read_batch_results(
-        operator.hook, job_name, len(staged.documents), dim=args.dim, on_result=output.add
+    inline = len(staged.documents) + len(staged.metadata_only) <= args.inline_max_rows
+    with tempfile.TemporaryDirectory(prefix="gemini-batch-") as folder:
+        vectors = _vector_store(folder, len(staged.documents), args.dim, in_memory=inline)
+
+        def keep(positions: Sequence[int], rows: np.ndarray) -> None:
+            vectors[list(positions)] = rows
+
+        results = read_batch_results(
+            operator.hook, job_name, len(staged.documents), dim=args.dim, on_result=keep
+        )
+        refused = _refused(args, job_name, staged, results.refused)
+        output = _ResultRows(operator, context, args, staged.fingerprint, inline=inline)
+        embedded, changed = _hand_on_embedded(operator, args, staged, vectors, results.refused, output)
+    metadata_only = _hand_on_metadata_only(operator, args, staged, output)
+    stats = EmbeddingRunStats(
+        model=args.model.name,
+        texts=len(staged.documents),
+        tokens=staged.tokens,
+        requests=1,
+        refused=len(refused),
+        seconds=time.time() - staged.submitted_at,
+        usd_per_million_tokens=args.model.batch_usd_per_million_tokens,
     )
+    _log_cost(operator, args, f"Batch job {job_name} embedded {embedded} texts", staged.tokens)
+    counts = {
+        **staged.counts,
+        "embedded": staged.counts["embedded"] - changed,
+        "metadata_only": metadata_only,
+    }
+    stats_of_run = {
+        **stats_dict(counts, stats, len(refused)),
+        "changed_during_batch": changed,
+        "mode": "batch",
+        "batch_job": job_name,
+    }
+    result = output.result(staged.delete_ids, refused, stats_of_run)
+    path.unlink()
+    store = _state_store(context)
+    if store is not None:
+        store.delete(STATE_STORE_KEY)
+    operator.batch_job_name = None
+    return result
+
+
+def _refused(
+    args: EmbedArguments, job_name: str, staged: _StagedPlan, items: Sequence[RefusedText]
+) -> list[dict[str, Any]]:
+    """
+    The documents the job could not embed, named as the result lists them.
+
+    :raises GeminiAPIError: naming them, with ``on_document_error="fail"``.
+    """
     refused = [
         {
             "index": staged.documents[item.position][1],
             "id": staged.documents[item.position][0],
             "reason": item.reason,
         }
-        for item in results.refused
+        for item in items
     ]
     if refused and args.on_document_error == "fail":
         named = ", ".join(f"documents[{item['index']}] (id {item['id']!r})" for item in refused[:10])
@@ -258,25 +316,7 @@ def complete_batch(
             f"{' and more' if len(refused) > 10 else ''}; first reason: {refused[0]['reason']} "
             '(on_document_error="skip" leaves them out)'
         )
-    stats = EmbeddingRunStats(
-        model=args.model.name,
-        texts=len(documents),
-        tokens=staged.tokens,
-        requests=1,
-        refused=len(refused),
-        seconds=time.time() - staged.submitted_at,
-        usd_per_million_tokens=args.model.batch_usd_per_million_tokens,
-    )
-    output.refresh(metadata_only)
-    embedded = len(documents) - documents.count(None) - len(refused)
-    _log_cost(operator, args, f"Batch job {job_name} embedded {embedded} texts", staged.tokens)
-    result = output.finish(stats, refused)
-    path.unlink()
-    store = _state_store(context)
-    if store is not None:
-        store.delete(STATE_STORE_KEY)
-    operator.batch_job_name = None
-    return result
+    return refused
 
 
 def cancel_submitted_batch(operator: GeminiEmbedOperator) -> None:
@@ -302,11 +342,7 @@ def _defer(operator: GeminiEmbedOperator, job_name: str, batch: BatchArguments) 
 
 
 def _plan_path(operator: GeminiEmbedOperator, context: Context, args: EmbedArguments) -> ObjectStoragePath:
-    from airflow_provider_gemini_milvus import staging
-    from airflow_provider_gemini_milvus.operators.gemini import _task_instance_keys
-
-    root = staging.staging_root(args.staging_uri)
-    return staging.task_staging_dir(root, **_task_instance_keys(operator, context)) / BATCH_PLAN_FILE
+    return task_instance_folder(operator, context, args.staging_uri) / BATCH_PLAN_FILE
 
 
 def _state_store(context: Context) -> Any:
@@ -314,43 +350,102 @@ def _state_store(context: Context) -> Any:
     return context.get("task_state_store") if isinstance(context, Mapping) else None
 
 
-def _documents_again(
-    operator: GeminiEmbedOperator, args: EmbedArguments, staged: _StagedPlan
-) -> tuple[list[Document | None], list[Document]]:
+def _vector_store(folder: str, count: int, dim: int, *, in_memory: bool) -> np.ndarray:
     """
-    The job's documents read again from the source, in request order (``None`` for one whose content
-    changed meanwhile), and the metadata-only documents that did not change.
+    Room for the job's vectors by position: in memory for a small run, else a float32 file in ``folder``
+    (results may come in any order; the file keeps memory flat however many there are).
     """
-    from airflow_provider_gemini_milvus.document_sources import open_document_source
+    if in_memory:
+        return np.full((count, dim), np.nan, dtype=np.float32)
+    return np.lib.format.open_memmap(
+        os.path.join(folder, "vectors.npy"), mode="w+", dtype=np.float32, shape=(count, dim)
+    )
 
-    reader = DocumentReader(args, text_max_length=staged.text_max_length, id_max_length=staged.id_max_length)
-    wanted = {doc_id: index for doc_id, index, _ in [*staged.documents, *staged.metadata_only]}
-    found = {
-        doc.id: doc
-        for chunk in documents_to_embed(open_document_source(operator.documents), reader, wanted)
-        for doc in chunk
-    }
 
-    def unchanged(doc_id: str, content_hash: str) -> Document | None:
-        doc = found.get(doc_id)
-        return doc if doc is not None and doc.content_hash == content_hash else None
+def _hand_on_embedded(
+    operator: GeminiEmbedOperator,
+    args: EmbedArguments,
+    staged: _StagedPlan,
+    vectors: np.ndarray,
+    refused: Sequence[RefusedText],
+    output: _ResultRows,
+) -> tuple[int, int]:
+    """
+    Read the job's documents again, a chunk at a time, and hand on each unchanged one with its vector.
 
-    documents = [unchanged(doc_id, content_hash) for doc_id, _, content_hash in staged.documents]
-    metadata_only = [unchanged(doc_id, content_hash) for doc_id, _, content_hash in staged.metadata_only]
-    kept = [doc for doc in metadata_only if doc is not None]
-    changed = documents.count(None) + len(metadata_only) - len(kept)
+    :return: how many were handed on, and how many changed or vanished while the job ran (left out).
+    """
+    submitted = {doc_id: (position, digest) for position, (doc_id, _, digest) in enumerate(staged.documents)}
+    refused_positions = {item.position for item in refused}
+    wanted = {doc_id: index for doc_id, index, _ in staged.documents}
+    unchanged = embedded = 0
+    for chunk in documents_to_embed(_chunked_source(operator), _reader(args, staged), wanted):
+        kept = [doc for doc in chunk if doc.content_hash == submitted[doc.id][1]]
+        unchanged += len(kept)
+        kept = [doc for doc in kept if submitted[doc.id][0] not in refused_positions]
+        output.add_embedded(kept, [submitted[doc.id][0] for doc in kept], vectors)
+        embedded += len(kept)
+    changed = len(staged.documents) - unchanged
     if changed:
         operator.log.warning(
             "%d documents changed or vanished while the batch job ran; left out (the next run embeds them)",
             changed,
         )
-    return documents, kept
+    return embedded, changed
 
 
-class _Output:
+def _hand_on_metadata_only(
+    operator: GeminiEmbedOperator, args: EmbedArguments, staged: _StagedPlan, output: _ResultRows
+) -> int:
     """
-    The rows of the job's documents as their vectors arrive, and of the metadata-only documents with their
-    stored vectors: inline for a small run, staged parts else (decided as synchronous mode decides).
+    Hand on the metadata-only documents that did not change meanwhile, with their stored vectors (read back
+    from Milvus); return how many.
+    """
+    if not staged.metadata_only:
+        return 0
+    submitted = {doc_id: digest for doc_id, _, digest in staged.metadata_only}
+    wanted = {doc_id: index for doc_id, index, _ in staged.metadata_only}
+    unchanged = 0
+
+    def unchanged_chunks() -> Iterator[list[Document]]:
+        nonlocal unchanged
+        for chunk in documents_to_embed(_chunked_source(operator), _reader(args, staged), wanted):
+            kept = [doc for doc in chunk if doc.content_hash == submitted[doc.id]]
+            unchanged += len(kept)
+            yield kept
+
+    gone = refresh_metadata(
+        operator.milvus_hook,
+        str(staged.collection_name),
+        unchanged_chunks(),
+        staged.fingerprint,
+        output.add_refreshed,
+    )
+    if len(staged.metadata_only) > unchanged:
+        operator.log.warning(
+            "%d documents changed or vanished while the batch job ran; left out (the next run embeds them)",
+            len(staged.metadata_only) - unchanged,
+        )
+    if gone:
+        operator.log.warning(
+            "%d stored rows vanished while the batch job ran; left out (the next run embeds them)", len(gone)
+        )
+    return unchanged - len(gone)
+
+
+def _chunked_source(operator: GeminiEmbedOperator) -> DocumentSource:
+    return open_document_source(operator.documents, chunk_documents=EMBED_CHUNK_DOCUMENTS)
+
+
+def _reader(args: EmbedArguments, staged: _StagedPlan) -> DocumentReader:
+    """Documents checked with the limits of the submitting try (the collection may have changed since)."""
+    return DocumentReader(args, text_max_length=staged.text_max_length, id_max_length=staged.id_max_length)
+
+
+class _ResultRows:
+    """
+    Where completion's rows go, in the order they are handed on: a list for XCom (a small run) or Parquet
+    parts in the task's staging folder (any size), decided as synchronous mode decides.
     """
 
     def __init__(
@@ -358,118 +453,55 @@ class _Output:
         operator: GeminiEmbedOperator,
         context: Context,
         args: EmbedArguments,
-        staged: _StagedPlan,
-        documents: list[Document | None],
+        fingerprint: str,
+        *,
+        inline: bool,
     ) -> None:
         self.operator = operator
         self.args = args
-        self.staged = staged
-        self.documents = documents
-        self.refreshed: list[dict[str, Any]] = []
-        self.metadata_only = 0
-        self.inline = len(staged.documents) + len(staged.metadata_only) <= args.inline_max_rows
-        self.vectors = np.full((len(documents) if self.inline else 0, args.dim), np.nan, dtype=np.float32)
+        self.fingerprint = fingerprint
+        self.directory = task_instance_folder(operator, context, args.staging_uri)
+        self.rows: list[dict[str, Any]] = []
         self.sink: PartSink | None = None
-        self.directory = _plan_path(operator, context, args).parent
-        if not self.inline:
+        if not inline:
             from airflow_provider_gemini_milvus import staging
             from airflow_provider_gemini_milvus.staging.storage import as_path
 
             # A completion that failed midway may have staged parts: the job's results are rewritten whole.
             for part in staging.staged_parts(self.directory, with_rows=False):
                 as_path(part.uri).unlink()
-            self.sink = PartSink(
-                staging.PartWriter(self.directory, args.dim), staged.fingerprint, args.part_rows
-            )
-            self.sink.start([doc for doc in documents if doc is not None])
-            self._sink_position = {
-                position: kept
-                for kept, position in enumerate(i for i, doc in enumerate(documents) if doc is not None)
-            }
+            self.sink = PartSink(staging.PartWriter(self.directory, args.dim), fingerprint, args.part_rows)
 
-    def add(self, positions: Any, vectors: np.ndarray) -> None:
-        kept = [i for i, position in enumerate(positions) if self.documents[position] is not None]
+    def add_embedded(self, documents: Sequence[Document], positions: list[int], vectors: np.ndarray) -> None:
+        """Hand on ``documents`` with the vectors at ``positions``, ``part_rows`` rows at a time."""
+        step = self.args.part_rows  # the sink writes a part once it holds part_rows rows
+        for start in range(0, len(documents), step):
+            chosen, chosen_vectors = documents[start : start + step], vectors[positions[start : start + step]]
+            if self.sink is None:
+                self.rows.extend(inline_rows(chosen, chosen_vectors, self.fingerprint))
+            else:
+                pairs = zip(chosen, chosen_vectors, strict=True)
+                self.sink.add_rows([row_of(doc, vector, self.fingerprint) for doc, vector in pairs])
+
+    def add_refreshed(self, rows: list[dict[str, Any]]) -> None:
+        if self.sink is not None:
+            self.sink.add_rows(rows)
+        else:  # stored float32 values go out exactly (not rounded): the row keeps the very same vector
+            self.rows.extend({**row, "vector": row["vector"].tolist()} for row in rows)
+
+    def result(
+        self, delete_ids: list[str], refused: list[dict[str, Any]], stats: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The task's result: the rows inline, or the manifest of the parts (the last one written now)."""
+        args, fingerprint = self.args, self.fingerprint
         if self.sink is None:
-            self.vectors[[positions[i] for i in kept]] = vectors[kept]
-        else:
-            step = self.args.part_rows  # the sink writes a part once it holds part_rows rows
-            for start in range(0, len(kept), step):
-                chosen = kept[start : start + step]
-                self.sink.add([self._sink_position[positions[i]] for i in chosen], vectors[chosen])
-
-    def refresh(self, documents: list[Document]) -> None:
-        """Hand on the metadata-only documents with their stored vectors (read back from Milvus)."""
-        if not documents:
-            return
-
-        def emit(rows: list[dict[str, Any]]) -> None:
-            if self.sink is not None:
-                self.sink.add_rows(rows)
-            else:  # stored float32 values go out exactly (not rounded): the row keeps the very same vector
-                self.refreshed.extend({**row, "vector": row["vector"].tolist()} for row in rows)
-
-        hook = self.operator.milvus_hook
-        gone = refresh_metadata(
-            hook, str(self.staged.collection_name), [documents], self.staged.fingerprint, emit
-        )
-        if gone:
-            self.operator.log.warning(
-                "%d stored rows vanished while the batch job ran; left out (the next run embeds them)",
-                len(gone),
-            )
-        self.metadata_only = len(documents) - len(gone)
-
-    def finish(self, stats: EmbeddingRunStats, refused: list[dict[str, Any]]) -> dict[str, Any]:
-        from airflow_provider_gemini_milvus.operators.gemini import LISTED_REFUSALS, _stats_dict
-
-        refused_ids = {item["id"] for item in refused}
-        changed = self.documents.count(None)
-        counts = {
-            **self.staged.counts,
-            "embedded": self.staged.counts["embedded"] - changed,
-            "metadata_only": self.metadata_only,
-        }
-        stats_dict = {
-            **_stats_dict(counts, stats, len(refused)),
-            "changed_during_batch": changed,
-            "mode": "batch",
-            "batch_job": self.staged.job_name,
-        }
-        if self.sink is None:
-            kept = [
-                i for i, doc in enumerate(self.documents) if doc is not None and doc.id not in refused_ids
-            ]
-            kept_documents = [doc for doc in (self.documents[i] for i in kept) if doc is not None]
-            return {
-                "rows": inline_rows(kept_documents, self.vectors[kept], self.staged.fingerprint)
-                + self.refreshed,
-                "delete_ids": self.staged.delete_ids,
-                "dim": self.args.dim,
-                "model": self.staged.fingerprint,
-                "task_type": self.args.task_type,
-                "skipped_documents": refused[:LISTED_REFUSALS],
-                "stats": stats_dict,
-            }
-        from airflow_provider_gemini_milvus import staging
-
+            return inline_result(self.rows, args, fingerprint, delete_ids, refused, stats)
         self.sink.flush()
-        delete_ids = self.staged.delete_ids
-        manifest = staging.StagedManifest(
-            parts=self.sink.parts,
-            rows=self.sink.rows,
-            dim=self.args.dim,
-            model=self.staged.fingerprint,
-            task_type=self.args.task_type,
-            delete_ids_uri=staging.write_id_list(self.directory, delete_ids) if delete_ids else None,
-            delete_count=len(delete_ids),
-            stats=stats_dict,
-            skipped_documents=refused[:LISTED_REFUSALS],
-            skipped_count=len(refused),
-        )
+        result = staged_result(self.directory, self.sink.parts, args, fingerprint, delete_ids, refused, stats)
         self.operator.log.info(
-            "Staged %d rows in %d parts under %s", manifest.rows, len(manifest.parts), self.directory
+            "Staged %d rows in %d parts under %s", result["rows"], len(self.sink.parts), self.directory
         )
-        return manifest.to_xcom()
+        return result
 
 
 def _log_cost(operator: GeminiEmbedOperator, args: EmbedArguments, what: str, tokens: int) -> None:

@@ -24,13 +24,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from logging import Logger
 
-    from airflow_provider_gemini_milvus.operators.embed_inputs import Document
+    from airflow_provider_gemini_milvus.operators.embed_inputs import Document, EmbedArguments
 
 __all__ = [
     "RunCostEstimate",
     "check_budget",
     "dry_run_report",
     "estimate_chunks",
+    "estimate_planned",
     "estimate_run_cost",
     "usd_text",
 ]
@@ -170,6 +171,37 @@ def estimate_chunks(
             tokens_per_minute=tokens_per_minute,
         )
     return total
+
+
+def estimate_planned(
+    chunks: Iterable[Sequence[Document]],
+    args: EmbedArguments,
+    tokens_per_minute: int | None,
+    log: Logger | Any,
+    *,
+    batch: bool,
+) -> RunCostEstimate:
+    """
+    :func:`estimate_chunks` of the operator's planned calls with its arguments, logged as counts.
+
+    :param chunks: the documents of each call.
+    :param args: the operator's converted arguments.
+    :param tokens_per_minute: the connection's token quota, or None.
+    :param log: where the summary goes.
+    :param batch: whether the run uses the Batch API.
+    """
+    estimate = estimate_chunks(
+        chunks, args.model, args.batch_size, tokens_per_minute, args.title_field, batch=batch
+    )
+    log.info(
+        "Estimate: %d documents in %d requests, about %d tokens, %s at the sync price, %s in batch mode",
+        estimate.documents,
+        estimate.requests,
+        estimate.tokens,
+        usd_text(estimate.sync_cost_usd),
+        usd_text(estimate.batch_cost_usd),
+    )
+    return estimate
 
 
 def check_budget(estimate: RunCostEstimate, max_cost_usd: float | None) -> None:

@@ -1,10 +1,13 @@
 """
 What ``GeminiEmbedOperator`` hands on: rows inline in XCom for a small run, or Parquet parts in the staging
 location and a small manifest for any size, written as the Gemini requests finish.
+
+Synchronous and batch mode build their results here, so ``MilvusInsertOperator`` takes either.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -15,14 +18,29 @@ from airflow_provider_gemini_milvus.gemini_requests import EmbeddingRunStats
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow_provider_gemini_milvus.operators.embed_inputs import Document
+    from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+
+    from airflow_provider_gemini_milvus.operators.embed_inputs import Document, EmbedArguments
     from airflow_provider_gemini_milvus.staging import PartWriter, StagedPart
 
-__all__ = ["VECTOR_DECIMALS", "PartSink", "inline_rows", "row_of", "sum_stats"]
+__all__ = [
+    "LISTED_REFUSALS",
+    "VECTOR_DECIMALS",
+    "PartSink",
+    "inline_result",
+    "inline_rows",
+    "row_of",
+    "staged_result",
+    "stats_dict",
+    "sum_stats",
+    "task_instance_folder",
+]
 
 #: Decimal places kept of each vector value in XCom: far below float32 noise for cosine search,
 #: and half the JSON size of full float repr.
 VECTOR_DECIMALS = 8
+#: How many refused documents a result lists by name (all are counted).
+LISTED_REFUSALS = 100
 
 
 def row_of(document: Document, vector: Any, fingerprint: str) -> dict[str, Any]:
@@ -51,6 +69,75 @@ def sum_stats(total: EmbeddingRunStats, more: EmbeddingRunStats) -> EmbeddingRun
         if item.name not in ("model", "usd_per_million_tokens")
     }
     return replace(total, **added)
+
+
+def stats_dict(counts: dict[str, int], stats: EmbeddingRunStats, refused: int) -> dict[str, Any]:
+    """A result's ``stats``: the run's document counts, less the ``refused`` ones, and the calls' figures."""
+    run = {key: value for key, value in stats.as_dict().items() if key not in ("model", "texts")}
+    return {**counts, "embedded": counts["embedded"] - refused, "refused": refused, **run}
+
+
+def inline_result(
+    rows: list[dict[str, Any]],
+    args: EmbedArguments,
+    fingerprint: str,
+    delete_ids: list[str],
+    refused: list[dict[str, Any]],
+    stats: dict[str, Any],
+) -> dict[str, Any]:
+    """The XCom result of a small run: its rows, the ids to delete and the stats."""
+    return {
+        "rows": rows,
+        "delete_ids": delete_ids,
+        "dim": args.dim,
+        "model": fingerprint,
+        "task_type": args.task_type,
+        "skipped_documents": refused[:LISTED_REFUSALS],
+        "stats": stats,
+    }
+
+
+def staged_result(
+    directory: ObjectStoragePath,
+    parts: list[StagedPart],
+    args: EmbedArguments,
+    fingerprint: str,
+    delete_ids: list[str],
+    refused: list[dict[str, Any]],
+    stats: dict[str, Any],
+) -> dict[str, Any]:
+    """The XCom manifest of a staged run; the ids to delete are written next to its parts."""
+    from airflow_provider_gemini_milvus import staging
+
+    manifest = staging.StagedManifest(
+        parts=parts,
+        rows=sum(part.rows for part in parts),
+        dim=args.dim,
+        model=fingerprint,
+        task_type=args.task_type,
+        delete_ids_uri=staging.write_id_list(directory, delete_ids) if delete_ids else None,
+        delete_count=len(delete_ids),
+        stats=stats,
+        skipped_documents=refused[:LISTED_REFUSALS],
+        skipped_count=len(refused),
+    )
+    return manifest.to_xcom()
+
+
+def task_instance_folder(
+    operator: BaseOperator, context: Context, staging_uri: str | None
+) -> ObjectStoragePath:
+    """This task instance's staging folder: the same for every try of it."""
+    from airflow_provider_gemini_milvus import staging
+
+    ti = context.get("ti") if isinstance(context, Mapping) else None
+    if ti is None:  # called outside a task run, e.g. ``operator.execute({})`` in a script
+        keys = {"dag_id": operator.dag_id or "no_dag", "run_id": "manual", "task_id": operator.task_id}
+        map_index = -1
+    else:
+        keys = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id}
+        map_index = getattr(ti, "map_index", -1)
+    return staging.task_staging_dir(staging.staging_root(staging_uri), **keys, map_index=map_index)
 
 
 class PartSink:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -16,47 +15,34 @@ from airflow_provider_gemini_milvus.gemini_models import (
     normalise_task_type,
     resolve_model,
 )
-from airflow_provider_gemini_milvus.hooks.gemini import EmbeddingRunStats, GeminiHook
+from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.milvus_layout import (
     ID_MAX_LENGTH,
     TEXT_MAX_LENGTH,
     CollectionInfo,
     check_collection_matches,
 )
-from airflow_provider_gemini_milvus.operators import embed_batch
+from airflow_provider_gemini_milvus.operators import embed_batch, embed_sync
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float, to_int, to_str, to_str_list
 from airflow_provider_gemini_milvus.operators.embed_changes import (
     Changes,
     check_delete_fraction,
     classify_changes,
-    refresh_metadata,
 )
-from airflow_provider_gemini_milvus.operators.embed_cost import (
-    RunCostEstimate,
-    check_budget,
-    dry_run_report,
-    estimate_chunks,
-    usd_text,
-)
+from airflow_provider_gemini_milvus.operators.embed_cost import dry_run_report, estimate_planned
 from airflow_provider_gemini_milvus.operators.embed_inputs import (
     Document,
     DocumentKey,
     DocumentReader,
     EmbedArguments,
     check_corpus,
-    documents_to_embed,
     model_fingerprint,
     text_id,
 )
-from airflow_provider_gemini_milvus.operators.embed_outputs import (
-    VECTOR_DECIMALS,
-    PartSink,
-    inline_rows,
-    sum_stats,
-)
+from airflow_provider_gemini_milvus.operators.embed_outputs import VECTOR_DECIMALS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context, ObjectStoragePath, XComArg
 
@@ -81,11 +67,7 @@ DEFAULT_MAX_DELETE_FRACTION = 0.5
 DEFAULT_INLINE_MAX_ROWS = 100
 #: Rows per staged Parquet part: about 3 MB of float32 vectors at 768 dims.
 DEFAULT_PART_ROWS = 1000
-#: Documents sent to the hook per call while staging: enough requests to keep the concurrency busy.
-EMBED_CHUNK_DOCUMENTS = 5000
 ON_DOCUMENT_ERROR = ("fail", "skip")
-#: How many refused documents a result lists by name (all are counted).
-LISTED_REFUSALS = 100
 
 
 @dataclass(frozen=True)
@@ -160,7 +142,8 @@ class GeminiEmbedOperator(BaseOperator):
     :param batch_timeout: batch mode: seconds after which a job still running is cancelled and fails.
     :param dry_run: return what the run would send and cost (``{"dry_run": True, "new", "changed",
         "metadata_only", "unchanged", "to_delete", "requests", "estimated_tokens", "estimated_cost_usd",
-        "estimated_sync_cost_usd", "estimated_batch_cost_usd", ...}``) and send and write nothing.
+        "estimated_sync_cost_usd", "estimated_batch_cost_usd", ...}``; ``estimated_cost_usd`` at the price
+        of the run's mode, the batch price with ``deferrable``) and send and write nothing.
     :param max_cost_usd: fail, before the first request, a run whose estimated cost in US dollars exceeds
         this; ``None`` (default) for no budget.
     """
@@ -302,12 +285,12 @@ class GeminiEmbedOperator(BaseOperator):
         plan = EmbedPlan(source, reader, to_embed, changes.metadata_only, delete_ids, fingerprint, counts)
         staged = len(to_embed) + len(changes.metadata_only) > args.inline_max_rows
         if args.dry_run:
-            return self._dry_run(args, plan, changes, staged=staged)
+            return self._dry_run(args, plan, changes, staged=staged, batch=batch is not None)
         if batch is not None and (result := embed_batch.start_batch(self, context, args, plan, batch)):
             return result
         if staged:
-            return self._run_staged(context, args, plan)
-        return self._run_inline(args, plan)
+            return embed_sync.run_staged(self, context, args, plan)
+        return embed_sync.run_inline(self, args, plan)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Batch mode: the job ended; return its rows as :meth:`execute` would."""
@@ -409,215 +392,21 @@ class GeminiEmbedOperator(BaseOperator):
             )
         return changes, delete_ids
 
-    def _refresh_metadata(
-        self, args: EmbedArguments, plan: EmbedPlan, chunks: Iterable[Sequence[Document]], emit: Any
-    ) -> list[str]:
-        """Emit metadata-only rows with their stored vectors; return the ids whose row vanished meanwhile."""
-        gone = refresh_metadata(self.milvus_hook, str(args.collection_name), chunks, plan.fingerprint, emit)
-        if gone:
-            self.log.info("%d stored rows vanished since the diff; embedding them instead", len(gone))
-            plan.counts["metadata_only"] -= len(gone)
-            plan.counts["embedded"] += len(gone)
-        return gone
-
-    # -- cost ------------------------------------------------------------------------------------------
-
-    def _estimate(self, args: EmbedArguments, chunks: Iterable[Sequence[Document]]) -> RunCostEstimate:
-        """What sending ``chunks`` (one hook call each) would cost; sends nothing."""
-        estimate = estimate_chunks(
-            chunks, args.model, args.batch_size, self.hook.settings.tokens_per_minute, args.title_field
-        )
-        self.log.info(
-            "Estimate: %d documents in %d requests, about %d tokens, %s at the sync price, %s in batch mode",
-            estimate.documents,
-            estimate.requests,
-            estimate.tokens,
-            usd_text(estimate.sync_cost_usd),
-            usd_text(estimate.batch_cost_usd),
-        )
-        return estimate
-
-    def _planned_chunks(
-        self, plan: EmbedPlan, wanted: Mapping[str, int], *, staged: bool
-    ) -> Iterable[Sequence[Document]]:
-        """The documents to send, grouped as the run's hook calls: one inline, one per chunk staged."""
-        if staged:
-            chunked_source = open_document_source(self.documents, chunk_documents=EMBED_CHUNK_DOCUMENTS)
-            return documents_to_embed(chunked_source, plan.reader, wanted)
-        return [[doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]]
+    # -- dry run ---------------------------------------------------------------------------------------
 
     def _dry_run(
-        self, args: EmbedArguments, plan: EmbedPlan, changes: Changes, *, staged: bool
+        self, args: EmbedArguments, plan: EmbedPlan, changes: Changes, *, staged: bool, batch: bool
     ) -> dict[str, Any]:
-        """What a run would send and cost, with nothing sent and nothing written."""
+        """
+        What a run would send and cost, with nothing sent and nothing written; in batch mode
+        (``batch``) ``estimated_cost_usd`` and the budget are at the batch price.
+        """
         wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
-        estimate = self._estimate(args, self._planned_chunks(plan, wanted, staged=staged))
+        chunks = embed_sync.planned_chunks(self, plan, wanted, staged=staged)
+        estimate = estimate_planned(chunks, args, self.hook.settings.tokens_per_minute, self.log, batch=batch)
         counts = {
             "documents": plan.counts["documents"],
             **changes.counts(),
             "to_delete": len(plan.delete_ids),
         }
         return dry_run_report(plan.fingerprint, counts, estimate, args.max_cost_usd, self.log)
-
-    # -- embedding -------------------------------------------------------------------------------------
-
-    def _embed(
-        self, documents: Sequence[Document], args: EmbedArguments, on_result: Any = None
-    ) -> tuple[Any, EmbeddingRunStats, list[dict[str, Any]]]:
-        """One hook call: the vectors (None when streamed), its stats and the documents Gemini refused."""
-        result = self.hook.embed_with_stats(
-            [doc.text for doc in documents],
-            model=args.model.name,
-            task_type=args.task_type,
-            output_dimensionality=args.output_dimensionality,
-            titles=[doc.title for doc in documents] if args.title_field is not None else None,
-            batch_size=args.batch_size,
-            max_concurrency=args.max_concurrency,
-            on_result=on_result,
-            on_document_error=args.on_document_error,
-        )
-        refused = [
-            {
-                "index": documents[item.position].index,
-                "id": documents[item.position].id,
-                "reason": item.reason,
-            }
-            for item in result.refused
-        ]
-        for item in refused[:LISTED_REFUSALS]:
-            self.log.warning(
-                "Gemini refused documents[%d] (id %r): %s", item["index"], item["id"], item["reason"]
-            )
-        return (None if on_result is not None else result.vectors), result.stats, refused
-
-    def _run_inline(self, args: EmbedArguments, plan: EmbedPlan) -> dict[str, Any]:
-        stats = EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
-        rows: list[dict[str, Any]] = []
-        refused: list[dict[str, Any]] = []
-        wanted = {doc_id: key.index for doc_id, key in {**plan.to_embed, **plan.metadata_only}.items()}
-        documents = [doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]
-        if args.max_cost_usd is not None:
-            planned = [doc for doc in documents if doc.id in plan.to_embed]
-            check_budget(self._estimate(args, [planned]), args.max_cost_usd)
-        refreshed: list[dict[str, Any]] = []
-        gone: list[str] = []
-        if plan.metadata_only:
-            # Stored float32 values go out exactly (not rounded), so the row keeps the very same vector.
-            gone = self._refresh_metadata(
-                args,
-                plan,
-                [[doc for doc in documents if doc.id in plan.metadata_only]],
-                lambda batch: refreshed.extend({**row, "vector": row["vector"].tolist()} for row in batch),
-            )
-        documents = [doc for doc in documents if doc.id in plan.to_embed or doc.id in gone]
-        if documents:
-            vectors, stats, refused = self._embed(documents, args)
-            refused_ids = {item["id"] for item in refused}
-            kept = [index for index, doc in enumerate(documents) if doc.id not in refused_ids]
-            rows = inline_rows([documents[i] for i in kept], vectors[kept], plan.fingerprint)
-        return {
-            "rows": rows + refreshed,
-            "delete_ids": plan.delete_ids,
-            "dim": args.dim,
-            "model": plan.fingerprint,
-            "task_type": args.task_type,
-            "skipped_documents": refused[:LISTED_REFUSALS],
-            "stats": _stats_dict(plan.counts, stats, len(refused)),
-        }
-
-    def _run_staged(self, context: Context, args: EmbedArguments, plan: EmbedPlan) -> dict[str, Any]:
-        from airflow_provider_gemini_milvus import staging
-        from airflow_provider_gemini_milvus.staging.storage import as_path
-
-        root = staging.staging_root(args.staging_uri)
-        directory = staging.task_staging_dir(root, **_task_instance_keys(self, context))
-        keep_days = staging.configured_keep_days()
-        if keep_days is not None:
-            removed = staging.clean_staging(root, keep_days=keep_days, exclude=[directory])
-            if removed:
-                self.log.info("Removed %d staged run folders older than %g days", removed, keep_days)
-        earlier_parts = staging.staged_parts(directory)
-        already = staging.staged_fingerprints(directory) if earlier_parts else {}
-        if any(model != plan.fingerprint for _, model in already.values()):
-            # An earlier try ran with another model, dimension or task type (the DAG changed in between):
-            # its rows cannot go with this run's, so it starts afresh.
-            self.log.info("Discarding %d parts an earlier try staged with other settings", len(earlier_parts))
-            for part in earlier_parts:
-                as_path(part.uri).unlink()
-            earlier_parts, already = [], {}
-        wanted, refresh = (
-            {
-                doc_id: key.index
-                for doc_id, key in keys.items()
-                if already.get(doc_id) != (key.content_hash, plan.fingerprint)
-            }
-            for keys in (plan.to_embed, plan.metadata_only)
-        )
-        if earlier_parts:
-            self.log.info(
-                "Reusing %d parts (%d rows) an earlier try staged in %s; %d documents left to embed",
-                len(earlier_parts),
-                sum(part.rows for part in earlier_parts),
-                directory,
-                len(wanted),
-            )
-        if args.max_cost_usd is not None:
-            check_budget(
-                self._estimate(args, self._planned_chunks(plan, wanted, staged=True)), args.max_cost_usd
-            )
-        sink = PartSink(staging.PartWriter(directory, args.dim), plan.fingerprint, args.part_rows)
-        stats = EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
-        refused: list[dict[str, Any]] = []
-        chunked_source = open_document_source(self.documents, chunk_documents=EMBED_CHUNK_DOCUMENTS)
-        try:
-            if refresh:
-                gone = self._refresh_metadata(
-                    args, plan, documents_to_embed(chunked_source, plan.reader, refresh), sink.add_rows
-                )
-                wanted.update({doc_id: plan.metadata_only[doc_id].index for doc_id in gone})
-            for documents in documents_to_embed(chunked_source, plan.reader, wanted):
-                sink.start(documents)
-                _, call_stats, call_refused = self._embed(documents, args, on_result=sink.add)
-                stats = sum_stats(stats, call_stats)
-                refused.extend(call_refused)
-        finally:
-            # Also on failure: whatever was paid for is staged, and the retry will not pay for it again.
-            sink.flush()
-        parts = [*earlier_parts, *sink.parts]
-        manifest = staging.StagedManifest(
-            parts=parts,
-            rows=sum(part.rows for part in parts),
-            dim=args.dim,
-            model=plan.fingerprint,
-            task_type=args.task_type,
-            delete_ids_uri=staging.write_id_list(directory, plan.delete_ids) if plan.delete_ids else None,
-            delete_count=len(plan.delete_ids),
-            stats=_stats_dict(plan.counts, stats, len(refused)),
-            skipped_documents=refused[:LISTED_REFUSALS],
-            skipped_count=len(refused),
-        )
-        self.log.info("Staged %d rows in %d parts under %s", manifest.rows, len(parts), directory)
-        return manifest.to_xcom()
-
-
-def _task_instance_keys(operator: BaseOperator, context: Context) -> dict[str, Any]:
-    """What names this task instance's staging folder: the same for every try of it."""
-    ti = context.get("ti") if isinstance(context, Mapping) else None
-    if ti is None:  # called outside a task run, e.g. ``operator.execute({})`` in a script
-        return {
-            "dag_id": operator.dag_id or "no_dag",
-            "run_id": "manual",
-            "task_id": operator.task_id,
-            "map_index": -1,
-        }
-    return {
-        "dag_id": ti.dag_id,
-        "run_id": ti.run_id,
-        "task_id": ti.task_id,
-        "map_index": getattr(ti, "map_index", -1),
-    }
-
-
-def _stats_dict(counts: dict[str, int], stats: EmbeddingRunStats, refused: int) -> dict[str, Any]:
-    run = {key: value for key, value in stats.as_dict().items() if key not in ("model", "texts")}
-    return {**counts, "embedded": counts["embedded"] - refused, "refused": refused, **run}

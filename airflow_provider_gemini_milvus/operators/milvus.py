@@ -150,8 +150,10 @@ class MilvusInsertOperator(BaseOperator):
     more lenient): ``id`` a non-empty string of at most 512 UTF-8 bytes, unique in the input; ``vector`` a
     list of finite numbers, all of the same dimension (the collection's, or the first row's for a new
     collection); ``text`` a string within the text field's ``max_length`` in UTF-8 bytes; optional
-    ``metadata`` a JSON-serialisable dict, ``content_hash`` (default: SHA-256 of the text) and ``model``
-    (default ``""``). A bad row raises ``ValueError`` naming its index and id; a collection with another
+    ``metadata`` a JSON-serialisable dict, ``content_hash`` (default: the row's
+    :func:`~airflow_provider_gemini_milvus.milvus_rows.content_hash`, ``<embedding-input hash>:<metadata
+    hash>`` of its text, title and metadata, 64 characters) and ``model`` (default ``""``).
+    A bad row raises ``ValueError`` naming its index and id; a collection with another
     dimension, metric or fields raises ``MilvusCollectionMismatchError``.
 
     Rows are written in batches capped by payload size (16 MiB by default) and ``batch_size``, then the

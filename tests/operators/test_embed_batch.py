@@ -379,3 +379,67 @@ def test_dag_test_keeps_the_job_name_in_airflows_task_state_store_for_a_retry(
     assert [(row.key, json.loads(row.value)) for row in stored] == [
         (STATE_STORE_KEY, gemini_emulator.batches.jobs()[0].name)
     ]
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_a_staged_completion_writes_the_parts_it_always_wrote(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    """
+    Every kind of document at once: new, edited, metadata-only, refused, changed while the job ran and
+    vanished while it ran. The parts hold the same rows in the same order as before completion streamed.
+    """
+    from airflow_provider_gemini_milvus import staging
+
+    documents = corpus(30)
+    stored = operator(documents, tmp_path, deferrable=False, collection_name=COLLECTION).execute({})
+    MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=stored).execute({})
+    documents = [dict(doc) for doc in documents] + [
+        {"id": f"new-{n}", "text": f"a new document {n}", "lang": "en"} for n in range(25)
+    ]
+    documents[1]["lang"] = "fr"  # metadata only
+    documents[3]["lang"] = "de"  # metadata only
+    documents[2]["text"] = "an edited document"
+    documents[40]["text"] = "please refuse me"
+    gemini_emulator.refuse_texts("refuse me")
+    task = operator(
+        documents,
+        tmp_path,
+        collection_name=COLLECTION,
+        inline_max_rows=0,
+        part_rows=7,
+        on_document_error="skip",
+    )
+    deferred = defer(task, {})
+    task.documents = [dict(doc) for doc in documents]
+    task.documents[45]["text"] = "changed while the job ran"
+    task.documents[3] = {"id": "other", "text": "another document"}  # metadata-only doc-3 gone meanwhile
+
+    manifest = task.execute_complete({}, event=fire(deferred))
+
+    parts = [
+        [row for rows in staging.iter_part_rows(part["uri"]) for row in rows] for part in manifest["parts"]
+    ]
+    new = [f"new-{n}" for n in range(25) if n not in (10, 15)]  # refused, changed while the job ran
+    assert [[row["id"] for row in rows] for rows in parts] == [
+        ["doc-2", *new[:6]],
+        new[6:13],
+        new[13:20],
+        [*new[20:], "doc-1"],
+    ]
+    assert [part["rows"] for part in manifest["parts"]] == [7, 7, 7, 4]
+    assert manifest["rows"] == 25
+    assert manifest["skipped_count"] == 1
+    assert manifest["skipped_documents"][0]["id"] == "new-10"
+    stats = manifest["stats"]
+    assert {key: stats[key] for key in ("embedded", "metadata_only", "refused", "changed_during_batch")} == {
+        "embedded": 24,
+        "metadata_only": 1,
+        "refused": 1,
+        "changed_during_batch": 1,
+    }
+    synchronous = operator(task.documents, tmp_path / "sync", deferrable=False, on_document_error="skip")
+    expected = vectors_by_id(synchronous.execute({}))
+    for row in (row for rows in parts for row in rows):
+        np.testing.assert_allclose(row["vector"], expected[row["id"]], atol=1e-6)
+    assert parts[3][-1]["metadata"] == {"lang": "fr"}

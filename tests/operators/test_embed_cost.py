@@ -150,6 +150,30 @@ def test_a_staged_dry_run_writes_no_part(tmp_path: Path, gemini_emulator: Gemini
 
 
 @pytest.mark.usefixtures("gemini_connection")
+def test_a_dry_run_in_batch_mode_reports_the_batch_price_and_creates_no_job(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    tokens = sum(estimate_tokens(doc["text"]) for doc in corpus())
+    batch_cost = tokens * 0.075 / 1e6
+
+    report = embed(
+        corpus(),
+        deferrable="True",
+        dry_run="True",
+        max_cost_usd=str(batch_cost * 1.5),  # the batch estimate fits; the sync one (twice) would not
+        staging_uri=f"file://{tmp_path}",
+    )
+
+    assert report["estimated_cost_usd"] == pytest.approx(batch_cost)
+    assert report["estimated_batch_cost_usd"] == pytest.approx(batch_cost)
+    assert report["estimated_sync_cost_usd"] == pytest.approx(2 * batch_cost)
+    assert report["over_budget"] is False
+    assert gemini_emulator.stats.requests == 0
+    assert gemini_emulator.batches.jobs() == []
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.usefixtures("gemini_connection")
 def test_a_dry_run_says_whether_the_budget_holds(gemini_emulator: GeminiEmulator) -> None:
     assert embed(corpus(), dry_run=True, max_cost_usd="0.5")["over_budget"] is False
     assert embed(corpus(), dry_run=True, max_cost_usd="0")["over_budget"] is True

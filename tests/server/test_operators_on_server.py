@@ -5,12 +5,12 @@ deletes, staged manifests, incremental embedding), run here with ``milvus_connec
 
 from __future__ import annotations
 
-from tests.operators.test_gemini import (  # noqa: F401  (imported tests run here, against the server)
+from tests.operators.test_embed_sync import (  # noqa: F401  (imported tests run here, against the server)
+    test_a_staged_run_hands_on_a_small_manifest_that_loads_every_row,
+)
+from tests.operators.test_gemini import (  # noqa: F401
     test_delete_missing_returns_the_ids_gone_from_the_source,
     test_incremental_one_edit_sends_exactly_one_text,
-)
-from tests.operators.test_gemini_staging import (  # noqa: F401
-    test_a_staged_run_hands_on_a_small_manifest_that_loads_every_row,
 )
 from tests.operators.test_milvus import (  # noqa: F401
     test_a_manifest_of_several_parts_is_loaded_and_its_deletes_applied,

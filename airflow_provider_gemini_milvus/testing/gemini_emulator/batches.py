@@ -1,5 +1,5 @@
 """
-The Batch API and Files API routes ``client.batches`` and ``client.files`` use for embedding jobs.
+The Batch API routes ``client.batches`` uses for embedding jobs, and the Files API routes of its file jobs.
 
 Written against the SDK's captured requests (``tests/testing/gemini_emulator/batch_wire.py``):
 
@@ -8,10 +8,7 @@ Written against the SDK's captured requests (``tests/testing/gemini_emulator/bat
   or ``{"batch": {"inputConfig": {"file_name": "files/x"}}}`` (``fileName`` accepted too) creates a job;
 * ``GET /{ver}/batches/{id}``, ``POST /{ver}/batches/{id}:cancel``, and
   ``GET /{ver}/batches?pageSize&pageToken`` (answering ``{"operations", "nextPageToken"}``);
-* ``POST /upload/{ver}/files`` (``X-Goog-Upload-Command: start``) answers with an ``x-goog-upload-url``
-  header; the bytes are posted there, without the key, in chunks (``upload``, then ``upload, finalize``)
-  at ``X-Goog-Upload-Offset``; the last answer carries ``x-goog-upload-status: final`` and ``{"file"}``;
-* ``GET /{ver}/files/{id}:download?alt=media`` returns a result file (only generated files download).
+* the Files API's upload and download routes, answered by :class:`~.files.FileStore` (see :mod:`.files`).
 
 A job is an operation ``{"name": "batches/..", "metadata": {"state": "BATCH_STATE_..", "output"?, ..},
 "done"?, "response"?, "error"?}``. The SDK reads ``metadata`` only (the operation's ``error`` is not mapped
@@ -44,7 +41,6 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gemini_milvus.gemini_models import MODELS, EmbeddingModel
@@ -53,6 +49,11 @@ from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import (
     ApiError,
     fault_error,
     invalid_argument,
+)
+from airflow_provider_gemini_milvus.testing.gemini_emulator.files import (
+    UPLOAD_SESSION_PREFIX,
+    FileStore,
+    timestamp,
 )
 from airflow_provider_gemini_milvus.testing.gemini_emulator.protocol import (
     EmbedItem,
@@ -83,7 +84,6 @@ _FAILED_JOB_MESSAGE = "Batch job failed: an internal error occurred while proces
 _EXPIRED_JOB_MESSAGE = "Batch job expired: it did not finish within the 24-hour window."
 _CANCELLED_JOB_MESSAGE = "Batch job was cancelled."
 _TYPE_PREFIX = "type.googleapis.com/google.ai.generativelanguage.v1main."
-_UPLOAD_SESSION_PREFIX = "/upload-sessions/"
 
 _VERSION = r"(?P<version>v\d+(?:alpha|beta)?\d*)"
 _ROUTES = (
@@ -92,7 +92,7 @@ _ROUTES = (
     ("POST", re.compile(rf"^/{_VERSION}/batches/(?P<id>[^/:]+):cancel$"), "cancel"),
     ("GET", re.compile(rf"^/{_VERSION}/batches$"), "list"),
     ("POST", re.compile(rf"^/upload/{_VERSION}/files$"), "upload_start"),
-    ("POST", re.compile(rf"^{_UPLOAD_SESSION_PREFIX}(?P<id>[^/]+)$"), "upload_bytes"),
+    ("POST", re.compile(rf"^{UPLOAD_SESSION_PREFIX}(?P<id>[^/]+)$"), "upload_bytes"),
     ("GET", re.compile(rf"^/{_VERSION}/files/(?P<id>[^/:]+):download$"), "download"),
 )
 
@@ -176,38 +176,6 @@ class _Job:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _File:
-    name: str
-    display_name: str | None
-    mime_type: str
-    data: bytes
-    generated: bool
-    created: str
-
-    def resource(self, base_url: str, version: str = "v1beta") -> dict[str, Any]:
-        return {
-            "name": self.name,
-            **({"displayName": self.display_name} if self.display_name else {}),
-            "mimeType": self.mime_type,
-            "sizeBytes": str(len(self.data)),
-            "createTime": self.created,
-            "updateTime": self.created,
-            "sha256Hash": hashlib.sha256(self.data).hexdigest(),
-            "uri": f"{base_url}/{version}/{self.name}",
-            "state": "ACTIVE",
-            "source": "GENERATED" if self.generated else "UPLOADED",
-        }
-
-
-@dataclass
-class _UploadSession:
-    display_name: str | None
-    mime_type: str
-    size: int
-    received: bytearray = field(default_factory=bytearray)
-
-
 class BatchService:
     """
     The jobs and files of one emulator, and the knobs that shape them (see the module docstring).
@@ -228,9 +196,8 @@ class BatchService:
         self._base_url = base_url
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
-        self._files: dict[str, _File] = {}
-        self._sessions: dict[str, _UploadSession] = {}
         self._ids = itertools.count(1)
+        self.files = FileStore(self._ids, base_url)
         self._outcomes: list[str] = []
         self._call_faults: list[int] = []
         self.pending_polls = 0
@@ -327,10 +294,10 @@ class BatchService:
         if route.kind == "list":
             return Reply(200, self._list(query))
         if route.kind == "upload_start":
-            return self._start_upload(headers, parse_json_body(body))
+            return self.files.start_upload(headers, parse_json_body(body))
         if route.kind == "upload_bytes":
-            return self._receive_upload(route.resource_id, headers, body)
-        return self._download(route.resource_id)
+            return self.files.receive_upload(route.resource_id, headers, body)
+        return self.files.download(route.resource_id)
 
     def _create(self, route: BatchRoute, body: dict[str, Any]) -> dict[str, Any]:
         model = MODELS.get(route.model)
@@ -362,7 +329,7 @@ class BatchService:
             raise invalid_argument(
                 "* EmbedContentBatch.input_config: the batch has no requests.\n", "input_config"
             )
-        now = _timestamp()
+        now = timestamp()
         with self._lock:
             name = (
                 f"batches/emu{next(self._ids):04d}{hashlib.blake2b(now.encode(), digest_size=4).hexdigest()}"
@@ -392,8 +359,7 @@ class BatchService:
         return [self._request(None, element, parser, f"requests[{i}]") for i, element in enumerate(elements)]
 
     def _file_requests(self, file_name: str, parser: RequestParser) -> list[_Request]:
-        with self._lock:
-            file = self._files.get(file_name)
+        file = self.files.get(file_name)
         if file is None:
             raise ApiError(404, f"File {file_name} was not found.")
         requests = []
@@ -428,7 +394,7 @@ class BatchService:
             job = self._job(resource_id)
             if job.state not in ENDED_STATES:
                 job.polls += 1
-                job.updated = _timestamp()
+                job.updated = timestamp()
                 if job.polls <= job.pending_polls:
                     job.state = PENDING
                 elif (
@@ -483,7 +449,7 @@ class BatchService:
     def _end(self, job: _Job, state: str) -> None:
         """Move ``job`` to ``state`` for good; a success gets its output (called with the lock held)."""
         job.state = state
-        job.ended = job.updated = _timestamp()
+        job.ended = job.updated = timestamp()
         if state == SUCCEEDED:
             job.output = self._output(job)
         else:
@@ -505,81 +471,8 @@ class BatchService:
             for request, answer in zip(job.requests, answers, strict=True)
         ]
         name = f"files/{job.name.split('/', 1)[1]}-results"
-        self._files[name] = _File(
-            name,
-            None,
-            "application/jsonl",
-            ("\n".join(lines) + "\n").encode(),
-            generated=True,
-            created=job.updated,
-        )
+        self.files.add_generated(name, "application/jsonl", ("\n".join(lines) + "\n").encode(), job.updated)
         return {"responsesFile": name}
-
-    # -- files ------------------------------------------------------------------------------------------
-
-    def _start_upload(self, headers: dict[str, str], body: dict[str, Any]) -> Reply:
-        if (
-            headers.get("x-goog-upload-protocol") != "resumable"
-            or headers.get("x-goog-upload-command") != "start"
-        ):
-            raise invalid_argument("Expected a resumable upload start (X-Goog-Upload-Command: start).")
-        file = body.get("file")
-        if not isinstance(file, dict):
-            file = {}
-        size = (
-            file.get("size_bytes")
-            or file.get("sizeBytes")
-            or headers.get("x-goog-upload-header-content-length")
-        )
-        try:
-            size_bytes = int(str(size))
-        except (TypeError, ValueError):
-            raise invalid_argument("The upload's size_bytes is missing.", "file.size_bytes") from None
-        session_id = hashlib.blake2b(
-            f"{time.monotonic_ns()}{len(self._sessions)}".encode(), digest_size=8
-        ).hexdigest()
-        with self._lock:
-            self._sessions[session_id] = _UploadSession(
-                display_name=file.get("display_name") or file.get("displayName"),
-                mime_type=str(file.get("mime_type") or file.get("mimeType") or "application/octet-stream"),
-                size=size_bytes,
-            )
-        upload_url = f"{self._base_url()}{_UPLOAD_SESSION_PREFIX}{session_id}"
-        return Reply(200, {}, headers=(("x-goog-upload-url", upload_url), ("x-goog-upload-status", "active")))
-
-    def _receive_upload(self, session_id: str, headers: dict[str, str], body: bytes) -> Reply:
-        command = {part.strip() for part in headers.get("x-goog-upload-command", "").split(",")}
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is None:
-                raise ApiError(404, "The upload session was not found.")
-            if int(headers.get("x-goog-upload-offset") or -1) != len(session.received):
-                raise invalid_argument(f"Upload offset must be {len(session.received)}.")
-            session.received.extend(body)
-            if "finalize" not in command:
-                return Reply(200, {}, headers=(("x-goog-upload-status", "active"),))
-            del self._sessions[session_id]
-            if len(session.received) != session.size:
-                raise invalid_argument(
-                    f"The upload has {len(session.received)} bytes; {session.size} were announced."
-                )
-            name = f"files/upload{next(self._ids):04d}"
-            file = _File(
-                name, session.display_name, session.mime_type, bytes(session.received), False, _timestamp()
-            )
-            self._files[name] = file
-        return Reply(
-            200, {"file": file.resource(self._base_url())}, headers=(("x-goog-upload-status", "final"),)
-        )
-
-    def _download(self, resource_id: str) -> Reply:
-        with self._lock:
-            file = self._files.get(f"files/{resource_id}")
-        if file is None:
-            raise ApiError(404, f"File files/{resource_id} was not found.")
-        if not file.generated:
-            raise invalid_argument("Only generated files can be downloaded; uploaded files cannot.")
-        return Reply(200, {}, raw=file.data.decode(), content_type="application/octet-stream")
 
 
 def _answer(model: EmbeddingModel, request: _Request) -> dict[str, Any]:
@@ -621,7 +514,3 @@ def _operation(job: _Job, *, with_output: bool = True) -> dict[str, Any]:
     if job.error is not None:
         operation["error"] = job.error
     return operation
-
-
-def _timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

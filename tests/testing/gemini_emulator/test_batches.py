@@ -1,10 +1,9 @@
-"""The emulator's Batch API and Files API surface, driven through the real google-genai SDK."""
+"""The emulator's Batch API surface, driven through the real google-genai SDK."""
 
 from __future__ import annotations
 
 import io
 import json
-import urllib.request
 import warnings
 from typing import Any
 
@@ -215,40 +214,8 @@ def test_list_pages_newest_first_without_results(client: genai.Client) -> None:
     assert all(job.dest is None for job in listed)
 
 
-def test_batch_routes_need_the_key_but_the_upload_session_does_not(gemini_emulator: GeminiEmulator) -> None:
-    missing = raw_request(gemini_emulator, "/v1/batches", method="GET")
-    start = urllib.request.Request(
-        f"{gemini_emulator.base_url}/upload/v1/files",
-        data=json.dumps({"file": {"size_bytes": 6}}).encode(),
-        headers={
-            "x-goog-api-key": gemini_emulator.api_key,
-            "X-Goog-Upload-Protocol": "resumable",
-            "X-Goog-Upload-Command": "start",
-        },
-        method="POST",
-    )
-    with urllib.request.urlopen(start, timeout=10) as response:
-        upload_url = response.headers["x-goog-upload-url"]
-    statuses = []
-    for offset, (chunk, command) in enumerate([(b"abc", "upload"), (b"def", "upload, finalize")]):
-        bytes_sent = urllib.request.Request(
-            upload_url,
-            data=chunk,
-            headers={"X-Goog-Upload-Command": command, "X-Goog-Upload-Offset": str(offset * 3)},
-            method="POST",
-        )
-        with urllib.request.urlopen(bytes_sent, timeout=10) as response:
-            statuses.append(response.headers["x-goog-upload-status"])
-            body = json.loads(response.read())
-
-    assert missing.status == 403
-    assert statuses == ["active", "final"]
-    assert body["file"]["sizeBytes"] == "6"
-    assert body["file"]["source"] == "UPLOADED"
-    download = raw_request(
-        gemini_emulator, f"/v1/{body['file']['name']}:download", key=gemini_emulator.api_key, method="GET"
-    )
-    assert download.status == 400  # only generated files download
+def test_batch_routes_need_the_key(gemini_emulator: GeminiEmulator) -> None:
+    assert raw_request(gemini_emulator, "/v1/batches", method="GET").status == 403
 
 
 def test_fail_next_calls_fails_any_batch_route_then_recovers(

@@ -1,4 +1,4 @@
-"""GeminiEmbedOperator's staged path: Parquet parts and a small manifest, resume, skipped documents."""
+"""The staged path of synchronous mode: Parquet parts and a small manifest, resume, skipped documents."""
 
 from __future__ import annotations
 
