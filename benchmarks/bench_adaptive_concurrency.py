@@ -152,6 +152,7 @@ def quota_run(emulator: GeminiEmulator, shards: int, **extra: object) -> dict[st
                 marks["first done"] = (now, emulator.stats)
             time.sleep(0.02)
         ended, final = time.perf_counter(), emulator.stats
+        marks.setdefault("first done", (ended, final))
     finally:
         for process in processes:
             if process.poll() is None:
@@ -160,7 +161,7 @@ def quota_run(emulator: GeminiEmulator, shards: int, **extra: object) -> dict[st
     if any(process.returncode for process in processes):
         raise RuntimeError("a shard process failed")
     shares = {"whole run": _shares(EmulatorStats(), final, ended - started)}
-    if "settled" in marks and marks["settled"][0] < marks["first done"][0]:
+    if "settled" in marks:
         (settled_at, settled), (done_at, done) = marks["settled"], marks["first done"]
         shares["settled"] = _shares(settled, done, done_at - settled_at)
     return shares
