@@ -1,6 +1,6 @@
 """
-Adaptive concurrency for Gemini requests: additive increase, multiplicative decrease (AIMD), as TCP flows
-share a link.
+Adaptive concurrency for Gemini requests: a window of requests in flight, cut multiplicatively on a 429
+and grown back along a cubic curve (AIMD, with TCP CUBIC's growth), as TCP flows share a link.
 
 Users rarely know their quota, and a quota set per task is wrong once several mapped shards share one
 project quota. So, unless a fixed concurrency is pinned, the hook learns how many requests to keep in flight:
@@ -13,14 +13,15 @@ project quota. So, unless a fixed concurrency is pinned, the hook learns how man
   from what the quota actually delivered until then (successful answers per round trip; one request
   when other shards had spent the quota first): a quota counted over a sliding minute lets a burst
   through and then refuses everything, so the window alone would overstate it;
-* after the first 429 it grows back along a cubic curve of the round trips since the cut, as TCP CUBIC
-  does: quickly while well below the level it was cut from, flat around that level, then faster and
-  faster above it (:data:`PLATEAU_SHARE`, :data:`ROUND_TRIPS_TO_PLATEAU`,
-  :data:`ROUND_TRIPS_TO_REFUSED_LEVEL`). Growing by a fixed step every
+* after a cut it grows back along a cubic curve of the round trips since the cut, as TCP CUBIC does:
+  quickly up to a plateau a little under the level that was refused (:data:`PLATEAU_SHARE`,
+  :data:`ROUND_TRIPS_TO_PLATEAU`), slowly from there back to that level
+  (:data:`ROUND_TRIPS_TO_REFUSED_LEVEL`), and quickly again once well past it without a 429: the quota
+  has room (:data:`ROOM_AGAIN_SHARE`, :data:`GROWTH_PAST_REFUSED_LEVEL`). Growing by a fixed step every
   round trip instead keeps climbing past the quota, and a quota counted over a sliding window lets the
   climb go on until the window is full: 4 shards, each climbing, met a 429 every few seconds. On the
   plateau they hold just under their shares, and a share that frees up (a shard finished) is taken up
-  within seconds by the convex part;
+  within seconds;
 * after the first 429 it also spreads starts evenly over the round trip (``window / latency`` a second),
   so a window of 2.5 sends at 2.5 requests per round trip, not in bursts;
 * when the 429 says how long to wait (``RetryInfo`` / ``Retry-After``), no request of the hook starts before
@@ -65,8 +66,12 @@ ROUND_TRIPS_TO_PLATEAU = 10.0
 #: smaller ones get there sooner): the probe past it is slow, to meet few 429s.
 ROUND_TRIPS_TO_REFUSED_LEVEL = 45.0
 
-#: Past the level that was refused without a 429, the quota has room again (another shard finished): the
-#: window grows by at least this share per round trip, so the room is taken up within seconds.
+#: A window this far past the level that was refused, without a 429, says the quota has room again
+#: (another shard finished). Just past the level, a 429 is still likely: growth stays slow there.
+ROOM_AGAIN_SHARE = 1.1
+
+#: From :data:`ROOM_AGAIN_SHARE` of the refused level on, the window grows by at least this share per round
+#: trip, so room another shard left is taken up within seconds.
 GROWTH_PAST_REFUSED_LEVEL = 0.1
 
 #: What the first cut takes the quota to deliver per round trip when nothing got through before it (other
@@ -155,7 +160,7 @@ class AimdWindow:
             self._round_trips_since_cut += 1.0 / self.window
             # Per answer, the distance to the curve over the answers a round trip brings (at least one).
             step = min(1.0, max(0.0, self.cubic_target() - self.window) / max(self.window, 1.0))
-            if self.window >= self._refused_level:
+            if self.window >= self._refused_level * ROOM_AGAIN_SHARE:
                 step = max(step, GROWTH_PAST_REFUSED_LEVEL * min(self.window, 1.0))
         self.window = min(self.ceiling, self.window + step)
 
