@@ -1,6 +1,6 @@
 """
-Adaptive concurrency for Gemini requests: additive increase, multiplicative decrease (AIMD), as TCP flows
-share a link.
+Adaptive concurrency for Gemini requests: a window of requests in flight, cut multiplicatively on a 429
+and grown back along a cubic curve (AIMD, with TCP CUBIC's growth), as TCP flows share a link.
 
 Users rarely know their quota, and a quota set per task is wrong once several mapped shards share one
 project quota. So, unless a fixed concurrency is pinned, the hook learns how many requests to keep in flight:
@@ -9,12 +9,21 @@ project quota. So, unless a fixed concurrency is pinned, the hook learns how man
   without 429, adds one request per answer ("slow start": the window doubles every round trip) up to the
   ceiling (the connection's ``max_concurrency``);
 * on a 429 it cuts the window, once per round trip (the answers to requests sent before the cut carry no
-  news), to :data:`DEFAULT_DECREASE_FACTOR` of the smaller of the window and what the quota actually
-  delivered since the previous cut (successful answers per round trip): a quota counted over a sliding
-  minute lets a burst through and then refuses everything, so the window alone would overstate it;
-* after the first 429 it grows by :data:`ADDITIVE_INCREASE` of a request per round trip (the quota is near,
-  and a sliding window punishes an overshoot late) and spreads starts evenly over the round trip
-  (``window / latency`` a second), so a window of 2.5 sends at 2.5 requests per round trip, not in bursts;
+  news), to :data:`DEFAULT_DECREASE_FACTOR` of it. The first cut, which ends slow start, starts instead
+  from what the quota actually delivered until then (successful answers per round trip; one request
+  when other shards had spent the quota first): a quota counted over a sliding minute lets a burst
+  through and then refuses everything, so the window alone would overstate it;
+* after a cut it grows back along a cubic curve of the round trips since the cut, as TCP CUBIC does:
+  quickly up to a plateau a little under the level that was refused (:data:`PLATEAU_SHARE`,
+  :data:`ROUND_TRIPS_TO_PLATEAU`), slowly from there back to that level
+  (:data:`ROUND_TRIPS_TO_REFUSED_LEVEL`), and quickly again once well past it without a 429: the quota
+  has room (:data:`ROOM_AGAIN_SHARE`, :data:`GROWTH_PAST_REFUSED_LEVEL`). Growing by a fixed step every
+  round trip instead keeps climbing past the quota, and a quota counted over a sliding window lets the
+  climb go on until the window is full: 4 shards, each climbing, met a 429 every few seconds. On the
+  plateau they hold just under their shares, and a share that frees up (a shard finished) is taken up
+  within seconds;
+* after the first 429 it also spreads starts evenly over the round trip (``window / latency`` a second),
+  so a window of 2.5 sends at 2.5 requests per round trip, not in bursts;
 * when the 429 says how long to wait (``RetryInfo`` / ``Retry-After``), no request of the hook starts before
   then: the quota is spent, and every request sent in the meantime would be answered 429 too. That wait
   also counts in the delivered rate: what got through must last until it has passed.
@@ -45,8 +54,30 @@ DEFAULT_INITIAL_WINDOW = 16
 #: Share of the window kept on a 429.
 DEFAULT_DECREASE_FACTOR = 0.8
 
-#: Requests added to the window per round trip once a 429 has been seen.
-ADDITIVE_INCREASE = 0.03
+#: The level the cubic growth flattens out at after a cut: this share of the window that met the 429. Each
+#: shard sharing a quota meets a 429 of its own before it cuts, so the plateau lies a little under the
+#: level that was refused, and the climb past it is slow at first.
+PLATEAU_SHARE = 0.9
+
+#: Round trips from a cut up to the plateau: the way back is quick, to use the quota.
+ROUND_TRIPS_TO_PLATEAU = 10.0
+
+#: Round trips from the plateau up to the level that was refused (for windows of one request or more;
+#: smaller ones get there sooner): the probe past it is slow, to meet few 429s.
+ROUND_TRIPS_TO_REFUSED_LEVEL = 45.0
+
+#: A window this far past the level that was refused, without a 429, says the quota has room again
+#: (another shard finished). Just past the level, a 429 is still likely: growth stays slow there.
+ROOM_AGAIN_SHARE = 1.1
+
+#: From :data:`ROOM_AGAIN_SHARE` of the refused level on, the window grows by at least this share per round
+#: trip, so room another shard left is taken up within seconds.
+GROWTH_PAST_REFUSED_LEVEL = 0.1
+
+#: What the first cut takes the quota to deliver per round trip when nothing got through before it (other
+#: shards spent the quota first): one request, a share to learn from. Zero would leave the shard at the
+#: smallest window, to crawl back over a minute while the others take the quota.
+NOTHING_DELIVERED_ESTIMATE = 1.0
 
 #: The smallest window: one request every ten round trips. A window below one still lets one request be
 #: in flight, but spaces starts further apart than a round trip, so many shards sharing a small quota can
@@ -93,6 +124,11 @@ class AimdWindow:
         self.slow_start = True
         self.fastest_answer: float | None = None
         self._last_decrease: float | None = None
+        self._plateau = self.window
+        self._refused_level = self.window
+        self._rise_scale = 0.0
+        self._probe_scale = 0.0
+        self._round_trips_since_cut = 0.0
 
     @property
     def allowed_in_flight(self) -> int:
@@ -108,8 +144,9 @@ class AimdWindow:
         An answer came back usable after ``latency`` seconds: grow the window if the answer was fast and
         its request was sent after the last cut (earlier ones report on the window before it).
 
-        In slow start the window grows by one per answer (doubling per round trip), afterwards by
-        ``ADDITIVE_INCREASE / window`` per answer (:data:`ADDITIVE_INCREASE` per round trip).
+        In slow start the window grows by one per answer (doubling per round trip). Afterwards each answer
+        counts ``1 / window`` of a round trip since the cut, and the window moves towards the cubic curve
+        :meth:`cubic_target`: the whole way within a round trip (at most one request per answer).
         """
         if self.fastest_answer is None or latency < self.fastest_answer:
             self.fastest_answer = latency
@@ -117,8 +154,25 @@ class AimdWindow:
             return
         if sent_at is not None and self._last_decrease is not None and sent_at <= self._last_decrease:
             return
-        step = 1.0 if self.slow_start else ADDITIVE_INCREASE / self.window
+        if self.slow_start:
+            step = 1.0
+        else:
+            self._round_trips_since_cut += 1.0 / self.window
+            # Per answer, the distance to the curve over the answers a round trip brings (at least one).
+            step = min(1.0, max(0.0, self.cubic_target() - self.window) / max(self.window, 1.0))
+            if self.window >= self._refused_level * ROOM_AGAIN_SHARE:
+                step = max(step, GROWTH_PAST_REFUSED_LEVEL * min(self.window, 1.0))
         self.window = min(self.ceiling, self.window + step)
+
+    def cubic_target(self) -> float:
+        """
+        The window the cubic curve asks for now: the cut window right after the cut, the plateau
+        :data:`ROUND_TRIPS_TO_PLATEAU` round trips later, the level that was refused
+        :data:`ROUND_TRIPS_TO_REFUSED_LEVEL` round trips after that.
+        """
+        offset = self._round_trips_since_cut - ROUND_TRIPS_TO_PLATEAU
+        scale = self._rise_scale if offset < 0 else self._probe_scale
+        return self._plateau + scale * offset**3
 
     def on_rate_limited(self, sent_at: float, now: float, delivered: float | None = None) -> bool:
         """
@@ -126,15 +180,24 @@ class AimdWindow:
 
         A request sent before the last cut reports on the old window, so it changes nothing.
 
-        :param delivered: successful answers per round trip since the previous cut, if known; the cut
-            starts from it when it is smaller than the window.
+        :param delivered: successful answers per round trip since the start, if known; the cut that ends
+            slow start starts from it when it is smaller than the window.
         :return: whether the window was cut.
         """
-        self.slow_start = False
         if self._last_decrease is not None and sent_at <= self._last_decrease:
             return False
-        base = self.window if delivered is None else min(self.window, delivered)
+        use_delivered = self.slow_start and delivered is not None
+        base = min(self.window, delivered) if use_delivered and delivered is not None else self.window
+        self.slow_start = False
+        base = max(base, self.floor)
         self.window = max(self.floor, base * self.decrease_factor)
+        self._plateau = base * PLATEAU_SHARE
+        self._refused_level = base
+        # Cubic arcs through the cut window, the plateau and the refused level, as steep as for a window
+        # of one request at least.
+        self._rise_scale = max(self._plateau - self.window, 0.0) / ROUND_TRIPS_TO_PLATEAU**3
+        self._probe_scale = (1.0 - PLATEAU_SHARE) * max(base, 1.0) / ROUND_TRIPS_TO_REFUSED_LEVEL**3
+        self._round_trips_since_cut = 0.0
         self._last_decrease = now
         return True
 
@@ -165,8 +228,8 @@ class AdaptiveConcurrency:
         self._next_start = 0.0
         self._hold_until = 0.0
         self._smoothed_latency: float | None = None
-        self._cycle_started: float | None = None
-        self._cycle_successes = 0
+        self._first_start: float | None = None
+        self._successes = 0
 
     @property
     def window(self) -> float:
@@ -192,8 +255,8 @@ class AdaptiveConcurrency:
                 wait = self._wait_before_start(now)
                 if wait <= 0:
                     self._in_flight += 1
-                    if self._cycle_started is None:
-                        self._cycle_started = now
+                    if self._first_start is None:
+                        self._first_start = now
                     if not self.aimd.slow_start and self._smoothed_latency is not None:
                         self._next_start = max(now, self._next_start) + (
                             self._smoothed_latency / self.aimd.window
@@ -212,7 +275,7 @@ class AdaptiveConcurrency:
         """The request started at ``sent_at`` got a usable answer."""
         with self._condition:
             latency = self._finish(sent_at)
-            self._cycle_successes += 1
+            self._successes += 1
             self.aimd.on_success(latency, sent_at)
             self._condition.notify_all()
 
@@ -226,8 +289,7 @@ class AdaptiveConcurrency:
             now = self._clock()
             self._finish(sent_at)
             resume = max(self._hold_until, now + (retry_delay or 0.0))
-            if self.aimd.on_rate_limited(sent_at, now, self._delivered_per_round_trip(resume)):
-                self._cycle_started, self._cycle_successes = resume, 0
+            self.aimd.on_rate_limited(sent_at, now, self._delivered_per_round_trip(resume))
             self._hold_until = resume
             self._condition.notify_all()
 
@@ -239,15 +301,16 @@ class AdaptiveConcurrency:
 
     def _delivered_per_round_trip(self, resume: float) -> float | None:
         """
-        Successful answers per smoothed round trip from the last cut (or the first start) until ``resume``.
+        Successful answers per smoothed round trip from the first start until ``resume``;
+        :data:`NOTHING_DELIVERED_ESTIMATE` when nothing got through (other clients had spent the quota).
 
         The server's retry delay counts in: what was delivered before it must last until it has passed.
         """
-        if not self._cycle_successes or self._smoothed_latency is None or self._cycle_started is None:
-            return None  # nothing got through yet: no measure of the quota, only of the window
-        if resume <= self._cycle_started:
+        if self._smoothed_latency is None or self._first_start is None or resume <= self._first_start:
             return None
-        return self._cycle_successes / (resume - self._cycle_started) * self._smoothed_latency
+        if not self._successes:
+            return NOTHING_DELIVERED_ESTIMATE
+        return self._successes / (resume - self._first_start) * self._smoothed_latency
 
     def _finish(self, sent_at: float) -> float:
         self._in_flight -= 1

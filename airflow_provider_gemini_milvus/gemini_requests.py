@@ -288,15 +288,16 @@ def plan_batches(
 
 def per_request_bodies(batch: Batch, request: EmbedRequest, *, vertexai: bool) -> list[dict[str, Any]]:
     """
-    Wire bodies carrying a different title per text.
+    The wire bodies of ``batch``'s texts, one per text, as the SDK builds them.
 
-    The SDK copies one config onto every request of a call, so per-text titles go through
-    ``HttpOptions.extra_body``, which replaces the ``requests`` list it would have built.
+    On the Gemini API they are the ``requests`` of a ``batchEmbedContents`` call the hook sends through the
+    client. The SDK copies one config onto every request of a call, so on Vertex AI per-text titles go
+    through ``HttpOptions.extra_body``, which replaces the ``requests`` list it would have built.
     """
     titles = batch.titles or [None] * len(batch.texts)
     bodies: list[dict[str, Any]] = []
     for text, title in zip(batch.texts, titles, strict=True):
-        config: dict[str, Any] = {"taskType": request.task_type}
+        config: dict[str, Any] = {"taskType": request.task_type} if request.model.supports_task_type else {}
         if title is not None:
             config["title"] = title
         if request.output_dimensionality is not None:

@@ -7,7 +7,12 @@ import threading
 import pytest
 
 from airflow_provider_gemini_milvus.gemini_concurrency import (
-    ADDITIVE_INCREASE,
+    GROWTH_PAST_REFUSED_LEVEL,
+    NOTHING_DELIVERED_ESTIMATE,
+    PLATEAU_SHARE,
+    ROOM_AGAIN_SHARE,
+    ROUND_TRIPS_TO_PLATEAU,
+    ROUND_TRIPS_TO_REFUSED_LEVEL,
     AdaptiveConcurrency,
     AimdWindow,
 )
@@ -42,7 +47,53 @@ def test_a_429_cuts_the_window_multiplicatively_and_ends_slow_start() -> None:
     assert window.window == 10
     assert not window.slow_start
     window.on_success(0.3, sent_at=3.0)
-    assert window.window == pytest.approx(10 + ADDITIVE_INCREASE / 10)
+    assert 10 < window.window < 11
+
+
+def grow_for(window: AimdWindow, round_trips: float) -> list[float]:
+    """Feed ``window`` fast answers for ``round_trips`` round trips; return the window after each one."""
+    seen = []
+    elapsed = 0.0
+    while elapsed < round_trips:
+        elapsed += 1.0 / window.window
+        window.on_success(0.3, sent_at=3.0)
+        seen.append(window.window)
+    return seen
+
+
+def test_after_a_cut_the_window_climbs_quickly_to_a_plateau_under_the_refused_level_then_slowly() -> None:
+    window = AimdWindow(initial=10, ceiling=32, decrease_factor=0.8)
+    window.slow_start = False
+    window.on_rate_limited(sent_at=1.0, now=2.0)
+    assert window.window == pytest.approx(8)
+
+    rising = grow_for(window, ROUND_TRIPS_TO_PLATEAU)
+    assert rising == sorted(rising)
+    assert window.window == pytest.approx(10 * PLATEAU_SHARE, abs=0.05)
+    plateau = grow_for(window, ROUND_TRIPS_TO_REFUSED_LEVEL / 2)
+    # Half way to the refused level, the cubic has covered an eighth of the way.
+    assert plateau[-1] - 9 == pytest.approx((10 - 9) / 8, abs=0.05)
+    grow_for(window, ROUND_TRIPS_TO_REFUSED_LEVEL / 2)
+    assert window.window == pytest.approx(10, abs=0.1)
+
+
+def test_past_the_refused_level_without_a_429_the_window_takes_up_the_room_quickly() -> None:
+    window = AimdWindow(initial=2, ceiling=32, decrease_factor=0.8)
+    window.slow_start = False
+    window.on_rate_limited(sent_at=1.0, now=2.0)
+    while window.window < 2 * ROOM_AGAIN_SHARE:
+        window.on_success(0.3, sent_at=3.0)
+    grow_for(window, 10)
+    assert window.window >= 2 * ROOM_AGAIN_SHARE * (1 + GROWTH_PAST_REFUSED_LEVEL) ** 9
+
+
+def test_a_small_window_climbs_back_as_fast_as_a_window_of_one_request() -> None:
+    small = AimdWindow(initial=0.2, ceiling=32, decrease_factor=0.8)
+    small.slow_start = False
+    small.on_rate_limited(sent_at=1.0, now=2.0)
+    grow_for(small, ROUND_TRIPS_TO_PLATEAU + ROUND_TRIPS_TO_REFUSED_LEVEL)
+    # From its plateau it gains what a window of one request gains, not a fifth of that.
+    assert small.window >= 0.2 * PLATEAU_SHARE + (1.0 - PLATEAU_SHARE) * 1.0 - 1e-9
 
 
 def test_one_cut_per_round_trip() -> None:
@@ -62,9 +113,16 @@ def test_answers_to_requests_sent_before_a_cut_do_not_grow_the_window() -> None:
     assert window.window == 8
 
 
-def test_the_cut_starts_from_what_the_quota_delivered_when_that_is_less() -> None:
+def test_the_cut_ending_slow_start_starts_from_what_the_quota_delivered_when_that_is_less() -> None:
     window = AimdWindow(initial=30, ceiling=32, decrease_factor=0.5)
     window.on_rate_limited(sent_at=1.0, now=2.0, delivered=4.0)
+    assert window.window == 2
+
+
+def test_later_cuts_start_from_the_window() -> None:
+    window = AimdWindow(initial=30, ceiling=32, decrease_factor=0.5)
+    window.on_rate_limited(sent_at=1.0, now=2.0, delivered=8.0)
+    window.on_rate_limited(sent_at=3.0, now=4.0, delivered=0.5)
     assert window.window == 2
 
 
@@ -141,3 +199,24 @@ def test_a_cancelled_call_stops_waiting_without_taking_a_slot() -> None:
     cancelled.set()
     gate.acquire(cancelled)
     assert gate.in_flight == 1
+
+
+def test_the_first_cut_counts_what_got_through_until_the_servers_retry_delay_has_passed() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=4, ceiling=8, clock=clock)
+    sent = [gate.acquire() for _ in range(4)]
+    clock.now += 0.3
+    for started in sent[:3]:
+        gate.succeeded(started)
+    gate.rate_limited(sent[3], retry_delay=2.7)
+    # 3 answers over the 3 s until the hold ends, at 0.3 s a round trip: 0.3 per round trip, cut to 0.8.
+    assert gate.window == pytest.approx(0.3 * 0.8)
+
+
+def test_a_first_cut_before_anything_got_through_starts_from_one_request_not_the_window() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, clock=clock)
+    sent = gate.acquire()
+    clock.now += 0.3
+    gate.rate_limited(sent, retry_delay=5.0)
+    assert gate.window == pytest.approx(NOTHING_DELIVERED_ESTIMATE * 0.8)

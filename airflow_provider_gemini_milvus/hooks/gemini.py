@@ -41,7 +41,6 @@ from airflow_provider_gemini_milvus.gemini_requests import (
     RefusedText,
     UnusableResponse,
     checked_rows,
-    per_request_bodies,
     plan_batches,
     scrubbed,
     validated_batch_size,
@@ -52,6 +51,7 @@ from airflow_provider_gemini_milvus.gemini_requests import (
 )
 from airflow_provider_gemini_milvus.gemini_runner import Cancelled, ProgressLog, RunCounters, run_all
 from airflow_provider_gemini_milvus.gemini_settings import GeminiConnectionSettings, read_settings
+from airflow_provider_gemini_milvus.gemini_wire import send_embed_request
 from airflow_provider_gemini_milvus.pacing import QuotaPacers
 from airflow_provider_gemini_milvus.retries import (
     is_daily_quota,
@@ -530,8 +530,8 @@ class GeminiHook(BaseHook):
         from google.genai import errors
 
         try:
-            response = self._send(batch, request)
-            return checked_rows(response.embeddings, batch, request.dim)
+            embeddings = send_embed_request(self.get_conn(), batch, request, vertexai=self.settings.vertexai)
+            return checked_rows(embeddings, batch, request.dim)
         except errors.APIError as err:
             daily = err.code == 429 and is_daily_quota(err.details)
             return FailedAttempt(
@@ -560,45 +560,12 @@ class GeminiHook(BaseHook):
                 http_status=200,
             )
 
-    def _send(self, batch: Batch, request: EmbedRequest) -> types.EmbedContentResponse:
-        from google.genai import types
-
-        config = types.EmbedContentConfig(
-            task_type=request.task_type if request.model.supports_task_type else None,
-            output_dimensionality=request.output_dimensionality,
-        )
-        titles = batch.titles
-        if titles is not None and len(set(titles)) == 1:
-            config.title = titles[0]
-        elif titles is not None:
-            config.http_options = types.HttpOptions(
-                extra_body={"requests": per_request_bodies(batch, request, vertexai=self.settings.vertexai)}
-            )
-        return self.get_conn().models.embed_content(
-            model=request.model.name, contents=_contents(batch.texts, request), config=config
-        )
-
     def _safe_error_text(self, err: BaseException) -> str:
         """An error's type and text with the API key scrubbed out, should any layer have echoed it."""
         return scrubbed(f"{type(err).__name__}: {err}", self.settings.api_key)
 
 
-# -- SDK helpers ------------------------------------------------------------------------------------
-
-
-def _contents(texts: list[str], request: EmbedRequest) -> list[Any]:
-    """
-    What to pass the SDK as ``contents``: one vector must come back per text.
-
-    For gemini-embedding-2 the SDK merges a list of strings into one ``Content`` (one vector for the
-    whole list), so each text gets its own ``Content``. Other models take plain strings, which the SDK
-    turns into requests about twice as fast as ``Content`` objects.
-    """
-    if not request.model.one_content_per_text:
-        return list(texts)
-    from google.genai import types
-
-    return [types.Content(parts=[types.Part(text=text)]) for text in texts]
+# -- helpers ----------------------------------------------------------------------------------------
 
 
 def _cost_text(cost: float | None) -> str:

@@ -296,14 +296,15 @@ def test_token_pacing_avoids_429s(connect, gemini_emulator: GeminiEmulator) -> N
 # -- answers from the server that are wrong ---------------------------------------------------------------
 
 UNUSABLE_ANSWERS = {
-    "nan": r"NaN or infinity in the vector for texts\[0\]",
-    "inf": r"NaN or infinity in the vector for texts\[0\]",
+    # The emulator writes NaN and Infinity as bare literals, which JSON has not.
+    "nan": r"not an embedding response \(invalid JSON: JSON is malformed: invalid character",
+    "inf": r"not an embedding response \(invalid JSON: JSON is malformed: invalid character",
     "zero": r"all-zero vector for texts\[0\]",
     "short": r"127 values for texts\[0\]; expected 128",
     "null": r"no values for texts\[0\]",
     "missing": r"no values for texts\[0\]",
-    "html": r"not an embedding response \(invalid JSON: Expecting value at character 0\)",
-    "truncated": r"not an embedding response \(invalid JSON",
+    "html": r"not an embedding response \(invalid JSON: JSON is malformed: invalid character \(byte 0\)\)",
+    "truncated": r"not an embedding response \(invalid JSON: ",
 }
 
 

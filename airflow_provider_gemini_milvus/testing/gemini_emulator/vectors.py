@@ -22,7 +22,15 @@ from airflow_provider_gemini_milvus.gemini_models import MODELS, EmbeddingModel
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["BLOB_MARKER", "QUERY_TASK_TYPES", "RawJson", "emulated_embedding", "encode_json", "vector_json"]
+__all__ = [
+    "BLOB_MARKER",
+    "QUERY_TASK_TYPES",
+    "RENDERED_VECTOR_CACHE_SIZE",
+    "RawJson",
+    "emulated_embedding",
+    "encode_json",
+    "vector_json",
+]
 
 #: Task types the emulator treats as questions (they pick up answer-type cues such as "where").
 QUERY_TASK_TYPES = frozenset({"RETRIEVAL_QUERY", "QUESTION_ANSWERING", "FACT_VERIFICATION"})
@@ -211,7 +219,14 @@ class RawJson(str):
     __slots__ = ()
 
 
-@functools.lru_cache(maxsize=2048)
+#: Rendered vectors kept (about 4.5 KB each at 768 dimensions, 14 KB at 3072). Rendering one costs about
+#: 0.2 ms, so an answer of 100 would cost 20 ms of the emulator's CPU, which shares the machine with the
+#: client under test (a remote API's does not). Enough for a benchmark's corpus of a few thousand texts sent
+#: again and again: an LRU cache smaller than a corpus sent in a loop never hits.
+RENDERED_VECTOR_CACHE_SIZE = 8192
+
+
+@functools.lru_cache(maxsize=RENDERED_VECTOR_CACHE_SIZE)
 def vector_json(
     model_name: str,
     task_type: str | None,
