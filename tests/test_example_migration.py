@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,25 +116,6 @@ def test_a_failed_probe_leaves_the_alias_on_the_old_collection(module: Any) -> N
 
 
 # -- a reader searching through the alias during a whole migration ---------------------------------
-
-
-@pytest.fixture
-def lite_served_over_grpc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """
-    ``milvus_default`` pointing at a Milvus Lite file served over gRPC on a loopback port in this process.
-
-    With a ``.db`` URI every task stops the in-process Lite server when it ends (to free the file for the
-    next process), which would cut off a reader in the same process: served this way, the tasks and the
-    reader share one Lite server that lives as long as the test, as a server's clients do.
-    """
-    from milvus_lite.adapter.grpc.server import start_server_in_thread
-
-    server, db, port = start_server_in_thread(str(tmp_path / "milvus.db"))
-    connection = {"conn_type": "milvus", "host": f"http://127.0.0.1:{port}"}
-    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", json.dumps(connection))
-    yield
-    server.stop(grace=2)
-    db.close()
 
 
 class AliasReader(threading.Thread):

@@ -9,6 +9,7 @@ The collection layout lives in :mod:`~airflow_provider_gemini_milvus.milvus_layo
 from __future__ import annotations
 
 import time
+import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,9 @@ class MilvusHook(BaseHook):
         self.milvus_conn_id = milvus_conn_id
         self._client: MilvusClient | None = None
         self._loaded: set[str] = set()
+        # pymilvus (2.6) shares one connection between clients of the same URI and user in a process, and
+        # ``close()`` of one would cut off the others: each hook's client gets a connection of its own.
+        self._connection_alias = f"gemini-milvus-{uuid.uuid4().hex}"
 
     # -- connection --------------------------------------------------------------------------------
 
@@ -152,14 +156,15 @@ class MilvusHook(BaseHook):
         from pymilvus import MilvusClient
 
         self.log.info("Connecting to Milvus%s at %s", " Lite" if self.is_lite else "", self.uri)
+        client_kwargs = {**self.client_kwargs, "alias": self._connection_alias}
         try:
             if self.is_lite:
                 client, loaded = open_lite_client(
-                    self.client_kwargs, self.milvus_conn_id, max_wait=self.lite_lock_wait, log=self.log
+                    client_kwargs, self.milvus_conn_id, max_wait=self.lite_lock_wait, log=self.log
                 )
                 self._loaded.update(loaded)
             else:
-                client = MilvusClient(**self.client_kwargs)
+                client = MilvusClient(**client_kwargs)
         except GeminiMilvusProviderError:
             raise
         except Exception as err:

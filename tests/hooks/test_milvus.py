@@ -443,3 +443,17 @@ def test_an_insert_refuses_ids_stored_with_other_content_before_writing(hook: Mi
     ):
         hook.write_batches("docs", split_batches(rows), mode="insert")
     assert hook.count("docs") == 3  # nothing of the refused call was written
+
+
+@pytest.mark.usefixtures("lite_served_over_grpc")
+def test_closing_one_hook_leaves_another_hook_on_the_same_server_working() -> None:
+    """pymilvus 2.6 shares one connection per URI and user in a process; each hook must own its own."""
+    with MilvusHook() as first:
+        first.ensure_collection("shared_server", dim=4)
+        second = MilvusHook()
+        try:
+            assert second.count("shared_server") == 0
+            first.close()
+            assert second.count("shared_server") == 0
+        finally:
+            second.close()
