@@ -129,6 +129,8 @@ class AimdWindow:
         self._rise_scale = 0.0
         self._probe_scale = 0.0
         self._round_trips_since_cut = 0.0
+        self._cuts = 0
+        self._slow_start_peak = self.window
 
     @property
     def allowed_in_flight(self) -> int:
@@ -186,9 +188,37 @@ class AimdWindow:
         """
         if self._last_decrease is not None and sent_at <= self._last_decrease:
             return False
-        use_delivered = self.slow_start and delivered is not None
-        base = min(self.window, delivered) if use_delivered and delivered is not None else self.window
+        ending_slow_start = self.slow_start
         self.slow_start = False
+        self._cuts += 1
+        self._last_decrease = now
+        if ending_slow_start:
+            self._slow_start_peak = self.window
+            if delivered is not None:
+                self._cut_from(min(self.window, delivered))
+                return True
+        self._cut_from(self.window)
+        return True
+
+    def on_late_success(self, sent_at: float, delivered: float) -> None:
+        """
+        A request sent before the cut that ended slow start got through after it: count it in.
+
+        The first 429 often arrives among the answers to the same round trip, before most of its successes:
+        the cut then starts from far less than the quota delivered. While no second cut has happened, a
+        larger ``delivered`` (successful answers per round trip, as in :meth:`on_rate_limited`) raises the
+        cut to what it would have been, never above the window slow start had reached.
+        """
+        if self._cuts != 1 or self._last_decrease is None or sent_at > self._last_decrease:
+            return
+        base = min(self._slow_start_peak, delivered)
+        if base > self._refused_level:
+            window = self.window
+            self._cut_from(base)
+            self.window = max(self.window, window)
+
+    def _cut_from(self, base: float) -> None:
+        """Set the window to ``base`` cut by the decrease factor and aim the cubic growth back at ``base``."""
         base = max(base, self.floor)
         self.window = max(self.floor, base * self.decrease_factor)
         self._plateau = base * PLATEAU_SHARE
@@ -198,8 +228,6 @@ class AimdWindow:
         self._rise_scale = max(self._plateau - self.window, 0.0) / ROUND_TRIPS_TO_PLATEAU**3
         self._probe_scale = (1.0 - PLATEAU_SHARE) * max(base, 1.0) / ROUND_TRIPS_TO_REFUSED_LEVEL**3
         self._round_trips_since_cut = 0.0
-        self._last_decrease = now
-        return True
 
 
 class AdaptiveConcurrency:
@@ -277,6 +305,9 @@ class AdaptiveConcurrency:
             latency = self._finish(sent_at)
             self._successes += 1
             self.aimd.on_success(latency, sent_at)
+            delivered = self._delivered_per_round_trip(max(self._hold_until, self._clock()))
+            if delivered is not None:
+                self.aimd.on_late_success(sent_at, delivered)
             self._condition.notify_all()
 
     def rate_limited(self, sent_at: float, retry_delay: float | None) -> None:

@@ -220,3 +220,36 @@ def test_a_first_cut_before_anything_got_through_starts_from_one_request_not_the
     clock.now += 0.3
     gate.rate_limited(sent, retry_delay=5.0)
     assert gate.window == pytest.approx(NOTHING_DELIVERED_ESTIMATE * 0.8)
+
+
+def test_successes_of_the_round_trip_that_met_the_first_429_raise_the_first_cut() -> None:
+    window = AimdWindow(initial=30, ceiling=32, decrease_factor=0.5)
+    window.on_rate_limited(sent_at=1.0, now=2.0, delivered=2.0)
+    assert window.window == 1
+    window.on_late_success(sent_at=1.0, delivered=8.0)
+    assert window.window == 4
+    # Never above the window slow start had reached.
+    window.on_late_success(sent_at=1.0, delivered=100.0)
+    assert window.window == 15
+
+
+def test_late_successes_change_nothing_after_a_second_cut_or_when_sent_after_the_cut() -> None:
+    window = AimdWindow(initial=30, ceiling=32, decrease_factor=0.5)
+    window.on_rate_limited(sent_at=1.0, now=2.0, delivered=2.0)
+    window.on_late_success(sent_at=2.5, delivered=8.0)
+    assert window.window == 1
+    window.on_rate_limited(sent_at=3.0, now=4.0)
+    window.on_late_success(sent_at=1.0, delivered=8.0)
+    assert window.window == 0.5
+
+
+def test_a_first_429_arriving_before_the_successes_of_its_round_trip_cuts_from_what_they_delivered() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, clock=clock)
+    sent = [gate.acquire() for _ in range(16)]
+    clock.now += 0.3
+    gate.rate_limited(sent[0], retry_delay=0.3)
+    for started in sent[1:]:
+        gate.succeeded(started)
+    # 15 answers over the 0.6 s until the hold ends, at 0.3 s a round trip: 7.5 per round trip, cut to 0.8.
+    assert gate.window == pytest.approx(7.5 * 0.8)
