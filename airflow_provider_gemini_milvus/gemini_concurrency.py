@@ -6,13 +6,14 @@ Users rarely know their quota, and a quota set per task is wrong once several ma
 project quota. So, unless a fixed concurrency is pinned, the hook learns how many requests to keep in flight:
 
 * it starts with :data:`DEFAULT_INITIAL_WINDOW` requests in flight and, while answers come back fast and
-  without 429, adds one request per answer ("slow start": the window doubles every round trip) up to the
-  ceiling (the connection's ``max_concurrency``);
+  without 429, adds half a request per answer ("slow start": the window grows 1.5-fold every round trip,
+  :data:`SLOW_START_GROWTH`) up to the ceiling (the connection's ``max_concurrency``);
 * on a 429 it cuts the window, once per round trip (the answers to requests sent before the cut carry no
   news), to :data:`DEFAULT_DECREASE_FACTOR` of it. The first cut, which ends slow start, starts instead
   from what the quota actually delivered until then (successful answers per round trip; one request
   when other shards had spent the quota first): a quota counted over a sliding minute lets a burst
-  through and then refuses everything, so the window alone would overstate it;
+  through and then refuses everything, so the window alone would overstate it. Successes that arrive
+  after that 429, of requests sent before it, still count in;
 * after a cut it grows back along a cubic curve of the round trips since the cut, as TCP CUBIC does:
   quickly up to a plateau a little under the level that was refused (:data:`PLATEAU_SHARE`,
   :data:`ROUND_TRIPS_TO_PLATEAU`), slowly from there back to that level
@@ -51,6 +52,11 @@ __all__ = ["DEFAULT_INITIAL_WINDOW", "AdaptiveConcurrency", "AimdWindow"]
 #: start of 8 instead costs a round trip on every short job.
 DEFAULT_INITIAL_WINDOW = 16
 
+#: What each fast answer adds to the window in slow start: the window grows 1.5-fold every round trip. The
+#: round trip in which the quota runs out is answered 429 whole, and doubling would have sent twice what
+#: got through in the round trip before it.
+SLOW_START_GROWTH = 0.5
+
 #: Share of the window kept on a 429.
 DEFAULT_DECREASE_FACTOR = 0.8
 
@@ -71,8 +77,9 @@ ROUND_TRIPS_TO_REFUSED_LEVEL = 45.0
 ROOM_AGAIN_SHARE = 1.1
 
 #: From :data:`ROOM_AGAIN_SHARE` of the refused level on, the window grows by at least this share per round
-#: trip, so room another shard left is taken up within seconds.
-GROWTH_PAST_REFUSED_LEVEL = 0.1
+#: trip, so room another shard left is taken up within seconds. At 10% a shard that crept past its level
+#: while the others were cut overran the quota before the sliding window filled, and met a run of 429s.
+GROWTH_PAST_REFUSED_LEVEL = 0.05
 
 #: What the first cut takes the quota to deliver per round trip when nothing got through before it (other
 #: shards spent the quota first): one request, a share to learn from. Zero would leave the shard at the
@@ -146,7 +153,7 @@ class AimdWindow:
         An answer came back usable after ``latency`` seconds: grow the window if the answer was fast and
         its request was sent after the last cut (earlier ones report on the window before it).
 
-        In slow start the window grows by one per answer (doubling per round trip). Afterwards each answer
+        In slow start the window grows by :data:`SLOW_START_GROWTH` per answer. Afterwards each answer
         counts ``1 / window`` of a round trip since the cut, and the window moves towards the cubic curve
         :meth:`cubic_target`: the whole way within a round trip (at most one request per answer).
         """
@@ -157,7 +164,7 @@ class AimdWindow:
         if sent_at is not None and self._last_decrease is not None and sent_at <= self._last_decrease:
             return
         if self.slow_start:
-            step = 1.0
+            step = SLOW_START_GROWTH
         else:
             self._round_trips_since_cut += 1.0 / self.window
             # Per answer, the distance to the curve over the answers a round trip brings (at least one).

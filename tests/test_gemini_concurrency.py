@@ -26,11 +26,11 @@ class FakeClock:
         return self.now
 
 
-def test_slow_start_adds_one_request_per_fast_answer() -> None:
+def test_slow_start_grows_the_window_by_half_a_request_per_fast_answer() -> None:
     window = AimdWindow(initial=8, ceiling=32)
-    for _ in range(5):
+    for _ in range(8):
         window.on_success(0.3)
-    assert window.window == 13
+    assert window.window == 8 * 1.5
 
 
 def test_growth_stops_at_the_ceiling() -> None:
@@ -138,7 +138,7 @@ def test_slow_answers_do_not_grow_the_window() -> None:
     window = AimdWindow(initial=8, ceiling=32)
     window.on_success(0.3)
     window.on_success(5.0)
-    assert window.window == 9
+    assert window.window == 8.5
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_the_gate_admits_up_to_the_window_and_frees_a_slot_per_answer() -> None:
     waiter.join(timeout=5)
     assert third
     assert gate.in_flight == 2
-    assert gate.window == 3
+    assert gate.window == 2.5
     gate.succeeded(second)
     gate.released()
     assert gate.in_flight == 0
