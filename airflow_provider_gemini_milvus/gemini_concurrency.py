@@ -339,16 +339,21 @@ class AdaptiveConcurrency:
 
     def _delivered_per_round_trip(self, resume: float) -> float | None:
         """
-        Successful answers per smoothed round trip from the first start until ``resume``;
-        :data:`NOTHING_DELIVERED_ESTIMATE` when nothing got through (other clients had spent the quota).
+        Successful answers per round trip from the first start until ``resume``, a round trip taken as the
+        fastest answer seen; :data:`NOTHING_DELIVERED_ESTIMATE` when nothing got through (other clients had
+        spent the quota).
 
-        The server's retry delay counts in: what was delivered before it must last until it has passed.
+        The server's retry delay counts in: what was delivered before it must last until it has passed. The
+        fastest answer, not the smoothed round trip: slow start crowds the client, so its answers come
+        slower than those of the smaller window after the cut, and that window is paced at the round trips
+        it will see (4 shards cut from the smoothed one sent a third above the quota they had shared).
         """
-        if self._smoothed_latency is None or self._first_start is None or resume <= self._first_start:
+        round_trip = self.aimd.fastest_answer or self._smoothed_latency
+        if round_trip is None or self._first_start is None or resume <= self._first_start:
             return None
         if not self._successes:
             return NOTHING_DELIVERED_ESTIMATE
-        return self._successes / (resume - self._first_start) * self._smoothed_latency
+        return self._successes / (resume - self._first_start) * round_trip
 
     def _finish(self, sent_at: float) -> float:
         self._in_flight -= 1

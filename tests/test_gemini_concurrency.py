@@ -253,3 +253,17 @@ def test_a_first_429_arriving_before_the_successes_of_its_round_trip_cuts_from_w
         gate.succeeded(started)
     # 15 answers over the 0.6 s until the hold ends, at 0.3 s a round trip: 7.5 per round trip, cut to 0.8.
     assert gate.window == pytest.approx(7.5 * 0.8)
+
+
+def test_the_first_cut_counts_round_trips_at_the_fastest_answer_not_the_crowded_slow_start_ones() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=4, ceiling=8, clock=clock)
+    sent = [gate.acquire() for _ in range(4)]
+    clock.now += 0.3
+    gate.succeeded(sent[0])
+    clock.now += 0.6
+    gate.succeeded(sent[1])
+    gate.succeeded(sent[2])
+    gate.rate_limited(sent[3], retry_delay=2.1)
+    # 3 answers over the 3 s until the hold ends, at the fastest answer's 0.3 s a round trip.
+    assert gate.window == pytest.approx(0.3 * 0.8)
