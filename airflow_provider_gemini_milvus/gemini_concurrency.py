@@ -6,13 +6,14 @@ Users rarely know their quota, and a quota set per task is wrong once several ma
 project quota. So, unless a fixed concurrency is pinned, the hook learns how many requests to keep in flight:
 
 * it starts with :data:`DEFAULT_INITIAL_WINDOW` requests in flight and, while answers come back fast and
-  without 429, adds one request per answer ("slow start": the window doubles every round trip) up to the
-  ceiling (the connection's ``max_concurrency``);
+  without 429, adds half a request per answer ("slow start": the window grows 1.5-fold every round trip,
+  :data:`SLOW_START_GROWTH`) up to the ceiling (the connection's ``max_concurrency``);
 * on a 429 it cuts the window, once per round trip (the answers to requests sent before the cut carry no
   news), to :data:`DEFAULT_DECREASE_FACTOR` of it. The first cut, which ends slow start, starts instead
   from what the quota actually delivered until then (successful answers per round trip; one request
   when other shards had spent the quota first): a quota counted over a sliding minute lets a burst
-  through and then refuses everything, so the window alone would overstate it;
+  through and then refuses everything, so the window alone would overstate it. Successes that arrive
+  after that 429, of requests sent before it, still count in;
 * after a cut it grows back along a cubic curve of the round trips since the cut, as TCP CUBIC does:
   quickly up to a plateau a little under the level that was refused (:data:`PLATEAU_SHARE`,
   :data:`ROUND_TRIPS_TO_PLATEAU`), slowly from there back to that level
@@ -51,6 +52,11 @@ __all__ = ["DEFAULT_INITIAL_WINDOW", "AdaptiveConcurrency", "AimdWindow"]
 #: start of 8 instead costs a round trip on every short job.
 DEFAULT_INITIAL_WINDOW = 16
 
+#: What each fast answer adds to the window in slow start: the window grows 1.5-fold every round trip. The
+#: round trip in which the quota runs out is answered 429 whole, and doubling would have sent twice what
+#: got through in the round trip before it.
+SLOW_START_GROWTH = 0.5
+
 #: Share of the window kept on a 429.
 DEFAULT_DECREASE_FACTOR = 0.8
 
@@ -71,8 +77,9 @@ ROUND_TRIPS_TO_REFUSED_LEVEL = 45.0
 ROOM_AGAIN_SHARE = 1.1
 
 #: From :data:`ROOM_AGAIN_SHARE` of the refused level on, the window grows by at least this share per round
-#: trip, so room another shard left is taken up within seconds.
-GROWTH_PAST_REFUSED_LEVEL = 0.1
+#: trip, so room another shard left is taken up within seconds. At 10% a shard that crept past its level
+#: while the others were cut overran the quota before the sliding window filled, and met a run of 429s.
+GROWTH_PAST_REFUSED_LEVEL = 0.05
 
 #: What the first cut takes the quota to deliver per round trip when nothing got through before it (other
 #: shards spent the quota first): one request, a share to learn from. Zero would leave the shard at the
@@ -129,6 +136,8 @@ class AimdWindow:
         self._rise_scale = 0.0
         self._probe_scale = 0.0
         self._round_trips_since_cut = 0.0
+        self._cuts = 0
+        self._slow_start_peak = self.window
 
     @property
     def allowed_in_flight(self) -> int:
@@ -144,7 +153,7 @@ class AimdWindow:
         An answer came back usable after ``latency`` seconds: grow the window if the answer was fast and
         its request was sent after the last cut (earlier ones report on the window before it).
 
-        In slow start the window grows by one per answer (doubling per round trip). Afterwards each answer
+        In slow start the window grows by :data:`SLOW_START_GROWTH` per answer. Afterwards each answer
         counts ``1 / window`` of a round trip since the cut, and the window moves towards the cubic curve
         :meth:`cubic_target`: the whole way within a round trip (at most one request per answer).
         """
@@ -155,7 +164,7 @@ class AimdWindow:
         if sent_at is not None and self._last_decrease is not None and sent_at <= self._last_decrease:
             return
         if self.slow_start:
-            step = 1.0
+            step = SLOW_START_GROWTH
         else:
             self._round_trips_since_cut += 1.0 / self.window
             # Per answer, the distance to the curve over the answers a round trip brings (at least one).
@@ -186,9 +195,37 @@ class AimdWindow:
         """
         if self._last_decrease is not None and sent_at <= self._last_decrease:
             return False
-        use_delivered = self.slow_start and delivered is not None
-        base = min(self.window, delivered) if use_delivered and delivered is not None else self.window
+        ending_slow_start = self.slow_start
         self.slow_start = False
+        self._cuts += 1
+        self._last_decrease = now
+        if ending_slow_start:
+            self._slow_start_peak = self.window
+            if delivered is not None:
+                self._cut_from(min(self.window, delivered))
+                return True
+        self._cut_from(self.window)
+        return True
+
+    def on_late_success(self, sent_at: float, delivered: float) -> None:
+        """
+        A request sent before the cut that ended slow start got through after it: count it in.
+
+        The first 429 often arrives among the answers to the same round trip, before most of its successes:
+        the cut then starts from far less than the quota delivered. While no second cut has happened, a
+        larger ``delivered`` (successful answers per round trip, as in :meth:`on_rate_limited`) raises the
+        cut to what it would have been, never above the window slow start had reached.
+        """
+        if self._cuts != 1 or self._last_decrease is None or sent_at > self._last_decrease:
+            return
+        base = min(self._slow_start_peak, delivered)
+        if base > self._refused_level:
+            window = self.window
+            self._cut_from(base)
+            self.window = max(self.window, window)
+
+    def _cut_from(self, base: float) -> None:
+        """Set the window to ``base`` cut by the decrease factor and aim the cubic growth back at ``base``."""
         base = max(base, self.floor)
         self.window = max(self.floor, base * self.decrease_factor)
         self._plateau = base * PLATEAU_SHARE
@@ -198,8 +235,6 @@ class AimdWindow:
         self._rise_scale = max(self._plateau - self.window, 0.0) / ROUND_TRIPS_TO_PLATEAU**3
         self._probe_scale = (1.0 - PLATEAU_SHARE) * max(base, 1.0) / ROUND_TRIPS_TO_REFUSED_LEVEL**3
         self._round_trips_since_cut = 0.0
-        self._last_decrease = now
-        return True
 
 
 class AdaptiveConcurrency:
@@ -277,6 +312,9 @@ class AdaptiveConcurrency:
             latency = self._finish(sent_at)
             self._successes += 1
             self.aimd.on_success(latency, sent_at)
+            delivered = self._delivered_per_round_trip(max(self._hold_until, self._clock()))
+            if delivered is not None:
+                self.aimd.on_late_success(sent_at, delivered)
             self._condition.notify_all()
 
     def rate_limited(self, sent_at: float, retry_delay: float | None) -> None:
@@ -301,16 +339,21 @@ class AdaptiveConcurrency:
 
     def _delivered_per_round_trip(self, resume: float) -> float | None:
         """
-        Successful answers per smoothed round trip from the first start until ``resume``;
-        :data:`NOTHING_DELIVERED_ESTIMATE` when nothing got through (other clients had spent the quota).
+        Successful answers per round trip from the first start until ``resume``, a round trip taken as the
+        fastest answer seen; :data:`NOTHING_DELIVERED_ESTIMATE` when nothing got through (other clients had
+        spent the quota).
 
-        The server's retry delay counts in: what was delivered before it must last until it has passed.
+        The server's retry delay counts in: what was delivered before it must last until it has passed. The
+        fastest answer, not the smoothed round trip: slow start crowds the client, so its answers come
+        slower than those of the smaller window after the cut, and that window is paced at the round trips
+        it will see (4 shards cut from the smoothed one sent a third above the quota they had shared).
         """
-        if self._smoothed_latency is None or self._first_start is None or resume <= self._first_start:
+        round_trip = self.aimd.fastest_answer or self._smoothed_latency
+        if round_trip is None or self._first_start is None or resume <= self._first_start:
             return None
         if not self._successes:
             return NOTHING_DELIVERED_ESTIMATE
-        return self._successes / (resume - self._first_start) * self._smoothed_latency
+        return self._successes / (resume - self._first_start) * round_trip
 
     def _finish(self, sent_at: float) -> float:
         self._in_flight -= 1

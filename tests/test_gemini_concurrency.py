@@ -26,11 +26,11 @@ class FakeClock:
         return self.now
 
 
-def test_slow_start_adds_one_request_per_fast_answer() -> None:
+def test_slow_start_grows_the_window_by_half_a_request_per_fast_answer() -> None:
     window = AimdWindow(initial=8, ceiling=32)
-    for _ in range(5):
+    for _ in range(8):
         window.on_success(0.3)
-    assert window.window == 13
+    assert window.window == 8 * 1.5
 
 
 def test_growth_stops_at_the_ceiling() -> None:
@@ -138,7 +138,7 @@ def test_slow_answers_do_not_grow_the_window() -> None:
     window = AimdWindow(initial=8, ceiling=32)
     window.on_success(0.3)
     window.on_success(5.0)
-    assert window.window == 9
+    assert window.window == 8.5
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_the_gate_admits_up_to_the_window_and_frees_a_slot_per_answer() -> None:
     waiter.join(timeout=5)
     assert third
     assert gate.in_flight == 2
-    assert gate.window == 3
+    assert gate.window == 2.5
     gate.succeeded(second)
     gate.released()
     assert gate.in_flight == 0
@@ -220,3 +220,50 @@ def test_a_first_cut_before_anything_got_through_starts_from_one_request_not_the
     clock.now += 0.3
     gate.rate_limited(sent, retry_delay=5.0)
     assert gate.window == pytest.approx(NOTHING_DELIVERED_ESTIMATE * 0.8)
+
+
+def test_successes_of_the_round_trip_that_met_the_first_429_raise_the_first_cut() -> None:
+    window = AimdWindow(initial=30, ceiling=32, decrease_factor=0.5)
+    window.on_rate_limited(sent_at=1.0, now=2.0, delivered=2.0)
+    assert window.window == 1
+    window.on_late_success(sent_at=1.0, delivered=8.0)
+    assert window.window == 4
+    # Never above the window slow start had reached.
+    window.on_late_success(sent_at=1.0, delivered=100.0)
+    assert window.window == 15
+
+
+def test_late_successes_change_nothing_after_a_second_cut_or_when_sent_after_the_cut() -> None:
+    window = AimdWindow(initial=30, ceiling=32, decrease_factor=0.5)
+    window.on_rate_limited(sent_at=1.0, now=2.0, delivered=2.0)
+    window.on_late_success(sent_at=2.5, delivered=8.0)
+    assert window.window == 1
+    window.on_rate_limited(sent_at=3.0, now=4.0)
+    window.on_late_success(sent_at=1.0, delivered=8.0)
+    assert window.window == 0.5
+
+
+def test_a_first_429_arriving_before_the_successes_of_its_round_trip_cuts_from_what_they_delivered() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, clock=clock)
+    sent = [gate.acquire() for _ in range(16)]
+    clock.now += 0.3
+    gate.rate_limited(sent[0], retry_delay=0.3)
+    for started in sent[1:]:
+        gate.succeeded(started)
+    # 15 answers over the 0.6 s until the hold ends, at 0.3 s a round trip: 7.5 per round trip, cut to 0.8.
+    assert gate.window == pytest.approx(7.5 * 0.8)
+
+
+def test_the_first_cut_counts_round_trips_at_the_fastest_answer_not_the_crowded_slow_start_ones() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=4, ceiling=8, clock=clock)
+    sent = [gate.acquire() for _ in range(4)]
+    clock.now += 0.3
+    gate.succeeded(sent[0])
+    clock.now += 0.6
+    gate.succeeded(sent[1])
+    gate.succeeded(sent[2])
+    gate.rate_limited(sent[3], retry_delay=2.1)
+    # 3 answers over the 3 s until the hold ends, at the fastest answer's 0.3 s a round trip.
+    assert gate.window == pytest.approx(0.3 * 0.8)
