@@ -174,3 +174,8 @@ def estimate_tokens(text: str) -> int:
     tokens the same way.
     """
     return max(1, math.ceil(len(text) / 4))
+
+
+def cost_usd(tokens: int, usd_per_million_tokens: float | None) -> float | None:
+    """The price of ``tokens`` input tokens in US dollars, or None for a model without a published price."""
+    return None if usd_per_million_tokens is None else tokens * usd_per_million_tokens / 1_000_000

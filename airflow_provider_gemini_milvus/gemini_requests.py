@@ -17,6 +17,7 @@ import numpy as np
 from airflow_provider_gemini_milvus.gemini_models import (
     MAX_TEXTS_PER_REQUEST,
     EmbeddingModel,
+    cost_usd,
     estimate_tokens,
     normalise_task_type,
     resolve_model,
@@ -67,9 +68,7 @@ class EmbeddingRunStats:
 
     @property
     def estimated_cost_usd(self) -> float | None:
-        if self.usd_per_million_tokens is None:
-            return None
-        return self.tokens * self.usd_per_million_tokens / 1_000_000
+        return cost_usd(self.tokens, self.usd_per_million_tokens)
 
     def as_dict(self) -> dict[str, Any]:
         return {

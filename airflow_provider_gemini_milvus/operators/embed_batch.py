@@ -39,7 +39,7 @@ from airflow_provider_gemini_milvus.gemini_batches import (
     read_batch_results,
     submit_embedding_batch,
 )
-from airflow_provider_gemini_milvus.gemini_models import estimate_tokens
+from airflow_provider_gemini_milvus.gemini_models import cost_usd, estimate_tokens
 from airflow_provider_gemini_milvus.gemini_requests import EmbeddingRunStats
 from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float
 from airflow_provider_gemini_milvus.operators.embed_changes import refresh_metadata
@@ -505,8 +505,6 @@ class _ResultRows:
 
 
 def _log_cost(operator: GeminiEmbedOperator, args: EmbedArguments, what: str, tokens: int) -> None:
-    price = args.model.batch_usd_per_million_tokens
-    cost = (
-        f", estimated cost ${tokens * price / 1_000_000:.6f} at the batch price" if price is not None else ""
-    )
+    usd = cost_usd(tokens, args.model.batch_usd_per_million_tokens)
+    cost = f", estimated cost ${usd:.6f} at the batch price" if usd is not None else ""
     operator.log.info("%s: about %d tokens%s", what, tokens, cost)

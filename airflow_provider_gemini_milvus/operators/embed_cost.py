@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_gemini_milvus.gemini_models import (
     MAX_TEXTS_PER_REQUEST,
     EmbeddingModel,
+    cost_usd,
     estimate_tokens,
     resolve_model,
 )
@@ -63,12 +64,12 @@ class RunCostEstimate:
     @property
     def sync_cost_usd(self) -> float | None:
         """The estimate at the list price, or None when the model has none."""
-        return _cost(self.tokens, self.usd_per_million_tokens)
+        return cost_usd(self.tokens, self.usd_per_million_tokens)
 
     @property
     def batch_cost_usd(self) -> float | None:
         """The estimate at the Batch API price, or None when the model has none."""
-        return _cost(self.tokens, self.batch_usd_per_million_tokens)
+        return cost_usd(self.tokens, self.batch_usd_per_million_tokens)
 
     @property
     def cost_usd(self) -> float | None:
@@ -92,10 +93,6 @@ class RunCostEstimate:
             "estimated_sync_cost_usd": self.sync_cost_usd,
             "estimated_batch_cost_usd": self.batch_cost_usd,
         }
-
-
-def _cost(tokens: int, usd_per_million_tokens: float | None) -> float | None:
-    return None if usd_per_million_tokens is None else tokens * usd_per_million_tokens / 1_000_000
 
 
 def estimate_run_cost(
