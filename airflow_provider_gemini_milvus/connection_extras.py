@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_gemini_milvus.retries import BackoffPolicy
+from airflow_provider_gemini_milvus.utils.converters import parse_bool
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LITE_LOCK_WAIT_SECONDS",
     "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_RETRY_INITIAL_DELAY",
+    "DEFAULT_RETRY_MAX_DELAY",
     "DEFAULT_TIMEOUT_SECONDS",
     "GEMINI_EXTRA_FIELDS",
     "MILVUS_EXTRA_FIELDS",
     "ConnectionExtras",
     "ExtraField",
-    "parse_bool",
 ]
 
 log = logging.getLogger(__name__)
@@ -38,11 +40,15 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 """Seconds per Gemini HTTP request."""
 DEFAULT_MAX_CONCURRENCY = 32
 """Gemini requests in flight at once per task: the ceiling of the adaptive window, or the fixed count."""
+DEFAULT_MAX_RETRIES = 6
+"""Retries per Gemini request after the first attempt."""
+DEFAULT_RETRY_INITIAL_DELAY = 1.0
+"""Upper bound of the first backoff wait, in seconds; it doubles on each retry."""
+DEFAULT_RETRY_MAX_DELAY = 60.0
+"""Cap of any backoff wait the hook computes, in seconds."""
 DEFAULT_LITE_LOCK_WAIT_SECONDS = 60.0
 """How long a task waits for another process to release a Milvus Lite file before it fails."""
 
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
 _JSON_TYPES: Mapping[str, str] = {
     "string": "string",
     "number": "number",
@@ -50,29 +56,6 @@ _JSON_TYPES: Mapping[str, str] = {
     "boolean": "boolean",
     "json": "string",
 }
-
-
-def parse_bool(value: Any) -> bool | None:
-    """
-    Return ``value`` as a bool, or None when it is not clearly one.
-
-    Accepts ``True``/``False`` and, in any case and with surrounding spaces, the strings ``true``,
-    ``false``, ``1``, ``0``, ``yes``, ``no``, ``on``, ``off``, and the integers 0 and 1. Anything else
-    (``"treu"``, ``2``, ``None``) gives None, so the caller can refuse it.
-
-    :param value: a rendered template, a connection extra or a Python value.
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-    return None
 
 
 @dataclass(frozen=True)
@@ -291,7 +274,7 @@ GEMINI_EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "integer",
         "Max retries",
         "Retries per request on 429, 5xx, timeouts, dropped connections and malformed answers.",
-        BackoffPolicy.max_retries,
+        DEFAULT_MAX_RETRIES,
         minimum=0,
     ),
     ExtraField(
@@ -299,7 +282,7 @@ GEMINI_EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "number",
         "First retry delay (seconds)",
         "Upper bound of the first backoff wait; it doubles on each retry.",
-        BackoffPolicy.initial_delay,
+        DEFAULT_RETRY_INITIAL_DELAY,
         positive=True,
     ),
     ExtraField(
@@ -307,7 +290,7 @@ GEMINI_EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "number",
         "Longest retry delay (seconds)",
         "Cap of any backoff wait the hook computes.",
-        BackoffPolicy.max_delay,
+        DEFAULT_RETRY_MAX_DELAY,
         positive=True,
     ),
     ExtraField(

@@ -1,8 +1,22 @@
-"""Exceptions raised by the Gemini and Milvus hooks and operators."""
+"""
+Every error this provider raises on purpose: one hierarchy under :class:`GeminiMilvusProviderError`.
+
+An error that no retry can fix (a migration check that failed) is also an ``AirflowFailException``, so
+Airflow fails the task at once instead of waiting out its retries.
+"""
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+__all__ = [
+    "BulkImportFailed",
+    "GeminiAPIError",
+    "GeminiMilvusProviderError",
+    "GeminiQuotaExhaustedError",
+    "MigrationCheckError",
+    "MilvusCollectionMismatchError",
+]
 
 
 class GeminiMilvusProviderError(AirflowException):
@@ -34,3 +48,15 @@ class GeminiQuotaExhaustedError(GeminiAPIError):
 
 class MilvusCollectionMismatchError(GeminiMilvusProviderError, ValueError):
     """An existing Milvus collection does not match what the task needs (dimension, metric or fields)."""
+
+
+class BulkImportFailed(GeminiMilvusProviderError):
+    """A Milvus bulk import job failed (the server's reason is in the message); completed jobs are kept."""
+
+
+class MigrationCheckError(GeminiMilvusProviderError, AirflowFailException):
+    """
+    A new collection failed a check before an alias switch; the alias was not moved.
+
+    Not transient (the rows, their model or the probes are wrong), so the task fails without retrying.
+    """

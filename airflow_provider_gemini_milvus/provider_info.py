@@ -14,6 +14,8 @@ from airflow_provider_gemini_milvus.connection_extras import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+__all__ = ["PACKAGE_NAME", "get_provider_info"]
+
 PACKAGE_NAME = "airflow-provider-gemini-milvus"
 
 _STAGING_URI_HELP = """\
@@ -122,7 +124,10 @@ def get_provider_info() -> dict[str, Any]:
             },
             {
                 "integration-name": "Milvus",
-                "python-modules": ["airflow_provider_gemini_milvus.operators.milvus"],
+                "python-modules": [
+                    "airflow_provider_gemini_milvus.operators.milvus",
+                    "airflow_provider_gemini_milvus.operators.milvus_alias",
+                ],
             },
         ],
         "triggers": [

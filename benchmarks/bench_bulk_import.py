@@ -27,17 +27,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from airflow_provider_gemini_milvus.staging.manifest import ManifestXCom
 
 DIM = 768
 PART_ROWS = 1000
 TEXT = "Milvus builds segments from Parquet files itself when it imports them. " * 4
 
 
-def stage(folder: Path, rows: int) -> dict:
+def stage(folder: Path, rows: int) -> ManifestXCom:
     """Stage ``rows`` rows in parts of PART_ROWS and return the manifest (as XCom carries it)."""
-    from airflow_provider_gemini_milvus.milvus_rows import content_hash
+    from airflow_provider_gemini_milvus.milvus.rows import content_hash
     from airflow_provider_gemini_milvus.staging import PartWriter, StagedManifest
 
     generator = np.random.default_rng(rows)
@@ -70,7 +74,7 @@ def stage(folder: Path, rows: int) -> dict:
     ).to_xcom()
 
 
-def load(manifest: dict, collection: str, load_method: str) -> float:
+def load(manifest: ManifestXCom, collection: str, load_method: str) -> float:
     """Seconds ``MilvusInsertOperator`` takes to load ``manifest`` into the new ``collection``."""
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
     from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator

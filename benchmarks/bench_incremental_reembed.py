@@ -48,7 +48,7 @@ def embed_and_load(
         output_dimensionality=768,
         collection_name=COLLECTION if incremental else None,
     )
-    result = embed.execute(context={})
+    result: dict[str, Any] = dict(embed.execute(context={}))
     MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=result).execute(context={})
     return time.perf_counter() - started, len(json.dumps(result)), result["stats"]
 

@@ -82,7 +82,8 @@ def run_child(role: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str,
     if completed.returncode != 0:
         sys.stderr.write(completed.stdout[-4000:] + completed.stderr[-8000:])
         raise RuntimeError(f"the {role} child failed with exit code {completed.returncode}")
-    return json.loads(Path(spec["out"]).read_text(encoding="utf-8"))
+    result: dict[str, Any] = json.loads(Path(spec["out"]).read_text(encoding="utf-8"))
+    return result
 
 
 def quiet_logs() -> None:
@@ -134,9 +135,10 @@ def child_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     after_imports = peak_rss_bytes(resource.RUSAGE_SELF)
     watcher = ProcessWatcher()
     started = time.perf_counter()
-    manifest = GeminiEmbedOperator(
+    embed = GeminiEmbedOperator(
         task_id="embed", documents=spec["corpus"], output_dimensionality=DIM, staging_uri=spec["staging"]
-    ).execute(context={})
+    )
+    manifest: dict[str, Any] = dict(embed.execute(context={}))
     embed_seconds = time.perf_counter() - started
     after_embed = peak_rss_bytes(resource.RUSAGE_SELF)
     started = time.perf_counter()

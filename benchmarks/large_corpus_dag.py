@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pendulum
 from airflow.sdk import dag
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_gemini_milvus.embedding.cost import DryRunReport
+    from airflow_provider_gemini_milvus.embedding.outputs import EmbedResult
+
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 DIM = 768
 COLLECTION = "bench_dag"
@@ -31,7 +34,7 @@ ON_TRY: list[Callable[[int], None]] = []
 class TryObservingEmbedOperator(GeminiEmbedOperator):
     """The embedding operator, telling :data:`ON_TRY` which try of the task instance is starting."""
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> EmbedResult | DryRunReport:
         for callback in ON_TRY:
             callback(context["ti"].try_number)
         return super().execute(context)

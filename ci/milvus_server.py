@@ -75,9 +75,10 @@ def _state_path(data_dir: Path) -> Path:
 
 def _read_state(data_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(_state_path(data_dir).read_text(encoding="utf-8"))
+        state = json.loads(_state_path(data_dir).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def _alive(pid: int) -> bool:
@@ -341,10 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         print("milvus_server: stopped" if stopped else f"milvus_server: no server recorded in {data_dir}")
         return 0
     if options.command == "status":
-        state = _read_state(data_dir)
-        if state and _alive(state["pid"]) and _healthy(state["metrics_port"]):
-            rss = _rss_mib(state["pid"])
-            print(f"milvus_server: running, {state['uri']} (pid {state['pid']}, {rss or 0:.0f} MiB resident)")
+        recorded = _read_state(data_dir)
+        if recorded and _alive(recorded["pid"]) and _healthy(recorded["metrics_port"]):
+            rss = _rss_mib(recorded["pid"])
+            resident = f"{rss or 0:.0f} MiB resident"
+            print(f"milvus_server: running, {recorded['uri']} (pid {recorded['pid']}, {resident})")
             return 0
         print("milvus_server: not running")
         return 1

@@ -37,8 +37,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag
 
-from airflow_provider_gemini_milvus.gemini_models import TASK_TYPES
-from airflow_provider_gemini_milvus.milvus_aliases import versioned_collection_name
+from airflow_provider_gemini_milvus.gemini.models import TASK_TYPES
+from airflow_provider_gemini_milvus.loading.alias_migration import versioned_collection_name
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
 from airflow_provider_gemini_milvus.operators.milvus_alias import MilvusPromoteAliasOperator

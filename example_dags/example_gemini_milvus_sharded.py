@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from airflow_provider_gemini_milvus.document_sources import open_document_source
+from airflow_provider_gemini_milvus.embedding.sources import open_document_source
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator

@@ -12,11 +12,11 @@ from airflow_provider_gemini_milvus.connection_extras import (
     MILVUS_EXTRA_FIELDS,
     ConnectionExtras,
     ExtraField,
-    parse_bool,
 )
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.provider_info import get_provider_info
+from airflow_provider_gemini_milvus.utils.converters import parse_bool
 
 
 @pytest.mark.parametrize(

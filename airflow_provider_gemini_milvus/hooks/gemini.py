@@ -2,9 +2,9 @@
 Google Gemini embeddings with the API key kept in an Airflow connection.
 
 This module holds the hook: the SDK client, sending, retrying and pacing. What to send and whether an answer
-is usable is decided in :mod:`~airflow_provider_gemini_milvus.gemini_requests`, the connection is read in
-:mod:`~airflow_provider_gemini_milvus.gemini_settings`, and worker threads run in
-:mod:`~airflow_provider_gemini_milvus.gemini_runner`.
+is usable is decided in :mod:`~airflow_provider_gemini_milvus.gemini.requests`, the connection is read in
+:mod:`~airflow_provider_gemini_milvus.gemini.settings`, and worker threads run in
+:mod:`~airflow_provider_gemini_milvus.gemini.runner`.
 
 .. seealso:: https://ai.google.dev/gemini-api/docs/embeddings
 """
@@ -22,7 +22,7 @@ import numpy as np
 from airflow.sdk import BaseHook
 
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError, GeminiQuotaExhaustedError
-from airflow_provider_gemini_milvus.gemini_attempts import (
+from airflow_provider_gemini_milvus.gemini.attempts import (
     TRANSIENT_TRANSPORT_ERRORS,
     FailedAttempt,
     is_about_the_answer,
@@ -31,17 +31,24 @@ from airflow_provider_gemini_milvus.gemini_attempts import (
     short_reason,
     unparsable_response_errors,
 )
-from airflow_provider_gemini_milvus.gemini_concurrency import DEFAULT_INITIAL_WINDOW, AdaptiveConcurrency
-from airflow_provider_gemini_milvus.gemini_models import DEFAULT_MODEL, MAX_TEXTS_PER_REQUEST, resolve_model
-from airflow_provider_gemini_milvus.gemini_requests import (
-    Batch,
+from airflow_provider_gemini_milvus.gemini.concurrency import DEFAULT_INITIAL_WINDOW, AdaptiveConcurrency
+from airflow_provider_gemini_milvus.gemini.models import (
+    DEFAULT_MODEL,
+    MAX_TEXTS_PER_REQUEST,
+    TASK_TYPES,
+    resolve_model,
+)
+from airflow_provider_gemini_milvus.gemini.pacing import QuotaPacers
+from airflow_provider_gemini_milvus.gemini.requests import (
+    ON_DOCUMENT_ERROR_CHOICES,
     EmbeddingResult,
     EmbeddingRunStats,
     EmbedRequest,
+    PlannedRequest,
     RefusedText,
     UnusableResponse,
     checked_rows,
-    plan_batches,
+    plan_requests,
     scrubbed,
     validated_batch_size,
     validated_concurrency,
@@ -49,16 +56,15 @@ from airflow_provider_gemini_milvus.gemini_requests import (
     validated_texts,
     validated_titles,
 )
-from airflow_provider_gemini_milvus.gemini_runner import Cancelled, ProgressLog, RunCounters, run_all
-from airflow_provider_gemini_milvus.gemini_settings import GeminiConnectionSettings, read_settings
-from airflow_provider_gemini_milvus.gemini_wire import send_embed_request
-from airflow_provider_gemini_milvus.pacing import QuotaPacers
-from airflow_provider_gemini_milvus.retries import (
+from airflow_provider_gemini_milvus.gemini.retries import (
     is_daily_quota,
     is_document_refusal,
     is_retryable_status,
     server_retry_delay,
 )
+from airflow_provider_gemini_milvus.gemini.runner import Cancelled, ProgressLog, RunCounters, run_all
+from airflow_provider_gemini_milvus.gemini.settings import GeminiConnectionSettings, read_settings
+from airflow_provider_gemini_milvus.gemini.wire import send_embed_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -68,6 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ON_DOCUMENT_ERROR_CHOICES",
+    "TASK_TYPES",
     "EmbeddingResult",
     "EmbeddingRunStats",
     "GeminiConnectionSettings",
@@ -75,8 +82,6 @@ __all__ = [
     "RefusedText",
 ]
 
-#: What ``embed_with_stats`` does with a text Gemini refuses for good: raise, or leave it out.
-ON_DOCUMENT_ERROR_CHOICES = ("fail", "skip")
 
 #: Refused texts logged one by one; the rest are only counted.
 MAX_LOGGED_REFUSALS = 20
@@ -114,7 +119,7 @@ class GeminiHook(BaseHook):
 
     :meth:`embed` splits any number of texts into requests of at most 100, runs several at once (adaptive:
     from 16 in flight up to ``max_concurrency`` while answers come fast without 429, cut on a 429; see
-    :mod:`~airflow_provider_gemini_milvus.gemini_concurrency`), retries
+    :mod:`~airflow_provider_gemini_milvus.gemini.concurrency`), retries
     429, 5xx, timeouts, dropped connections and unusable answers (NaN, wrong length, not JSON) with backoff
     (honouring the server's retry delay), paces itself to the connection's quotas, and returns
     L2-normalised float32 rows in input order. :meth:`embed_with_stats` also returns what the call did; it
@@ -132,6 +137,19 @@ class GeminiHook(BaseHook):
     def __init__(self, gemini_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gemini_conn_id = gemini_conn_id
+
+    @classmethod
+    async def from_async_connection(cls, gemini_conn_id: str = default_conn_name) -> GeminiHook:
+        """
+        A hook whose connection is read with the async connection API, for the triggerer's event loop: it
+        never reads the connection synchronously.
+
+        :param gemini_conn_id: the ``gemini`` connection.
+        """
+        connection = await cls.aget_connection(gemini_conn_id)
+        hook = cls(gemini_conn_id=gemini_conn_id)
+        hook.settings = read_settings(connection.password, connection.extra_dejson, gemini_conn_id)
+        return hook
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -318,7 +336,7 @@ class GeminiHook(BaseHook):
         request = validated_request(model, task_type, output_dimensionality)
         text_list = validated_texts(texts, request.model)
         title_list = validated_titles(titles, len(text_list), request.task_type, request.model)
-        batches = plan_batches(
+        batches = plan_requests(
             text_list, title_list, validated_batch_size(batch_size), self.settings.tokens_per_minute
         )
         concurrency = validated_concurrency(max_concurrency, self.settings.max_concurrency)
@@ -367,7 +385,7 @@ class GeminiHook(BaseHook):
                 on_result(positions, rows)
             progress.advance(len(positions))
 
-        def run(batch: Batch, emit: Callable[[_Delivery], None]) -> None:
+        def run(batch: PlannedRequest, emit: Callable[[_Delivery], None]) -> None:
             self._embed_request(batch, call, emit)
 
         run_all(run, batches, concurrency, call.cancelled, deliver)
@@ -414,24 +432,24 @@ class GeminiHook(BaseHook):
         if count == MAX_LOGGED_REFUSALS:
             self.log.warning("Further refused texts are counted, not logged one by one")
 
-    def _embed_request(self, batch: Batch, call: _Call, emit: Callable[[_Delivery], None]) -> None:
+    def _embed_request(self, batch: PlannedRequest, call: _Call, emit: Callable[[_Delivery], None]) -> None:
         """Send one planned request, emit its vectors; with ``skip_refused``, isolate what Gemini refuses."""
         refusal = self._send_part(batch, call, emit, split=False)
         if refusal is not None:
             self._isolate_refused(batch, refusal, call, emit)
 
     def _send_part(
-        self, part: Batch, call: _Call, emit: Callable[[_Delivery], None], *, split: bool
+        self, part: PlannedRequest, call: _Call, emit: Callable[[_Delivery], None], *, split: bool
     ) -> FailedAttempt | None:
         """Send ``part``; emit its vectors and return ``None``, or return the refusal of a refusable part."""
-        outcome = self._embed_batch(part, call, split=split)
+        outcome = self._send_request(part, call, split=split)
         if isinstance(outcome, np.ndarray):
             emit((range(part.start, part.start + len(part.texts)), outcome))
             return None
         return outcome
 
     def _isolate_refused(
-        self, part: Batch, refusal: FailedAttempt, call: _Call, emit: Callable[[_Delivery], None]
+        self, part: PlannedRequest, refusal: FailedAttempt, call: _Call, emit: Callable[[_Delivery], None]
     ) -> None:
         """
         ``part`` was refused as a whole: emit the vectors of its texts Gemini accepts, and each text it
@@ -455,7 +473,7 @@ class GeminiHook(BaseHook):
         if second_refusal is not None:
             self._isolate_refused(second, second_refusal, call, emit)
 
-    def _embed_batch(self, batch: Batch, call: _Call, *, split: bool) -> np.ndarray | FailedAttempt:
+    def _send_request(self, batch: PlannedRequest, call: _Call, *, split: bool) -> np.ndarray | FailedAttempt:
         """
         Send one batch, retrying what is worth retrying; return its checked, normalised vectors, or (with
         ``call.skip_refused``) the attempt that refused it for good as a document refusal.
@@ -505,7 +523,9 @@ class GeminiHook(BaseHook):
             )
             time.sleep(wait_seconds * (1 + random.uniform(0, 0.1)) if delay is not None else wait_seconds)
 
-    def _windowed_attempt(self, batch: Batch, call: _Call, *, split: bool) -> np.ndarray | FailedAttempt:
+    def _windowed_attempt(
+        self, batch: PlannedRequest, call: _Call, *, split: bool
+    ) -> np.ndarray | FailedAttempt:
         """Send ``batch`` once, within the adaptive window if there is one, and tell it how it went."""
         window = call.concurrency
         sent_at = window.acquire(call.cancelled) if window is not None else 0.0
@@ -525,7 +545,7 @@ class GeminiHook(BaseHook):
                 else:
                     window.released()
 
-    def _attempt(self, batch: Batch, request: EmbedRequest) -> np.ndarray | FailedAttempt:
+    def _attempt(self, batch: PlannedRequest, request: EmbedRequest) -> np.ndarray | FailedAttempt:
         """Send ``batch`` once; return its vectors, or what went wrong as plain data."""
         from google.genai import errors
 

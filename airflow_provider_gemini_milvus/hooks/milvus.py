@@ -1,9 +1,9 @@
 """
 Hook for Milvus: a Milvus server, Zilliz Cloud, or a local Milvus Lite ``.db`` file.
 
-The collection layout lives in :mod:`~airflow_provider_gemini_milvus.milvus_layout`, the row contract in
-:mod:`~airflow_provider_gemini_milvus.milvus_rows` and the connection parsing in
-:mod:`~airflow_provider_gemini_milvus.milvus_uri`; this module holds the hook that talks to Milvus.
+The collection layout lives in :mod:`~airflow_provider_gemini_milvus.milvus.layout`, the row contract in
+:mod:`~airflow_provider_gemini_milvus.milvus.rows` and the connection parsing in
+:mod:`~airflow_provider_gemini_milvus.milvus.uri`; this module holds the hook that talks to Milvus.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from airflow.sdk import BaseHook
 
 from airflow_provider_gemini_milvus.connection_extras import MILVUS_EXTRA_FIELDS, ConnectionExtras
 from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError
-from airflow_provider_gemini_milvus.milvus_layout import (
+from airflow_provider_gemini_milvus.milvus.layout import (
     FIELD_CONTENT_HASH,
     FIELD_ID,
     FIELD_METADATA,
@@ -36,21 +37,24 @@ from airflow_provider_gemini_milvus.milvus_layout import (
     search_hits,
     type_name,
 )
-from airflow_provider_gemini_milvus.milvus_lite_server import (
+from airflow_provider_gemini_milvus.milvus.lite import (
     deleted_count,
     lite_has_faiss,
     open_lite_client,
     release_lite_server,
 )
-from airflow_provider_gemini_milvus.milvus_rows import (
+from airflow_provider_gemini_milvus.milvus.rows import (
+    ID_QUERY_BATCH,
+    VECTOR_QUERY_BATCH,
     WRITE_MODES,
+    WriteMode,
     WriteResult,
     chunked,
     ids_after_filter,
     ids_in_filter,
     skip_stored_rows,
 )
-from airflow_provider_gemini_milvus.milvus_uri import build_client_kwargs, is_lite_uri, redact_token
+from airflow_provider_gemini_milvus.milvus.uri import build_client_kwargs, is_lite_uri, redact_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -61,8 +65,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MilvusHook", "WriteResult"]
 
-ID_QUERY_BATCH = 1000
-"""Ids per ``id in [...]`` query or delete."""
 LIST_IDS_PAGE = 1000
 _STRONG = "Strong"
 
@@ -171,7 +173,7 @@ class MilvusHook(BaseHook):
             # ``from None``: pymilvus' error may hold the token; its redacted message is kept here.
             raise GeminiMilvusProviderError(
                 f"Could not open Milvus at {self.uri} (connection {self.milvus_conn_id!r}): "
-                f"{self._safe_message(err)}"
+                f"{self.safe_message(err)}"
             ) from None
         self._client = client
         return client
@@ -206,14 +208,19 @@ class MilvusHook(BaseHook):
         try:
             names = self.get_conn().list_collections(timeout=self.timeout)
         except Exception as err:
-            return False, f"Could not list collections at {self._safe_uri()}: {self._safe_message(err)}"
+            return False, f"Could not list collections at {self._safe_uri()}: {self.safe_message(err)}"
         finally:
             if opened_here:
                 self.close()
         return True, f"Connected to Milvus at {self.uri}: {len(names)} collection(s)."
 
-    def _safe_message(self, err: BaseException) -> str:
-        """The error's message with the token redacted where it stands (see :func:`redact_token`)."""
+    def safe_message(self, err: BaseException) -> str:
+        """
+        The error's message with the connection's token redacted where it stands (see :func:`redact_token`):
+        what any caller may put in a log line or an exception raised without a cause.
+
+        :param err: an error raised by the client of this hook.
+        """
         try:
             token = self.client_kwargs.get("token")
         except Exception:  # the connection itself is unusable: no token was read
@@ -280,7 +287,7 @@ class MilvusHook(BaseHook):
         text_max_length: int = TEXT_MAX_LENGTH,
     ) -> bool:
         """
-        Create the collection if it is missing (see :func:`~.milvus_layout.build_schema`), or check that the
+        Create the collection if it is missing (see :func:`~.milvus.layout.build_schema`), or check that the
         existing one fits; make sure it is loaded.
 
         :param name: collection name.
@@ -405,6 +412,33 @@ class MilvusHook(BaseHook):
             )
             fingerprints.update(_fingerprint(row) for row in rows)
         return fingerprints
+
+    def fetch_vectors(self, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """
+        Return ``{id: vector}`` (float32, as stored) of the ids that exist; ``{}`` without the collection.
+
+        ``id in [...]`` queries of :data:`~airflow_provider_gemini_milvus.milvus.rows.VECTOR_QUERY_BATCH` ids
+        each, with Strong consistency: how a row whose metadata alone changed keeps its vector.
+
+        :param collection: collection name.
+        :param ids: primary keys to read (any characters, quotes and backslashes included).
+        """
+        if not ids or not self.has_collection(collection):
+            return {}
+        self.ensure_loaded(collection)
+        client = self.get_conn()
+        vectors: dict[str, np.ndarray] = {}
+        for batch in chunked(list(dict.fromkeys(ids)), VECTOR_QUERY_BATCH):
+            rows = client.query(
+                collection,
+                filter=ids_in_filter(batch),
+                output_fields=[FIELD_ID, FIELD_VECTOR],
+                consistency_level=_STRONG,
+                timeout=self.timeout,
+            )
+            for row in rows:
+                vectors[str(row[FIELD_ID])] = np.asarray(row[FIELD_VECTOR], dtype=np.float32)
+        return vectors
 
     def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
         """
@@ -546,18 +580,18 @@ class MilvusHook(BaseHook):
         collection: str,
         batches: Iterable[Sequence[Mapping[str, Any]]],
         *,
-        mode: str = "upsert",
+        mode: WriteMode = "upsert",
         partition_name: str | None = None,
         total_rows: int | None = None,
     ) -> WriteResult:
         """
         Write batches, one request each, then flush once: the hook's one write entry point.
 
-        Rows should come from :func:`~airflow_provider_gemini_milvus.milvus_rows.prepare_rows`, split by
-        :func:`~airflow_provider_gemini_milvus.milvus_rows.split_batches`, into an existing collection.
+        Rows should come from :func:`~airflow_provider_gemini_milvus.milvus.rows.prepare_rows`, split by
+        :func:`~airflow_provider_gemini_milvus.milvus.rows.split_batches`, into an existing collection.
         ``upsert`` replaces rows with the same id (re-runs are idempotent; ``batches`` may be a generator).
         ``insert`` never replaces a row: ids stored with the same ``content_hash`` and ``model`` are skipped,
-        so a retry completes a load that failed midway (:func:`~.milvus_rows.skip_stored_rows`).
+        so a retry completes a load that failed midway (:func:`~.milvus.rows.skip_stored_rows`).
 
         :param collection: collection name.
         :param batches: the rows, already split into requests.

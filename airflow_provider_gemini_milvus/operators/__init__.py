@@ -1,0 +1,9 @@
+"""The provider's operators: embed with Gemini, load into Milvus, promote an alias."""
+
+from __future__ import annotations
+
+from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
+from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator, milvus_asset
+from airflow_provider_gemini_milvus.operators.milvus_alias import MilvusPromoteAliasOperator
+
+__all__ = ["GeminiEmbedOperator", "MilvusInsertOperator", "MilvusPromoteAliasOperator", "milvus_asset"]

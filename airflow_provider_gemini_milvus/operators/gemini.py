@@ -2,61 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_gemini_milvus.document_sources import open_document_source
-from airflow_provider_gemini_milvus.gemini_models import (
+from airflow_provider_gemini_milvus.embedding import batch as embed_batch
+from airflow_provider_gemini_milvus.embedding import sync as embed_sync
+from airflow_provider_gemini_milvus.embedding.cost import estimate_run_cost
+from airflow_provider_gemini_milvus.embedding.inputs import Document, EmbedArguments, text_id
+from airflow_provider_gemini_milvus.embedding.outputs import VECTOR_DECIMALS, task_instance_folder
+
+if TYPE_CHECKING:
+    from airflow_provider_gemini_milvus.embedding.cost import DryRunReport
+    from airflow_provider_gemini_milvus.embedding.outputs import EmbedResult
+from airflow_provider_gemini_milvus.embedding.plan import EmbedTask, dry_run, plan_run
+from airflow_provider_gemini_milvus.embedding.sources import open_document_source
+from airflow_provider_gemini_milvus.gemini.batch_api import cancel_batch_job, check_batch_supported
+from airflow_provider_gemini_milvus.gemini.models import (
     DEFAULT_MODEL,
     MAX_TEXTS_PER_REQUEST,
+    TASK_TYPES,
     normalise_task_type,
     resolve_model,
 )
-from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
-from airflow_provider_gemini_milvus.milvus_layout import (
-    ID_MAX_LENGTH,
-    TEXT_MAX_LENGTH,
-    CollectionInfo,
-    check_collection_matches,
+from airflow_provider_gemini_milvus.hooks.gemini import ON_DOCUMENT_ERROR_CHOICES, GeminiHook
+from airflow_provider_gemini_milvus.milvus.rows import model_fingerprint
+from airflow_provider_gemini_milvus.triggers.gemini_batch import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    GeminiBatchJobTrigger,
 )
-from airflow_provider_gemini_milvus.operators import embed_batch, embed_sync
-from airflow_provider_gemini_milvus.operators.arguments import to_bool, to_float, to_int, to_str, to_str_list
-from airflow_provider_gemini_milvus.operators.embed_changes import (
-    Changes,
-    check_delete_fraction,
-    classify_changes,
+from airflow_provider_gemini_milvus.utils.converters import (
+    to_bool,
+    to_choice,
+    to_float,
+    to_int,
+    to_str,
+    to_str_list,
 )
-from airflow_provider_gemini_milvus.operators.embed_cost import dry_run_report, estimate_planned
-from airflow_provider_gemini_milvus.operators.embed_inputs import (
-    Document,
-    DocumentKey,
-    DocumentReader,
-    EmbedArguments,
-    check_corpus,
-    model_fingerprint,
-    text_id,
-)
-from airflow_provider_gemini_milvus.operators.embed_outputs import VECTOR_DECIMALS
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from airflow.sdk import Context, ObjectStoragePath, XComArg
 
-    from airflow_provider_gemini_milvus.document_sources import DocumentSource
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 
 __all__ = [
+    "DEFAULT_BATCH_POLL_INTERVAL",
     "DEFAULT_INLINE_MAX_ROWS",
     "DEFAULT_MAX_DELETE_FRACTION",
     "DEFAULT_PART_ROWS",
     "VECTOR_DECIMALS",
     "Document",
+    "TASK_TYPES",
     "GeminiEmbedOperator",
+    "estimate_run_cost",
     "model_fingerprint",
+    "open_document_source",
     "text_id",
 ]
 
@@ -67,20 +72,16 @@ DEFAULT_MAX_DELETE_FRACTION = 0.5
 DEFAULT_INLINE_MAX_ROWS = 100
 #: Rows per staged Parquet part: about 3 MB of float32 vectors at 768 dims.
 DEFAULT_PART_ROWS = 1000
-ON_DOCUMENT_ERROR = ("fail", "skip")
+#: Batch mode: first wait between two looks at a job (seconds); the trigger backs off up to ten minutes.
+DEFAULT_BATCH_POLL_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
-class EmbedPlan:
-    """What a run will do, decided before any request: the documents to embed and the ids to delete."""
+class BatchArguments:
+    """The operator's batch-mode arguments, converted."""
 
-    source: DocumentSource
-    reader: DocumentReader
-    to_embed: dict[str, DocumentKey]
-    metadata_only: dict[str, DocumentKey]
-    delete_ids: list[str]
-    fingerprint: str
-    counts: dict[str, int]
+    poll_interval: float
+    timeout: float | None
 
 
 class GeminiEmbedOperator(BaseOperator):
@@ -137,7 +138,7 @@ class GeminiEmbedOperator(BaseOperator):
         ``skip`` leaves such documents out, lists them in the result with the API's reason, and counts
         them (they are not stored, so the next incremental run tries them again).
     :param deferrable: batch mode: one Gemini Batch API job at half the price, up to 24 hours of turnaround,
-        awaited in the triggerer (Gemini API only; see :mod:`~.embed_batch`, also on retries).
+        awaited in the triggerer (Gemini API only; see :mod:`~.embedding.batch`, also on retries).
     :param batch_poll_interval: batch mode: seconds before the first look at the job (then up to 600).
     :param batch_timeout: batch mode: seconds after which a job still running is cancelled and fails.
     :param dry_run: return what the run would send and cost (``{"dry_run": True, "new", "changed",
@@ -200,7 +201,7 @@ class GeminiEmbedOperator(BaseOperator):
         part_rows: int | str = DEFAULT_PART_ROWS,
         on_document_error: str = "fail",
         deferrable: bool | str = False,
-        batch_poll_interval: float | str = embed_batch.DEFAULT_BATCH_POLL_INTERVAL,
+        batch_poll_interval: float | str = DEFAULT_BATCH_POLL_INTERVAL,
         batch_timeout: float | str | None = None,
         dry_run: bool | str = False,
         max_cost_usd: float | str | None = None,
@@ -245,60 +246,75 @@ class GeminiEmbedOperator(BaseOperator):
 
         return MilvusHook(milvus_conn_id=self.milvus_conn_id)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> EmbedResult | DryRunReport:
         args = self.converted_arguments()
-        batch = embed_batch.batch_arguments(self)  # refuses a Vertex AI connection in batch mode
-        source = open_document_source(self.documents)
-        collection = self._target_collection(args)
-        reader = DocumentReader(
-            args,
-            text_max_length=(collection.text_max_length if collection else None) or TEXT_MAX_LENGTH,
-            id_max_length=(collection.id_max_length if collection else None) or ID_MAX_LENGTH,
-        )
-        keys, count = check_corpus(source, reader)
-        if len(keys) < count:
-            self.log.info("Dropped %d exact duplicate documents", count - len(keys))
-        fingerprint = model_fingerprint(args.model.name, args.dim, args.task_type)
-
-        changes = Changes(new=keys, changed={}, metadata_only={}, unchanged=0, other_model=0)
-        delete_ids: list[str] = []
-        if collection is not None:
-            changes, delete_ids = self._changes_against_collection(keys, fingerprint, args)
-        to_embed = changes.to_embed
-        self.log.info(
-            "%d documents from %s: %d new, %d changed, %d metadata-only, %d unchanged, %d to delete",
-            len(keys),
-            source.describe(),
-            len(changes.new),
-            len(changes.changed),
-            len(changes.metadata_only),
-            changes.unchanged,
-            len(delete_ids),
-        )
-        counts = {
-            "documents": len(keys),
-            "embedded": len(to_embed),
-            "metadata_only": len(changes.metadata_only),
-            "unchanged": changes.unchanged,
-            "to_delete": len(delete_ids),
-        }
-        plan = EmbedPlan(source, reader, to_embed, changes.metadata_only, delete_ids, fingerprint, counts)
-        staged = len(to_embed) + len(changes.metadata_only) > args.inline_max_rows
+        batch = self.batch_arguments()  # refuses a Vertex AI connection in batch mode
+        task = self.embed_task(context, args)
+        plan = plan_run(task, args)
         if args.dry_run:
-            return self._dry_run(args, plan, changes, staged=staged, batch=batch is not None)
-        if batch is not None and (result := embed_batch.start_batch(self, context, args, plan, batch)):
-            return result
-        if staged:
-            return embed_sync.run_staged(self, context, args, plan)
-        return embed_sync.run_inline(self, args, plan)
+            return dry_run(task, args, plan, batch=batch is not None)
+        if batch is not None and (decision := embed_batch.start_batch(task, args, plan)) is not None:
+            if decision.result is not None:
+                return decision.result
+            self.batch_job_name = decision.job_name
+            self._defer_to_job(decision.job_name, batch)
+        if plan.staged(args.inline_max_rows):
+            return embed_sync.run_staged(task, args, plan)
+        return embed_sync.run_inline(task, args, plan)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> EmbedResult:
         """Batch mode: the job ended; return its rows as :meth:`execute` would."""
-        return embed_batch.complete_batch(self, context, event)
+        self.batch_job_name = str(event.get("job_name"))
+        args = self.converted_arguments()
+        result = embed_batch.complete_batch(self.embed_task(context, args), args, event)
+        self.batch_job_name = None
+        return result
 
     def on_kill(self) -> None:
         """Cancel the batch job this task waits for, so a killed or timed-out task stops paying."""
-        embed_batch.cancel_submitted_batch(self)
+        if self.batch_job_name:
+            cancel_batch_job(self.hook, self.batch_job_name)
+
+    def embed_task(self, context: Context, args: EmbedArguments) -> EmbedTask:
+        """What the engine needs of this task instance: hooks, documents, staging folder, state store."""
+        ti = context.get("ti") if isinstance(context, Mapping) else None
+        return EmbedTask(
+            gemini_hook=self.hook,
+            milvus_hook=self.milvus_hook,
+            documents=self.documents,
+            staging_folder=task_instance_folder(
+                context, dag_id=self.dag_id, task_id=self.task_id, staging_uri=args.staging_uri
+            ),
+            log=self.log,
+            name=f"{ti.dag_id}.{ti.task_id}" if ti is not None else self.task_id,
+            state_store=context.get("task_state_store") if isinstance(context, Mapping) else None,
+        )
+
+    def _defer_to_job(self, job_name: str, batch: BatchArguments) -> NoReturn:
+        """Wait for the batch job in the triggerer, without holding a worker slot."""
+        self.defer(
+            trigger=GeminiBatchJobTrigger(
+                gemini_conn_id=self.gemini_conn_id,
+                job_name=job_name,
+                poll_interval=batch.poll_interval,
+                timeout=batch.timeout,
+            ),
+            method_name="execute_complete",
+        )
+
+    def batch_arguments(self) -> BatchArguments | None:
+        """
+        Convert ``deferrable``, ``batch_poll_interval`` and ``batch_timeout`` (rendered ``"False"`` is
+        false); ``None`` when batch mode is off.
+
+        :raises ValueError: naming the bad argument, or a Vertex AI connection in batch mode.
+        """
+        if not to_bool(self.deferrable, "deferrable"):
+            return None
+        check_batch_supported(self.hook)
+        poll_interval = to_float(self.batch_poll_interval, "batch_poll_interval", minimum=0.001)
+        timeout = to_float(self.batch_timeout, "batch_timeout", minimum=0, optional=True)
+        return BatchArguments(poll_interval=min(poll_interval, DEFAULT_MAX_POLL_INTERVAL), timeout=timeout)
 
     def converted_arguments(self) -> EmbedArguments:
         """
@@ -307,7 +323,7 @@ class GeminiEmbedOperator(BaseOperator):
         :raises ValueError: naming the first bad argument; nothing has been requested yet.
         """
         model_name = to_str(self.model, "model")
-        task_type = normalise_task_type(str(to_str(self.gemini_task_type, "task_type")))
+        task_type = normalise_task_type(to_str(self.gemini_task_type, "task_type"))
         model = resolve_model(str(model_name))
         output_dimensionality = to_int(self.output_dimensionality, "output_dimensionality", optional=True)
         title_field = to_str(self.title_field, "title_field", optional=True)
@@ -328,85 +344,23 @@ class GeminiEmbedOperator(BaseOperator):
             task_type=task_type,
             output_dimensionality=output_dimensionality,
             dim=model.dim(output_dimensionality),
-            text_field=str(to_str(self.text_field, "text_field")),
-            id_field=str(to_str(self.id_field, "id_field")),
+            text_field=to_str(self.text_field, "text_field"),
+            id_field=to_str(self.id_field, "id_field"),
             title_field=title_field,
             metadata_fields=to_str_list(self.metadata_fields, "metadata_fields", optional=True),
-            batch_size=int(
-                to_int(self.batch_size, "batch_size", minimum=1, maximum=MAX_TEXTS_PER_REQUEST) or 0
-            ),
+            batch_size=to_int(self.batch_size, "batch_size", minimum=1, maximum=MAX_TEXTS_PER_REQUEST),
             max_concurrency=to_int(self.max_concurrency, "max_concurrency", minimum=1, optional=True),
             collection_name=collection_name,
             delete_missing=delete_missing,
-            max_delete_fraction=float(
-                to_float(self.max_delete_fraction, "max_delete_fraction", minimum=0, maximum=1) or 0.0
+            max_delete_fraction=to_float(
+                self.max_delete_fraction, "max_delete_fraction", minimum=0, maximum=1
             ),
             staging_uri=to_str(self.staging_uri, "staging_uri", optional=True),
-            inline_max_rows=int(to_int(self.inline_max_rows, "inline_max_rows", minimum=0) or 0),
-            part_rows=int(to_int(self.part_rows, "part_rows", minimum=1) or 0),
-            on_document_error=str(
-                to_str(self.on_document_error, "on_document_error", choices=ON_DOCUMENT_ERROR)
+            inline_max_rows=to_int(self.inline_max_rows, "inline_max_rows", minimum=0),
+            part_rows=to_int(self.part_rows, "part_rows", minimum=1),
+            on_document_error=to_choice(
+                self.on_document_error, "on_document_error", ON_DOCUMENT_ERROR_CHOICES
             ),
             dry_run=to_bool(self.embed_dry_run, "dry_run"),
             max_cost_usd=max_cost_usd,
         )
-
-    # -- incremental mode ------------------------------------------------------------------------------
-
-    def _target_collection(self, args: EmbedArguments) -> CollectionInfo | None:
-        """
-        In incremental mode, the existing collection, checked against this run's dimension.
-
-        :raises MilvusCollectionMismatchError: before any request, when the rows could never be loaded.
-        """
-        if args.collection_name is None:
-            return None
-        try:
-            info = self.milvus_hook.describe(args.collection_name)
-        finally:
-            self.milvus_hook.close()
-        if info is not None:
-            check_collection_matches(info, dim=args.dim)
-        return info
-
-    def _changes_against_collection(
-        self, keys: dict[str, DocumentKey], fingerprint: str, args: EmbedArguments
-    ) -> tuple[Changes, list[str]]:
-        """How the documents differ from their stored rows, and the ids gone from the source."""
-        collection = str(args.collection_name)
-        delete_ids: list[str] = []
-        try:
-            if args.delete_missing:
-                # One scan of the collection gives both what is stored and what vanished.
-                stored = dict(self.milvus_hook.iter_fingerprints(collection))
-                delete_ids = sorted(set(stored) - set(keys))
-                check_delete_fraction(len(delete_ids), len(stored), args.max_delete_fraction)
-            else:
-                stored = self.milvus_hook.fetch_fingerprints(collection, list(keys))
-        finally:
-            self.milvus_hook.close()
-        changes = classify_changes(keys, stored, fingerprint)
-        if changes.other_model:
-            self.log.info(
-                "%d stored rows were embedded with another model setting; re-embedding", changes.other_model
-            )
-        return changes, delete_ids
-
-    # -- dry run ---------------------------------------------------------------------------------------
-
-    def _dry_run(
-        self, args: EmbedArguments, plan: EmbedPlan, changes: Changes, *, staged: bool, batch: bool
-    ) -> dict[str, Any]:
-        """
-        What a run would send and cost, with nothing sent and nothing written; in batch mode
-        (``batch``) ``estimated_cost_usd`` and the budget are at the batch price.
-        """
-        wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
-        chunks = embed_sync.planned_chunks(self, plan, wanted, staged=staged)
-        estimate = estimate_planned(chunks, args, self.hook.settings.tokens_per_minute, self.log, batch=batch)
-        counts = {
-            "documents": plan.counts["documents"],
-            **changes.counts(),
-            "to_delete": len(plan.delete_ids),
-        }
-        return dry_run_report(plan.fingerprint, counts, estimate, args.max_cost_usd, self.log)

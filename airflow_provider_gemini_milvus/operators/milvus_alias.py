@@ -3,62 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_gemini_milvus.gemini_models import DEFAULT_MODEL
+from airflow_provider_gemini_milvus.gemini.models import DEFAULT_MODEL
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_aliases import (
-    MigrationCheckError,
-    alias_target,
-    drop_retired_versions,
+from airflow_provider_gemini_milvus.loading.alias_migration import (
+    PromoteArguments,
+    PromoteResult,
     embedding_fingerprint,
-    probe_search,
-    switch_alias,
-    verify_collection,
+    promote,
     versioned_collection_name,
 )
-from airflow_provider_gemini_milvus.operators.arguments import to_float, to_int, to_str, to_str_list
+from airflow_provider_gemini_milvus.utils.converters import to_float, to_int, to_str, to_str_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
 
     from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 
-__all__ = ["MilvusPromoteAliasOperator", "probe_task_type"]
+__all__ = ["MilvusPromoteAliasOperator", "versioned_collection_name"]
 
 DEFAULT_KEEP_PREVIOUS = 1
 DEFAULT_RETENTION_HOURS = 24.0
 DEFAULT_PROBE_LIMIT = 5
-#: Document task types whose queries are embedded with another task type.
-_QUERY_TASK_TYPE = {"RETRIEVAL_DOCUMENT": "RETRIEVAL_QUERY"}
-
-
-def probe_task_type(document_task_type: str) -> str:
-    """The task type of probe queries: ``RETRIEVAL_QUERY`` for a retrieval corpus, else the documents' own."""
-    return _QUERY_TASK_TYPE.get(document_task_type, document_task_type)
-
-
-@dataclass(frozen=True)
-class PromoteArguments:
-    """The operator's arguments after rendering, converted and checked once."""
-
-    alias: str
-    collection_name: str
-    fingerprint: str
-    model: str
-    output_dimensionality: int | None
-    task_type: str
-    expected_rows: int | None
-    expected_source: str
-    probes: list[tuple[str, str | None]]
-    probe_limit: int
-    keep_previous: int
-    retention_hours: float
 
 
 class MilvusPromoteAliasOperator(BaseOperator):
@@ -67,8 +37,8 @@ class MilvusPromoteAliasOperator(BaseOperator):
 
     The last step of a model migration (see the README's "Model migration"): upstream tasks fill
     ``collection_name``, by default the
-    :func:`~airflow_provider_gemini_milvus.milvus_aliases.versioned_collection_name` of the alias and the
-    embedding settings; this task then
+    :func:`~airflow_provider_gemini_milvus.loading.alias_migration.versioned_collection_name` of the alias
+    and the embedding settings; this task then
 
     1. **checks** the collection: its row count equals ``expected_rows`` (by default the row count of the
        collection the alias points to now), every row carries the new settings' ``model`` fingerprint, and
@@ -163,11 +133,11 @@ class MilvusPromoteAliasOperator(BaseOperator):
 
         return GeminiHook(gemini_conn_id=self.gemini_conn_id)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> PromoteResult:
         args = self.converted_arguments()
         hook = self.hook
         try:
-            return self._promote(hook, args)
+            return promote(hook, self.gemini_hook, args, self.log)
         finally:
             hook.close()
 
@@ -177,10 +147,10 @@ class MilvusPromoteAliasOperator(BaseOperator):
 
         :raises ValueError: naming the first bad argument.
         """
-        alias = str(to_str(self.alias, "alias"))
-        model = str(to_str(self.model, "model"))
+        alias = to_str(self.alias, "alias")
+        model = to_str(self.model, "model")
         output_dimensionality = to_int(self.output_dimensionality, "output_dimensionality", optional=True)
-        task_type = str(to_str(self.gemini_task_type, "task_type")).upper()
+        task_type = to_str(self.gemini_task_type, "task_type").upper()
         fingerprint = embedding_fingerprint(model, output_dimensionality, task_type)
         collection_name = to_str(self.collection_name, "collection_name", optional=True)
         if collection_name is None:
@@ -198,9 +168,9 @@ class MilvusPromoteAliasOperator(BaseOperator):
             expected_rows=expected_rows,
             expected_source=expected_source,
             probes=self._probes(),
-            probe_limit=int(to_int(self.probe_limit, "probe_limit", minimum=1, maximum=16384) or 0),
-            keep_previous=int(to_int(self.keep_previous, "keep_previous", minimum=0) or 0),
-            retention_hours=float(to_float(self.retention_hours, "retention_hours", minimum=0) or 0.0),
+            probe_limit=to_int(self.probe_limit, "probe_limit", minimum=1, maximum=16384),
+            keep_previous=to_int(self.keep_previous, "keep_previous", minimum=0),
+            retention_hours=to_float(self.retention_hours, "retention_hours", minimum=0),
         )
 
     def _expected_rows(self, fingerprint: str) -> tuple[int | None, str]:
@@ -239,79 +209,3 @@ class MilvusPromoteAliasOperator(BaseOperator):
                 probes.append((query, expected_id))
             return probes
         return [(query, None) for query in to_str_list(value, "probe_queries") or []]
-
-    def _promote(self, hook: MilvusHook, args: PromoteArguments) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        current = alias_target(hook, args.alias)
-        rows = probes = 0
-        if current == args.collection_name:
-            self.log.info("Alias %s already points to %s: nothing to check or switch", args.alias, current)
-            switched = False
-        else:
-            expected, source = args.expected_rows, args.expected_source
-            if expected is None and current is not None:
-                expected, source = hook.count(current), f"collection {current!r} (the alias's current target)"
-            try:
-                rows = verify_collection(
-                    hook,
-                    args.collection_name,
-                    expected_rows=expected,
-                    fingerprint=args.fingerprint,
-                    source=source,
-                )
-                self.log.info(
-                    "Collection %s holds %s rows, all embedded with %s",
-                    args.collection_name,
-                    rows,
-                    args.fingerprint,
-                )
-                probes = self._run_probes(hook, args)
-            except MigrationCheckError as err:
-                where = f"still points to {current!r}" if current else "was not created"
-                raise MigrationCheckError(f"{err}; alias {args.alias!r} {where}") from None
-            switch = switch_alias(
-                hook, args.alias, args.collection_name, fingerprint=args.fingerprint, now=now
-            )
-            switched = switch.switched
-            self.log.info(
-                "Alias %s now points to %s (%s)",
-                args.alias,
-                args.collection_name,
-                f"was {switch.previous}" if switch.previous else "created",
-            )
-        dropped = drop_retired_versions(
-            hook, args.alias, keep_previous=args.keep_previous, retention_hours=args.retention_hours, now=now
-        )
-        return {
-            "alias": args.alias,
-            "collection": args.collection_name,
-            "previous": current,
-            "switched": switched,
-            "rows": rows,
-            "probes": probes,
-            "dropped": dropped,
-        }
-
-    def _run_probes(self, hook: MilvusHook, args: PromoteArguments) -> int:
-        """Embed the probe queries with the new settings and search the new collection with each."""
-        if not args.probes:
-            return 0
-        vectors = self.gemini_hook.embed(
-            [query for query, _ in args.probes],
-            model=args.model,
-            task_type=probe_task_type(args.task_type),
-            output_dimensionality=args.output_dimensionality,
-        )
-        results = probe_search(hook, args.collection_name, vectors.tolist(), limit=args.probe_limit)
-        for index, ((query, expected_id), found) in enumerate(zip(args.probes, results, strict=True)):
-            if not found:
-                raise MigrationCheckError(
-                    f"probe_queries[{index}] ({query!r}) found nothing in collection {args.collection_name!r}"
-                )
-            if expected_id is not None and expected_id not in found:
-                raise MigrationCheckError(
-                    f"probe_queries[{index}] ({query!r}) did not find {expected_id!r} in the top "
-                    f"{args.probe_limit} of collection {args.collection_name!r} (found {found})"
-                )
-        self.log.info("%s probe queries found their rows in %s", len(args.probes), args.collection_name)
-        return len(args.probes)

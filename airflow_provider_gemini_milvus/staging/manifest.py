@@ -5,17 +5,48 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
-from airflow_provider_gemini_milvus.milvus_layout import MAX_DIM
+from airflow_provider_gemini_milvus.milvus.layout import MAX_DIM
 
-__all__ = ["MANIFEST_FORMAT", "SKIPPED_SHOWN", "StagedManifest", "StagedPart", "is_manifest"]
+__all__ = [
+    "MANIFEST_FORMAT",
+    "SKIPPED_SHOWN",
+    "ManifestXCom",
+    "StagedManifest",
+    "StagedPart",
+    "StagedPartXCom",
+    "is_manifest",
+]
 
 MANIFEST_FORMAT = "gemini-milvus-staged/1"
 #: How many skipped documents a manifest lists (``skipped_count`` counts them all).
 SKIPPED_SHOWN = 100
 #: Longest skip reason a manifest keeps, in characters.
 REASON_MAX_LENGTH = 300
+
+
+class StagedPartXCom(TypedDict):
+    """One part in a manifest's XCom form."""
+
+    uri: str
+    rows: int
+
+
+class ManifestXCom(TypedDict):
+    """What a staged run returns through XCom (see :meth:`StagedManifest.to_xcom`)."""
+
+    format: str
+    parts: list[StagedPartXCom]
+    rows: int
+    dim: int
+    model: str
+    task_type: str
+    delete_ids_uri: str | None
+    delete_count: int
+    stats: dict[str, Any]
+    skipped_documents: list[dict[str, Any]]
+    skipped_count: int
 
 
 @dataclass(frozen=True)
@@ -54,7 +85,7 @@ class StagedManifest:
     skipped_documents: list[dict[str, Any]] = field(default_factory=list)
     skipped_count: int = 0
 
-    def to_xcom(self) -> dict[str, Any]:
+    def to_xcom(self) -> ManifestXCom:
         """
         Return the manifest as a small JSON-safe dict with ``"format": MANIFEST_FORMAT``.
 
@@ -63,7 +94,7 @@ class StagedManifest:
         :raises ValueError: when ``stats`` or a skipped document is not JSON-serialisable.
         """
         shown = [_short_reason(document) for document in self.skipped_documents[:SKIPPED_SHOWN]]
-        data = {
+        data: ManifestXCom = {
             "format": MANIFEST_FORMAT,
             "parts": [{"uri": part.uri, "rows": part.rows} for part in self.parts],
             "rows": self.rows,

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_gemini_milvus.milvus_layout import (
+from airflow_provider_gemini_milvus.milvus.layout import (
     FIELD_CONTENT_HASH,
     FIELD_ID,
     FIELD_METADATA,
@@ -43,6 +43,7 @@ from airflow_provider_gemini_milvus.staging.storage import (
 __all__ = [
     "ID_SCHEMA",
     "ROW_COLUMNS",
+    "ROW_GROUP_ROWS",
     "PartInfo",
     "PartWriter",
     "count_rows",
@@ -255,7 +256,7 @@ def iter_part_rows(uri: str | ObjectStoragePath, *, batch_rows: int = 2048) -> I
     """
     Yield a part's rows in lists of at most ``batch_rows``, reading one row group at a time.
 
-    Rows are dicts as :func:`~airflow_provider_gemini_milvus.milvus_rows.prepare_rows` takes them:
+    Rows are dicts as :func:`~airflow_provider_gemini_milvus.milvus.rows.prepare_rows` takes them:
     ``vector`` a float32 numpy row (the stored values exactly), ``metadata`` a dict.
 
     :param uri: the part's URI (:attr:`StagedPart.uri`).
@@ -274,7 +275,7 @@ def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dic
         raise ValueError(f"{uri}: {vector_column.null_count} row(s) have no vector")
     count = batch.num_rows
     dim = vector_column.type.list_size
-    # float32 rows as numpy views: the row check tests them in one vectorised step (see milvus_rows).
+    # float32 rows as numpy views: the row check tests them in one vectorised step (see milvus/rows.py).
     vectors = vector_column.flatten().to_numpy(zero_copy_only=False).reshape(count, dim)
     ids = batch.column(FIELD_ID).to_pylist()
     texts = batch.column(FIELD_TEXT).to_pylist()

@@ -18,6 +18,8 @@ from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulato
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+__all__ = ["GeminiConnectionFactory", "gemini_connection", "gemini_connection_factory", "gemini_emulator"]
+
 #: Retry settings the ``gemini_connection`` fixture puts in the connection extras: fast, but patient enough
 #: to ride out the faults tests inject.
 TEST_CONNECTION_EXTRAS: dict[str, Any] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["xcom_return_value"]
+
 
 def xcom_return_value(dag_id: str, task_id: str, run_id: str | None = None) -> Any:
     """

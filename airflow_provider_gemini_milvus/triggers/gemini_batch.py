@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
-from airflow_provider_gemini_milvus.gemini_batches import acancel_batch_job, aget_batch_job, async_batch_hook
-from airflow_provider_gemini_milvus.retries import is_retryable_status
+from airflow_provider_gemini_milvus.gemini.batch_api import acancel_batch_job, aget_batch_job
+from airflow_provider_gemini_milvus.gemini.retries import is_retryable_status
+from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 
 __all__ = [
     "DEFAULT_MAX_POLL_INTERVAL",
@@ -66,7 +66,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
         backoff: float = DEFAULT_BACKOFF,
         timeout: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__(**kwargs) is untyped
         if poll_interval <= 0 or max_poll_interval < poll_interval:
             raise ValueError(
                 f"poll_interval must be positive and at most max_poll_interval, got {poll_interval} and "
@@ -96,7 +96,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = await async_batch_hook(self.gemini_conn_id)
+        hook = await GeminiHook.from_async_connection(self.gemini_conn_id)
         try:
             yield await self._wait_for_end(hook)
         finally:
@@ -133,7 +133,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """The user killed the deferred task: cancel the job, so it stops costing."""
-        hook = await async_batch_hook(self.gemini_conn_id)
+        hook = await GeminiHook.from_async_connection(self.gemini_conn_id)
         try:
             await acancel_batch_job(hook, self.job_name)
         finally:

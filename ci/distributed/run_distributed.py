@@ -270,7 +270,7 @@ def query(database: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 def api_ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except (OSError, urllib.error.URLError):
         return False
 

@@ -140,7 +140,7 @@ def test_documents_and_queries_use_their_own_task_types(connect, gemini_emulator
 
 
 def test_every_task_type_is_accepted(connect, gemini_emulator: GeminiEmulator) -> None:
-    from airflow_provider_gemini_milvus.gemini_models import TASK_TYPES
+    from airflow_provider_gemini_milvus.gemini.models import TASK_TYPES
 
     hook = connect()
     for task_type in TASK_TYPES:

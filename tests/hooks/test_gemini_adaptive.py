@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_gemini_milvus.gemini_concurrency import DEFAULT_INITIAL_WINDOW
+from airflow_provider_gemini_milvus.gemini.concurrency import DEFAULT_INITIAL_WINDOW
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
 from airflow_provider_gemini_milvus.testing.pytest_plugin import GeminiConnectionFactory

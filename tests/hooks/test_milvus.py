@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError, MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.hooks import milvus as milvus_module
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_rows import (
+from airflow_provider_gemini_milvus.milvus.rows import (
     content_hash,
     estimate_row_bytes,
     prepare_rows,
@@ -391,7 +391,7 @@ def test_the_raw_client_of_a_new_hook_searches_what_an_earlier_hook_wrote(milvus
 WRITE_IN_ANOTHER_PROCESS = """
 import sys
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_rows import prepare_rows, split_batches
+from airflow_provider_gemini_milvus.milvus.rows import prepare_rows, split_batches
 
 given = [{"id": f"doc-{i}", "vector": [i + 1.0, 0.5, 0.5, 0.5], "text": "t"} for i in range(5)]
 rows, dim = prepare_rows(given)

@@ -16,12 +16,9 @@ from airflow.sdk import Asset
 
 from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_rows import content_hash
-from airflow_provider_gemini_milvus.operators.milvus import (
-    STAGED_READ_ROWS,
-    MilvusInsertOperator,
-    milvus_asset_uri,
-)
+from airflow_provider_gemini_milvus.loading.insert import STAGED_READ_ROWS
+from airflow_provider_gemini_milvus.milvus.rows import content_hash
+from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator, milvus_asset_uri
 from airflow_provider_gemini_milvus.staging import (
     PartWriter,
     StagedManifest,
@@ -566,7 +563,7 @@ def test_operator_loads_a_staged_manifest_from_xcom_in_a_dag(
 
 
 def test_staged_parts_are_grouped_by_rows_between_lite_flushes() -> None:
-    from airflow_provider_gemini_milvus.operators.milvus import _groups_of_rows
+    from airflow_provider_gemini_milvus.loading.insert import _groups_of_rows
     from airflow_provider_gemini_milvus.staging import StagedPart
 
     parts = list(enumerate(StagedPart(uri=f"p{n}", rows=rows) for n, rows in enumerate([30, 30, 50, 10, 80])))

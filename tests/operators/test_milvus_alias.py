@@ -6,15 +6,16 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_gemini_milvus.exceptions import MigrationCheckError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_aliases import (
-    MigrationCheckError,
+from airflow_provider_gemini_milvus.loading.alias_migration import (
     alias_target,
+    probe_task_type,
     versioned_collection_name,
 )
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
-from airflow_provider_gemini_milvus.operators.milvus_alias import MilvusPromoteAliasOperator, probe_task_type
+from airflow_provider_gemini_milvus.operators.milvus_alias import MilvusPromoteAliasOperator
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
 
 ALIAS = "docs"

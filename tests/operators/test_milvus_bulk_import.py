@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_bulk_import import (
+from airflow_provider_gemini_milvus.loading.bulk_import import (
     DEFAULT_BULK_IMPORT_MIN_ROWS,
     DEFAULT_BULK_IMPORT_TIMEOUT,
     IMPORT_FOLDER,

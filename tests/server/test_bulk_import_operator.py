@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from pymilvus import connections, utility
 
+from airflow_provider_gemini_milvus.exceptions import BulkImportFailed
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_bulk_import import (
+from airflow_provider_gemini_milvus.loading.bulk_import import (
     IMPORT_FOLDER,
-    BulkImportFailed,
     run_bulk_import,
     server_path,
     write_import_files,
 )
-from airflow_provider_gemini_milvus.milvus_layout import ID_MAX_LENGTH, TEXT_MAX_LENGTH
+from airflow_provider_gemini_milvus.milvus.layout import ID_MAX_LENGTH, TEXT_MAX_LENGTH
 from airflow_provider_gemini_milvus.staging import PartWriter, StagedManifest, write_id_list
 from tests.operators.test_milvus import DIM, manifest, rows, run, stage
 from tests.operators.test_milvus_bulk_import import logged

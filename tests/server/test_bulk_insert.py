@@ -20,7 +20,7 @@ import pytest
 from pymilvus import connections, utility
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_rows import prepare_rows
+from airflow_provider_gemini_milvus.milvus.rows import prepare_rows
 from airflow_provider_gemini_milvus.staging import PartWriter, StagedPart
 
 DIM = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_example_dags import (  # noqa: F401  (imported tests run here, against the server)
+from tests.example_dags.test_example_dags import (  # noqa: F401  (imported tests run here, against the server)
     test_ingest_dag_answers_each_seed_question_with_the_right_document,
 )
 

@@ -5,7 +5,7 @@ deletes, staged manifests, incremental embedding), run here with ``milvus_connec
 
 from __future__ import annotations
 
-from tests.operators.test_embed_sync import (  # noqa: F401  (imported tests run here, against the server)
+from tests.embedding.test_sync import (  # noqa: F401  (imported tests run here, against the server)
     test_a_staged_run_hands_on_a_small_manifest_that_loads_every_row,
 )
 from tests.operators.test_gemini import (  # noqa: F401

@@ -16,7 +16,7 @@ import pytest
 from pymilvus import MilvusClient
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
-from airflow_provider_gemini_milvus.milvus_layout import build_index_params, build_schema
+from airflow_provider_gemini_milvus.milvus.layout import build_index_params, build_schema
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
 
 DIM = 4

@@ -57,7 +57,7 @@ def test_rows_round_trip_with_float32_vectors_exact(tmp_path: Path) -> None:
     for got, given in zip(read, rows, strict=True):
         expected = np.asarray(given["vector"], dtype=np.float32)
         assert np.array_equal(np.asarray(got["vector"], dtype=np.float32), expected)
-        assert got["vector"].dtype == np.float32  # float32 rows, checked at once on load (milvus_rows)
+        assert got["vector"].dtype == np.float32  # float32 rows, checked at once on load (milvus/rows.py)
         assert got["text"] == given["text"]
     assert read[0]["metadata"] == {"page": 0, "tags": ["a", "ß"]}
     assert read[2]["metadata"] == {}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from airflow.sdk._shared.module_loading import import_string
 
-from airflow_provider_gemini_milvus.gemini_batches import submit_embedding_batch
+from airflow_provider_gemini_milvus.gemini.batch_api import submit_embedding_batch
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
 from airflow_provider_gemini_milvus.triggers.gemini_batch import MAX_POLL_ERRORS, GeminiBatchJobTrigger

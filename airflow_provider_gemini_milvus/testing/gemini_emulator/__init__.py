@@ -24,7 +24,7 @@ What it serves (any version prefix, e.g. ``v1``, ``v1beta``, ``v1beta1``):
   ``:cancel``, ``batches``, the resumable ``upload/{ver}/files`` and ``files/{id}:download``), with jobs
   that can be made slow, failed or expired through :attr:`GeminiEmulator.batches` (see :mod:`.batches`).
 
-It enforces the model catalogue in :mod:`airflow_provider_gemini_milvus.gemini_models` (dimensions, input
+It enforces the model catalogue in :mod:`airflow_provider_gemini_milvus.gemini.models` (dimensions, input
 length, task types, at most 100 texts a call), answers with Google's error envelopes, and can simulate
 latency, per-minute and per-day quotas, random and queued faults, texts refused for good
 (``refuse_texts``), corrupted answers (NaN, short or missing vectors, HTML, cut JSON), gateways that echo

@@ -43,7 +43,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_gemini_milvus.gemini_models import MODELS, EmbeddingModel
+from airflow_provider_gemini_milvus.gemini.models import MODELS, EmbeddingModel
 from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import (
     SUPPORTED_FAULT_STATUSES,
     ApiError,

@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_gemini_milvus.gemini_models import (
+from airflow_provider_gemini_milvus.gemini.models import (
     MAX_TEXTS_PER_REQUEST,
     MODELS,
     TASK_TYPES,

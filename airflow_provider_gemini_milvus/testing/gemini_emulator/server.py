@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
 
-    from airflow_provider_gemini_milvus.gemini_models import EmbeddingModel
+    from airflow_provider_gemini_milvus.gemini.models import EmbeddingModel
 
 __all__ = ["DEFAULT_API_KEY", "GeminiEmulator"]
 

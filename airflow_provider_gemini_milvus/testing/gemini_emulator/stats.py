@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from airflow_provider_gemini_milvus.gemini_models import EmbeddingModel
+    from airflow_provider_gemini_milvus.gemini.models import EmbeddingModel
     from airflow_provider_gemini_milvus.testing.gemini_emulator.protocol import EmbedItem
 
 __all__ = ["EmulatorStats"]

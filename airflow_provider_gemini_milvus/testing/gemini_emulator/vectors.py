@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from airflow_provider_gemini_milvus.gemini_models import MODELS, EmbeddingModel
+from airflow_provider_gemini_milvus.gemini.models import MODELS, EmbeddingModel
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -8,7 +8,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from airflow_provider_gemini_milvus.gemini_models import MAX_TEXTS_PER_REQUEST, MODELS
+from airflow_provider_gemini_milvus.gemini.models import MAX_TEXTS_PER_REQUEST, MODELS
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator, emulated_embedding
 from tests.testing.gemini_emulator.calls import BATCH_PATH, MODEL, element, embed, raw_request
 

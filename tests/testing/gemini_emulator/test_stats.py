@@ -9,7 +9,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from airflow_provider_gemini_milvus.gemini_models import estimate_tokens
+from airflow_provider_gemini_milvus.gemini.models import estimate_tokens
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
 from tests.testing.gemini_emulator.calls import MODEL, embed, make_client
 

@@ -1,0 +1,213 @@
+"""
+What ``GeminiEmbedOperator`` reads: its converted arguments, and the documents, checked one by one.
+
+Documents are read twice from their :class:`~airflow_provider_gemini_milvus.embedding.sources.DocumentSource`:
+:func:`check_corpus` checks every document before anything is paid for and keeps only a small key per id;
+:func:`documents_to_embed` reads them again, a chunk at a time, for the ones that must be embedded. A corpus
+of any size is never held in memory at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_gemini_milvus.gemini.requests import check_sendable
+from airflow_provider_gemini_milvus.milvus.rows import check_id, check_text, content_hash
+from airflow_provider_gemini_milvus.utils.unicode import check_utf8_encodable
+
+if TYPE_CHECKING:
+    from airflow_provider_gemini_milvus.embedding.sources import DocumentSource, SourcedDocument
+    from airflow_provider_gemini_milvus.gemini.models import EmbeddingModel, TaskType
+    from airflow_provider_gemini_milvus.gemini.requests import OnDocumentError
+
+__all__ = [
+    "Document",
+    "DocumentKey",
+    "DocumentReader",
+    "EmbedArguments",
+    "check_corpus",
+    "documents_to_embed",
+    "text_id",
+]
+
+
+@dataclass(frozen=True)
+class EmbedArguments:
+    """The operator's arguments after rendering, converted and checked once."""
+
+    model: EmbeddingModel
+    task_type: TaskType
+    output_dimensionality: int | None
+    dim: int
+    text_field: str
+    id_field: str
+    title_field: str | None
+    metadata_fields: list[str] | None
+    batch_size: int
+    max_concurrency: int | None
+    collection_name: str | None
+    delete_missing: bool
+    max_delete_fraction: float
+    staging_uri: str | None
+    inline_max_rows: int
+    part_rows: int
+    on_document_error: OnDocumentError
+    dry_run: bool = False
+    max_cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """One checked input document."""
+
+    id: str
+    text: str
+    title: str | None
+    metadata: dict[str, Any]
+    index: int = field(compare=False)
+    """Position in the user's ``documents``."""
+    where: str = field(compare=False, default="")
+    """How messages name it: ``documents[7]`` or ``documents[7] (a.jsonl line 8)``."""
+
+    @cached_property
+    def content_hash(self) -> str:
+        """What the row stores as ``content_hash`` (embedding input and metadata, hashed apart)."""
+        return content_hash(self.text, title=self.title, metadata=self.metadata)
+
+
+@dataclass(frozen=True)
+class DocumentKey:
+    """What pass 1 keeps of a document: enough to decide whether to embed it, not its text."""
+
+    index: int
+    content_hash: str
+    where: str
+
+
+def text_id(text: str) -> str:
+    """The stable id of a document given without one: SHA-256 of its UTF-8 text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_corpus(source: DocumentSource, reader: DocumentReader) -> tuple[dict[str, DocumentKey], int]:
+    """
+    Check every document; return ``{id: DocumentKey}`` in source order (exact repeats once) and the count.
+
+    :raises ValueError: naming the first bad document, or an id used twice with different content.
+    """
+    keys: dict[str, DocumentKey] = {}
+    count = 0
+    for chunk in source.chunks():
+        for sourced in chunk:
+            count += 1
+            document = reader.read(sourced)
+            seen = keys.get(document.id)
+            if seen is None:
+                keys[document.id] = DocumentKey(document.index, document.content_hash, document.where)
+            elif seen.content_hash != document.content_hash:
+                raise ValueError(
+                    f"{document.where} has id {document.id!r}, already used by {seen.where} "
+                    "with different content"
+                )
+    if not count:
+        raise ValueError(f"documents is empty: nothing to embed (read {source.describe()})")
+    return keys, count
+
+
+def documents_to_embed(
+    source: DocumentSource, reader: DocumentReader, wanted: Mapping[str, int]
+) -> Iterator[list[Document]]:
+    """
+    Read the source again and yield, a chunk at a time, the documents whose ``wanted[id]`` is their index.
+
+    :param wanted: id to the index of the one occurrence to embed.
+    """
+    for chunk in source.chunks():
+        documents = []
+        for sourced in chunk:
+            document = reader.read(sourced)
+            if wanted.get(document.id) == document.index:
+                documents.append(document)
+        if documents:
+            yield documents
+
+
+class DocumentReader:
+    """Turns one raw document into a :class:`Document`, naming it in every error."""
+
+    def __init__(self, args: EmbedArguments, *, text_max_length: int, id_max_length: int) -> None:
+        self.args = args
+        self.text_max_length = text_max_length
+        self.id_max_length = id_max_length
+
+    def read(self, sourced: SourcedDocument) -> Document:
+        where, item = sourced.where, sourced.item
+        if isinstance(item, str):
+            text = self._text(where, item)
+            return Document(text_id(text), text, None, {}, sourced.index, where)
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{where} must be a string or a dict, got {type(item).__name__}")
+        fields = self.args
+        if fields.text_field not in item:
+            raise ValueError(f"{where} has no {fields.text_field!r} field (text_field)")
+        text = self._text(where, item[fields.text_field])
+        return Document(
+            self._id(where, item.get(fields.id_field), text),
+            text,
+            self._title(where, item),
+            self._metadata(where, item),
+            sourced.index,
+            where,
+        )
+
+    def _text(self, where: str, text: Any) -> str:
+        if not isinstance(text, str):
+            raise ValueError(f"{where} text must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"{where} text is empty or only whitespace")
+        check_sendable(f"{where} text", text, self.args.model)
+        return check_text(text, where, self.text_max_length)
+
+    def _id(self, where: str, value: Any, text: str) -> str:
+        if value is None:
+            return text_id(text)
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError(
+                f"{where} field {self.args.id_field!r} must be a string or an integer, "
+                f"got {type(value).__name__}"
+            )
+        check_utf8_encodable(value, f"{where} id")
+        return check_id(str(value), where, self.id_max_length)
+
+    def _title(self, where: str, item: Mapping[str, Any]) -> str | None:
+        title_field = self.args.title_field
+        if title_field is None:
+            return None
+        title = item.get(title_field)
+        if title is None:
+            return None
+        if not isinstance(title, str):
+            raise ValueError(
+                f"{where} field {title_field!r} (title_field) must be a string, got {type(title).__name__}"
+            )
+        check_sendable(f"{where} title", title, self.args.model)
+        return title
+
+    def _metadata(self, where: str, item: Mapping[str, Any]) -> dict[str, Any]:
+        fields = self.args
+        reserved = {fields.id_field, fields.text_field, fields.title_field}
+        if fields.metadata_fields is None:
+            metadata = {key: value for key, value in item.items() if key not in reserved}
+        else:
+            metadata = {key: item[key] for key in fields.metadata_fields if key in item}
+        check_utf8_encodable(metadata, f"{where} metadata")
+        try:
+            json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where} metadata is not JSON-serialisable: {err}") from None
+        return metadata

@@ -1,0 +1,211 @@
+"""
+What an embedding run will do, decided before any request: the documents to embed, those handed on with
+their stored vector, and the ids to delete.
+
+:func:`plan_run` checks every document (naming ``documents[i]``), diffs them against the target collection
+in incremental mode and returns an :class:`EmbedPlan`. :class:`EmbedTask` is what the engine needs of the
+running task (its hooks, the documents argument, its staging folder): the operator builds it, the engine
+never sees the operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_gemini_milvus.embedding.changes import Changes, check_delete_fraction, classify_changes
+from airflow_provider_gemini_milvus.embedding.cost import DryRunReport, dry_run_report, estimate_planned
+from airflow_provider_gemini_milvus.embedding.inputs import DocumentReader, check_corpus, documents_to_embed
+from airflow_provider_gemini_milvus.embedding.sources import open_document_source
+from airflow_provider_gemini_milvus.milvus.layout import (
+    ID_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
+    CollectionInfo,
+    check_collection_matches,
+)
+from airflow_provider_gemini_milvus.milvus.rows import model_fingerprint
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_gemini_milvus.embedding.inputs import Document, DocumentKey, EmbedArguments
+    from airflow_provider_gemini_milvus.embedding.sources import DocumentSource
+    from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+    from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+    from airflow_provider_gemini_milvus.utils.logs import TaskLogger
+
+__all__ = ["EMBED_CHUNK_DOCUMENTS", "EmbedPlan", "EmbedTask", "dry_run", "plan_run", "planned_chunks"]
+
+#: Documents sent to the hook per call while staging: enough requests to keep the concurrency busy.
+EMBED_CHUNK_DOCUMENTS = 5000
+
+
+@dataclass(frozen=True)
+class EmbedTask:
+    """
+    What the engine needs of the running task.
+
+    :param gemini_hook: the hook of the ``gemini`` connection.
+    :param milvus_hook: the hook of the target collection's connection (used in incremental mode only).
+    :param documents: the ``documents`` argument as rendered: reopened a chunk at a time when staging.
+    :param staging_folder: this task instance's staging folder, the same for every try.
+    :param log: the task's logger.
+    :param name: ``dag_id.task_id``: names the batch job.
+    :param state_store: Airflow's task state store (AIP-103) where the running Airflow has one.
+    """
+
+    gemini_hook: GeminiHook
+    milvus_hook: MilvusHook
+    documents: Any
+    staging_folder: ObjectStoragePath
+    log: TaskLogger
+    name: str
+    state_store: Any = None
+
+    def chunked_source(self) -> DocumentSource:
+        """The documents again, read :data:`EMBED_CHUNK_DOCUMENTS` at a time."""
+        return open_document_source(self.documents, chunk_documents=EMBED_CHUNK_DOCUMENTS)
+
+
+@dataclass(frozen=True)
+class EmbedPlan:
+    """
+    What a run will do, decided before any request.
+
+    :param source: the documents, as first opened.
+    :param reader: reads and checks each document, with the target collection's limits.
+    :param to_embed: the new and changed documents, by id.
+    :param metadata_only: the documents handed on with their stored vector, by id.
+    :param delete_ids: stored ids gone from the source (with ``delete_missing``).
+    :param fingerprint: the rows' ``model`` value.
+    :param counts: ``documents``, ``embedded``, ``metadata_only``, ``unchanged``, ``to_delete``.
+    :param changes: the diff the plan came from.
+    """
+
+    source: DocumentSource
+    reader: DocumentReader
+    to_embed: dict[str, DocumentKey]
+    metadata_only: dict[str, DocumentKey]
+    delete_ids: list[str]
+    fingerprint: str
+    counts: dict[str, int]
+    changes: Changes
+
+    def staged(self, inline_max_rows: int) -> bool:
+        """Whether the run's rows go to staged parts rather than XCom."""
+        return len(self.to_embed) + len(self.metadata_only) > inline_max_rows
+
+
+def plan_run(task: EmbedTask, args: EmbedArguments) -> EmbedPlan:
+    """
+    Check every document and decide what the run sends: in incremental mode only what is new or changed in
+    the target collection, and the ids gone from the source with ``delete_missing``.
+
+    :raises ValueError: naming ``documents[i]``, before any request.
+    :raises MilvusCollectionMismatchError: when the rows could never be loaded into the collection.
+    """
+    source = open_document_source(task.documents)
+    collection = _target_collection(task, args)
+    reader = DocumentReader(
+        args,
+        text_max_length=(collection.text_max_length if collection else None) or TEXT_MAX_LENGTH,
+        id_max_length=(collection.id_max_length if collection else None) or ID_MAX_LENGTH,
+    )
+    keys, count = check_corpus(source, reader)
+    if len(keys) < count:
+        task.log.info("Dropped %d exact duplicate documents", count - len(keys))
+    fingerprint = model_fingerprint(args.model.name, args.dim, args.task_type)
+    changes = Changes(new=keys, changed={}, metadata_only={}, unchanged=0, other_model=0)
+    delete_ids: list[str] = []
+    if collection is not None:
+        changes, delete_ids = _changes_against_collection(task, keys, fingerprint, args)
+    to_embed = changes.to_embed
+    task.log.info(
+        "%d documents from %s: %d new, %d changed, %d metadata-only, %d unchanged, %d to delete",
+        len(keys),
+        source.describe(),
+        len(changes.new),
+        len(changes.changed),
+        len(changes.metadata_only),
+        changes.unchanged,
+        len(delete_ids),
+    )
+    counts = {
+        "documents": len(keys),
+        "embedded": len(to_embed),
+        "metadata_only": len(changes.metadata_only),
+        "unchanged": changes.unchanged,
+        "to_delete": len(delete_ids),
+    }
+    return EmbedPlan(
+        source, reader, to_embed, changes.metadata_only, delete_ids, fingerprint, counts, changes
+    )
+
+
+def planned_chunks(
+    task: EmbedTask, plan: EmbedPlan, wanted: Mapping[str, int], *, staged: bool
+) -> Iterable[Sequence[Document]]:
+    """The documents to send, grouped as the run's hook calls: one inline, one per chunk staged."""
+    if staged:
+        return documents_to_embed(task.chunked_source(), plan.reader, wanted)
+    return [[doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]]
+
+
+def dry_run(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan, *, batch: bool) -> DryRunReport:
+    """
+    What the run would send and cost, with nothing sent and nothing written; in batch mode (``batch``)
+    ``estimated_cost_usd`` and the budget are at the batch price.
+    """
+    wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
+    chunks = planned_chunks(task, plan, wanted, staged=plan.staged(args.inline_max_rows))
+    tokens_per_minute = task.gemini_hook.settings.tokens_per_minute
+    estimate = estimate_planned(chunks, args, tokens_per_minute, task.log, batch=batch)
+    counts = {
+        "documents": plan.counts["documents"],
+        **plan.changes.counts(),
+        "to_delete": len(plan.delete_ids),
+    }
+    return dry_run_report(plan.fingerprint, counts, estimate, args.max_cost_usd, task.log)
+
+
+def _target_collection(task: EmbedTask, args: EmbedArguments) -> CollectionInfo | None:
+    """
+    In incremental mode, the existing collection, checked against this run's dimension.
+
+    :raises MilvusCollectionMismatchError: before any request, when the rows could never be loaded.
+    """
+    if args.collection_name is None:
+        return None
+    try:
+        info = task.milvus_hook.describe(args.collection_name)
+    finally:
+        task.milvus_hook.close()
+    if info is not None:
+        check_collection_matches(info, dim=args.dim)
+    return info
+
+
+def _changes_against_collection(
+    task: EmbedTask, keys: dict[str, DocumentKey], fingerprint: str, args: EmbedArguments
+) -> tuple[Changes, list[str]]:
+    """How the documents differ from their stored rows, and the ids gone from the source."""
+    collection = str(args.collection_name)
+    delete_ids: list[str] = []
+    try:
+        if args.delete_missing:
+            # One scan of the collection gives both what is stored and what vanished.
+            stored = dict(task.milvus_hook.iter_fingerprints(collection))
+            delete_ids = sorted(set(stored) - set(keys))
+            check_delete_fraction(len(delete_ids), len(stored), args.max_delete_fraction)
+        else:
+            stored = task.milvus_hook.fetch_fingerprints(collection, list(keys))
+    finally:
+        task.milvus_hook.close()
+    changes = classify_changes(keys, stored, fingerprint)
+    if changes.other_model:
+        task.log.info(
+            "%d stored rows were embedded with another model setting; re-embedding", changes.other_model
+        )
+    return changes, delete_ids
