@@ -28,10 +28,12 @@ check-lite: install
 	@$(BIN)/python -m pip --version
 	$(BIN)/python -c "import milvus_lite; print('milvus_lite', milvus_lite.__version__, 'is installed')"
 
-# The same ruff and mypy that .pre-commit-config.yaml runs (it calls these binaries).
+# The same ruff, import contract and mypy that .pre-commit-config.yaml runs (it calls these binaries).
+# lint-imports checks the layers in pyproject.toml's [tool.importlinter]: imports point down, never in a circle.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
