@@ -3,7 +3,7 @@ What this provider knows about Gemini embedding models and their limits.
 
 The hook validates against this table before it spends anything, and the bundled emulator enforces the
 same table, so the two cannot drift apart. Sources: the Gemini API reference, the google-genai SDK source,
-and Google's model pages (see the README's "Models" section).
+and Google's model pages (see the docs' "Models" page).
 """
 
 from __future__ import annotations

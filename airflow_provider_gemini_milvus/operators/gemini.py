@@ -12,7 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_gemini_milvus.embedding import batch as embed_batch
 from airflow_provider_gemini_milvus.embedding import sync as embed_sync
 from airflow_provider_gemini_milvus.embedding.cost import estimate_run_cost
-from airflow_provider_gemini_milvus.embedding.inputs import Document, EmbedArguments, text_id
+from airflow_provider_gemini_milvus.embedding.inputs import EmbedArguments, text_id
 from airflow_provider_gemini_milvus.embedding.outputs import VECTOR_DECIMALS, task_instance_folder
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ __all__ = [
     "DEFAULT_MAX_DELETE_FRACTION",
     "DEFAULT_PART_ROWS",
     "VECTOR_DECIMALS",
-    "Document",
     "TASK_TYPES",
     "GeminiEmbedOperator",
     "estimate_run_cost",

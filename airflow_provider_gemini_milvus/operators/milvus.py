@@ -100,12 +100,12 @@ class MilvusInsertOperator(BaseOperator):
     10,000 at a time after all parts are written.
 
     On a Milvus server, staged parts can instead be bulk imported (``load_method``): the server builds
-    segments from Parquet files itself; on the Milvus 2.3.5 server measured it is slower below about 50,000
-    rows and even to faster from 100,000 (see :mod:`~airflow_provider_gemini_milvus.loading.bulk_import`
-    and the README). Only where no staged id is stored yet (a new or empty collection, or shards of one
-    collection); every row is checked first as above; the server must reach the staging storage (a local
-    folder on its machine, or its own bucket). Milvus Lite has no bulk import: there, and for rows given
-    inline, the load uses batched writes and logs why.
+    segments from Parquet files itself. It pays off only for large loads (``auto`` imports from
+    ``bulk_import_min_rows`` rows; the measured crossover is in ``benchmarks/RESULTS.md``, the route in
+    the docs' "Bulk import" page). Only where no staged id is stored yet (a new or empty collection, or
+    shards of one collection); every row is checked first as above; the server must reach the staging
+    storage (a local folder on its machine, or its own bucket). Milvus Lite has no bulk import: there, and
+    for rows given inline, the load uses batched writes and logs why.
 
     Returns (XCom) ``{"collection", "written", "skipped", "deleted", "dim", "mode", "batches",
     "created", "parts", "load_method"}``; ``skipped`` counts rows an earlier try of ``mode="insert"``

@@ -35,7 +35,7 @@ class MilvusPromoteAliasOperator(BaseOperator):
     """
     Check a newly filled collection, move the alias readers search onto it, and drop old versions.
 
-    The last step of a model migration (see the README's "Model migration"): upstream tasks fill
+    The last step of a model migration (see the docs' "Model migration" page): upstream tasks fill
     ``collection_name``, by default the
     :func:`~airflow_provider_gemini_milvus.loading.alias_migration.versioned_collection_name` of the alias
     and the embedding settings; this task then
