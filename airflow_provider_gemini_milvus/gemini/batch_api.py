@@ -224,7 +224,7 @@ def get_batch_job(hook: GeminiConnection, name: str) -> BatchJobStatus:
         raw = _sdk_call(
             hook, f"reading batch job {name}", lambda: client._api_client.request("get", path, {})
         )
-        return BatchJobStatus(name, state, _job_error(raw.body, hook.settings.api_key))
+        return BatchJobStatus(name, state, _job_error(raw.body, hook.settings.secrets))
     return BatchJobStatus(name, state)
 
 
@@ -237,7 +237,7 @@ async def aget_batch_job(hook: GeminiConnection, name: str) -> BatchJobStatus:
         if state in ENDED_STATES and state != "SUCCEEDED":
             path = f"batches/{name.split('/', 1)[-1]}"
             raw = await client._api_client.async_request("get", path, {})
-            return BatchJobStatus(name, state, _job_error(raw.body, hook.settings.api_key))
+            return BatchJobStatus(name, state, _job_error(raw.body, hook.settings.secrets))
         return BatchJobStatus(name, state)
     except _sdk_errors() as err:
         failure = _api_error(hook, f"reading batch job {name}", err)
@@ -427,7 +427,7 @@ def _deliver(
     positions: list[int] = []
     rows: list[np.ndarray] = []
     reported: int | None = None
-    api_key = hook.settings.api_key
+    secrets = hook.settings.secrets
     for position, values, error, tokens in results:
         if position >= count or seen[position]:
             raise GeminiAPIError(
@@ -437,12 +437,12 @@ def _deliver(
         if tokens is not None:
             reported = (reported or 0) + tokens
         if error is not None or values is None:
-            refused.append(RefusedText(position, scrubbed(error or "no embedding in the result", api_key)))
+            refused.append(RefusedText(position, scrubbed(error or "no embedding in the result", secrets)))
             continue
         try:
             row = checked_rows([_Values(values)], PlannedRequest(0, position, [""], None, 0), dim)
         except UnusableResponse as err:
-            raise GeminiAPIError(f"batch job {name}: {scrubbed(str(err), api_key)}") from None
+            raise GeminiAPIError(f"batch job {name}: {scrubbed(str(err), secrets)}") from None
         positions.append(position)
         rows.append(row[0])
         if len(positions) >= RESULT_CHUNK_ROWS:
@@ -471,14 +471,14 @@ def _error_text(error: Any) -> str | None:
     return f"{code}: {message}" if code is not None else str(message)
 
 
-def _job_error(body: str | None, api_key: str | None) -> str | None:
+def _job_error(body: str | None, secrets: Sequence[str]) -> str | None:
     """The ``error`` of a raw operation, as ``code: message``, key scrubbed."""
     try:
         error = json.loads(body or "{}").get("error")
     except (ValueError, AttributeError):
         return None
     text = _error_text(error) if isinstance(error, dict) else None
-    return scrubbed(text, api_key) if text else None
+    return scrubbed(text, secrets) if text else None
 
 
 def _short_state(state: Any) -> str:
@@ -501,7 +501,7 @@ def _sdk_errors() -> tuple[type[BaseException], ...]:
 def _api_error(hook: GeminiConnection, what: str, err: BaseException) -> GeminiAPIError:
     from google.genai import errors
 
-    text = scrubbed(f"{type(err).__name__}: {err}", hook.settings.api_key)
+    text = scrubbed(f"{type(err).__name__}: {err}", hook.settings.secrets)
     if isinstance(err, errors.APIError):
         return GeminiAPIError(f"{what} failed: {text}", http_status=err.code, status=err.status)
     return GeminiAPIError(f"{what} failed: {text}")

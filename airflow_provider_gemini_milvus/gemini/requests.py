@@ -359,6 +359,15 @@ def checked_rows(embeddings: Sequence[Any] | None, batch: PlannedRequest, dim: i
     return rows
 
 
-def scrubbed(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` replaced by ``***``, should any layer have echoed it."""
-    return text.replace(secret, "***") if secret else text
+def scrubbed(text: str, secrets: str | Sequence[str] | None) -> str:
+    """
+    ``text`` with each secret replaced by ``***``, should any layer have echoed it.
+
+    :param text: an error message or log text.
+    :param secrets: one secret, or several (a connection's ``GeminiConnectionSettings.secrets``, longest
+        first); ``None`` or empty ones are skipped.
+    """
+    for secret in [secrets] if isinstance(secrets, str) else secrets or ():
+        if secret:
+            text = text.replace(secret, "***")
+    return text

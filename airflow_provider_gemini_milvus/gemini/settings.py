@@ -8,6 +8,7 @@ password and extras.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +59,31 @@ class GeminiConnectionSettings:
     project: str | None = None
     location: str | None = None
     service_account_info: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """
+        Every secret the connection holds, as it could be echoed back in an error: the API key, and of a
+        service-account key its private key (whole, JSON-escaped, and line by line), key id and any client
+        secret or refresh token. Longest first, so a secret is scrubbed before a part of it.
+        """
+        found: set[str] = set()
+        if self.api_key:
+            found.add(self.api_key)
+        info = self.service_account_info or {}
+        for name in _SERVICE_ACCOUNT_SECRETS:
+            value = info.get(name)
+            if isinstance(value, str) and value.strip():
+                found.add(value)
+                found.add(json.dumps(value)[1:-1])  # as it stands inside a JSON document or a repr
+                found.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _SECRET_LINE)
+        return tuple(sorted(found, key=len, reverse=True))
+
+
+#: Fields of a service-account (or authorized-user) key that are secret.
+_SERVICE_ACCOUNT_SECRETS = ("private_key", "private_key_id", "client_secret", "refresh_token")
+#: A line of a PEM key at least this long is scrubbed on its own (a split echo still hides the key).
+_SECRET_LINE = 16
 
 
 def checked_base_url(base_url: str | None, conn_id: str) -> str | None:

@@ -562,13 +562,13 @@ class GeminiHook(BaseHook):
                 server_delay=server_retry_delay(err.details, response_headers(err)),
                 quota_exhausted=err.code == 429,
                 document_refusal=is_document_refusal(err.code, err.status, err.details),
-                api_message=scrubbed(err.message, self.settings.api_key) if err.message else None,
+                api_message=scrubbed(err.message, self.settings.secrets) if err.message else None,
             )
         except TRANSIENT_TRANSPORT_ERRORS as err:
             return FailedAttempt(reason=self._safe_error_text(err), retryable=True)
         except UnusableResponse as err:
             return FailedAttempt(
-                reason=scrubbed(str(err), self.settings.api_key), retryable=True, http_status=200
+                reason=scrubbed(str(err), self.settings.secrets), retryable=True, http_status=200
             )
         except unparsable_response_errors() as err:
             if not is_about_the_answer(err):
@@ -581,8 +581,8 @@ class GeminiHook(BaseHook):
             )
 
     def _safe_error_text(self, err: BaseException) -> str:
-        """An error's type and text with the API key scrubbed out, should any layer have echoed it."""
-        return scrubbed(f"{type(err).__name__}: {err}", self.settings.api_key)
+        """An error's type and text with every secret of the connection scrubbed out, were it echoed."""
+        return scrubbed(f"{type(err).__name__}: {err}", self.settings.secrets)
 
 
 # -- helpers ----------------------------------------------------------------------------------------

@@ -216,3 +216,10 @@ def test_check_sendable_names_the_item_as_the_caller_does() -> None:
         ValueError, match=r"^documents\[4\] title holds a lone surrogate \(U\+D83D at character 2\)"
     ):
         check_sendable("documents[4] title", "ab\ud83d", GEMINI_001)
+
+
+def test_scrubbed_hides_every_secret_of_several() -> None:
+    assert (
+        scrubbed("key AIza-1, sa key-body, id k-1", ("key-body", "AIza-1", "k-1", ""))
+        == "key ***, sa ***, id ***"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_provider_gemini_milvus.gemini.settings import checked_base_url, read_settings
@@ -58,3 +60,23 @@ def test_settings_refuse_a_plain_http_base_url_and_keep_the_key_out_of_repr() ->
     settings = read_settings("AIza-secret", {"base_url": "https://gateway.example.com"}, "gemini_default")
     assert settings.api_key == "AIza-secret"
     assert "AIza-secret" not in repr(settings)
+
+
+def test_secrets_hold_the_api_key_and_every_secret_of_a_service_account_key() -> None:
+    body = "MIIEvAIBADANBgkqhkiG9w0BAQEFAASC"
+    pem = f"-----BEGIN PRIVATE KEY-----\n{body}\nBKYwggSiAgEAAoIBAQDK\n-----END PRIVATE KEY-----\n"
+    info = {"private_key": pem, "private_key_id": "abc123def456", "client_email": "sa@p.iam", "type": "x"}
+    settings = read_settings("AIza-key", {"service_account_json": json.dumps(info)}, "gemini_default")
+
+    secrets = settings.secrets
+    assert {
+        "AIza-key",
+        pem,
+        json.dumps(pem)[1:-1],
+        "abc123def456",
+        "MIIEvAIBADANBgkqhkiG9w0BAQEFAASC",
+    } <= set(secrets)
+    assert "sa@p.iam" not in secrets  # not a secret
+    assert list(secrets) == sorted(secrets, key=len, reverse=True)
+    assert "AIza-key" not in repr(settings)
+    assert "abc123def456" not in repr(settings)

@@ -602,3 +602,84 @@ def test_vertex_with_a_service_account_builds_credentials_without_calling_google
     assert client._api_client.project == "my-project"
     assert client._api_client.location == "europe-west4"
     assert pem not in repr(hook.settings)
+
+
+def _service_account_key(token_uri: str) -> dict[str, str]:
+    """A real (throwaway) RSA service-account key whose token endpoint is ``token_uri``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": "scrub-test",
+        "private_key_id": "0123456789abcdef0123456789abcdef01234567",
+        "private_key": pem,
+        "client_email": "scrub@scrub-test.iam.gserviceaccount.com",
+        "token_uri": token_uri,
+    }
+
+
+class _EchoingTokenEndpoint:
+    """A token endpoint on loopback that refuses every grant and echoes the given text in its answer."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.echo = ""
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps({"error": "invalid_grant", "error_description": endpoint.echo}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_service_account_key_echoed_back_is_scrubbed_like_the_api_key(
+    monkeypatch: pytest.MonkeyPatch, gemini_emulator: GeminiEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    endpoint = _EchoingTokenEndpoint()
+    try:
+        key = _service_account_key(endpoint.url)
+        # A token endpoint (or a gateway before it) that echoes the key: whole, and its id.
+        endpoint.echo = f"bad grant for {key['private_key_id']} with key {key['private_key']}"
+        connection = {
+            "conn_type": "gemini",
+            "extra": {
+                "vertexai": True,
+                "location": "us-central1",
+                "base_url": gemini_emulator.base_url,
+                "service_account_json": json.dumps(key),
+            },
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_GEMINI_DEFAULT", json.dumps(connection))
+        ok, message = GeminiHook().test_connection()
+    finally:
+        endpoint.close()
+
+    assert not ok
+    assert "invalid_grant" in message  # the echo arrived
+    body_lines = [line for line in key["private_key"].splitlines() if "PRIVATE KEY" not in line]
+    for secret in [key["private_key_id"], *body_lines]:
+        assert secret not in message
+        assert secret not in caplog.text
