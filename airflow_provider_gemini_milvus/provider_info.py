@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_gemini_milvus import __version__
 from airflow_provider_gemini_milvus.connection_extras import (
     GEMINI_EXTRA_FIELDS,
     MILVUS_EXTRA_FIELDS,
     ExtraField,
 )
+from airflow_provider_gemini_milvus.version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
