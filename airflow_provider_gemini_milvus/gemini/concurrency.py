@@ -57,9 +57,9 @@ __all__ = [
     "AimdWindow",
 ]
 
-#: Requests in flight when a hook starts: twice the fixed 8 of earlier versions. A 429 costs what is in flight
-#: when the quota runs out, and slow start reaches the ceiling before a minute's quota is spent anyway; a
-#: start of 8 instead costs a round trip on every short job.
+#: Requests in flight when a hook starts. A 429 costs what is in flight when the quota runs out, and slow
+#: start reaches the ceiling before a minute's quota is spent anyway; a start of 8 instead costs a round
+#: trip on every short job.
 DEFAULT_INITIAL_WINDOW = 16
 
 #: What each fast answer adds to the window in slow start: the window grows 1.5-fold every round trip. The
@@ -79,8 +79,9 @@ PLATEAU_SHARE = 0.9
 ROUND_TRIPS_TO_PLATEAU = 10.0
 
 #: Round trips from the plateau up to the level that was refused (for windows of one request or more;
-#: smaller ones get there sooner): the probe past it is slow, to meet few 429s. With 45, 4 shards sharing a
-#: quota met 3.4-5.4% of 429s once settled; with 90, 2.2-3.2% at the same share of the quota used.
+#: smaller ones get there sooner): the probe past it is slow, to meet few 429s. Doubling it from 45 to 90
+#: lowered the 429s of shards sharing a quota at the same share of the quota used (figures in
+#: benchmarks/RESULTS.md, from benchmarks/bench_adaptive_concurrency.py).
 ROUND_TRIPS_TO_REFUSED_LEVEL = 90.0
 
 #: A window this far past the level that was refused, without a 429, says the quota has room again
