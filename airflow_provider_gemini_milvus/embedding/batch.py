@@ -163,7 +163,9 @@ def start_batch(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Batch
         counts=plan.counts,
         text_max_length=plan.reader.text_max_length,
         id_max_length=plan.reader.id_max_length,
-        tokens=sum(estimate_tokens(doc.text) for doc in documents),
+        tokens=sum(
+            estimate_tokens(args.model.sent_text(args.task_type, doc.text, doc.title)) for doc in documents
+        ),
         submitted_at=time.time(),
     )
     staged.write(path)  # before paying: a staging location that cannot be written fails here

@@ -17,6 +17,7 @@ from airflow_provider_gemini_milvus.gemini.models import (
     EmbeddingModel,
     cost_usd,
     estimate_tokens,
+    normalise_task_type,
     resolve_model,
 )
 from airflow_provider_gemini_milvus.gemini.requests import plan_requests
@@ -122,6 +123,7 @@ def estimate_run_cost(
     *,
     model: EmbeddingModel | str,
     batch: bool,
+    task_type: str = "RETRIEVAL_DOCUMENT",
     batch_size: int = MAX_TEXTS_PER_REQUEST,
     tokens_per_minute: int | None = None,
 ) -> RunCostEstimate:
@@ -135,12 +137,19 @@ def estimate_run_cost(
     :param titles: their titles (None, or None items, where there are none).
     :param model: the model, or its name.
     :param batch: whether the run uses the Batch API.
+    :param task_type: the task the vectors are for: a model that takes it in the text (gemini-embedding-2)
+        is sent each text with its task prefix (and title), which counts.
     :param batch_size: texts per synchronous request.
     :param tokens_per_minute: the connection's token quota, which splits requests further; None for none.
     """
     spec = model if isinstance(model, EmbeddingModel) else resolve_model(model)
     text_list = list(texts)
     title_list = list(titles) if titles is not None else None
+    if spec.task_format == "prompt":
+        task = normalise_task_type(task_type)
+        titled = title_list if title_list is not None else [None] * len(text_list)
+        text_list = [spec.sent_text(task, text, title) for text, title in zip(text_list, titled, strict=True)]
+        title_list = None
     requests = plan_requests(text_list, title_list, batch_size, tokens_per_minute) if text_list else []
     title_tokens = sum(estimate_tokens(title) for title in title_list or () if title)
     return RunCostEstimate(
@@ -162,6 +171,7 @@ def estimate_chunks(
     title_field: str | None,
     *,
     batch: bool = False,
+    task_type: str = "RETRIEVAL_DOCUMENT",
 ) -> RunCostEstimate:
     """
     Add up :func:`estimate_run_cost` of several calls: a staged run sends one call per chunk of documents.
@@ -172,6 +182,7 @@ def estimate_chunks(
     :param tokens_per_minute: the connection's token quota, or None.
     :param title_field: the operator's ``title_field``: titles are sent only when it is set.
     :param batch: whether the run uses the Batch API.
+    :param task_type: the task the vectors are for (see :func:`estimate_run_cost`).
     """
     total = RunCostEstimate(
         model=model.name,
@@ -185,6 +196,7 @@ def estimate_chunks(
             [doc.title for doc in documents] if title_field is not None else None,
             model=model,
             batch=batch,
+            task_type=task_type,
             batch_size=batch_size,
             tokens_per_minute=tokens_per_minute,
         )
@@ -209,7 +221,13 @@ def estimate_planned(
     :param batch: whether the run uses the Batch API.
     """
     estimate = estimate_chunks(
-        chunks, args.model, args.batch_size, tokens_per_minute, args.title_field, batch=batch
+        chunks,
+        args.model,
+        args.batch_size,
+        tokens_per_minute,
+        args.title_field,
+        batch=batch,
+        task_type=args.task_type,
     )
     log.info(
         "Estimate: %d documents in %d requests, about %d tokens, %s at the sync price, %s in batch mode",

@@ -149,6 +149,7 @@ class DocumentReader:
         where, item = sourced.where, sourced.item
         if isinstance(item, str):
             text = self._text(where, item)
+            self._check_prompted(where, text, None)
             return Document(text_id(text), text, None, {}, sourced.index, where)
         if not isinstance(item, Mapping):
             raise ValueError(f"{where} must be a string or a dict, got {type(item).__name__}")
@@ -156,14 +157,23 @@ class DocumentReader:
         if fields.text_field not in item:
             raise ValueError(f"{where} has no {fields.text_field!r} field (text_field)")
         text = self._text(where, item[fields.text_field])
+        title = self._title(where, item)
+        self._check_prompted(where, text, title)
         return Document(
             self._id(where, item.get(fields.id_field), text),
             text,
-            self._title(where, item),
+            title,
             self._metadata(where, item),
             sourced.index,
             where,
         )
+
+    def _check_prompted(self, where: str, text: str, title: str | None) -> None:
+        """For a model that takes the task in the text, the text as sent (prefix, title) must fit too."""
+        model = self.args.model
+        if model.task_format == "prompt":
+            sent = model.sent_text(self.args.task_type, text, title)
+            check_sendable(f"{where} text with its task prefix", sent, model)
 
     def _text(self, where: str, text: Any) -> str:
         if not isinstance(text, str):

@@ -17,6 +17,7 @@ from airflow_provider_gemini_milvus.embedding.changes import Changes, check_dele
 from airflow_provider_gemini_milvus.embedding.cost import DryRunReport, dry_run_report, estimate_planned
 from airflow_provider_gemini_milvus.embedding.inputs import DocumentReader, check_corpus, documents_to_embed
 from airflow_provider_gemini_milvus.embedding.sources import open_document_source
+from airflow_provider_gemini_milvus.gemini.models import resolve_model
 from airflow_provider_gemini_milvus.milvus.layout import (
     ID_MAX_LENGTH,
     TEXT_MAX_LENGTH,
@@ -106,6 +107,8 @@ def plan_run(task: EmbedTask, args: EmbedArguments) -> EmbedPlan:
     :raises ValueError: naming ``documents[i]``, before any request.
     :raises MilvusCollectionMismatchError: when the rows could never be loaded into the collection.
     """
+    # The connection's API decides which models it serves (Vertex AI only ones are refused on the Gemini API).
+    resolve_model(args.model.name, vertexai=task.gemini_hook.settings.vertexai)
     source = open_document_source(task.documents)
     collection = _target_collection(task, args)
     reader = DocumentReader(
@@ -116,7 +119,7 @@ def plan_run(task: EmbedTask, args: EmbedArguments) -> EmbedPlan:
     keys, count = check_corpus(source, reader)
     if len(keys) < count:
         task.log.info("Dropped %d exact duplicate documents", count - len(keys))
-    fingerprint = model_fingerprint(args.model.name, args.dim, args.task_type)
+    fingerprint = model_fingerprint(args.model.name, args.dim, args.task_type, args.model.request_format)
     changes = Changes(new=keys, changed={}, metadata_only={}, unchanged=0, other_model=0)
     delete_ids: list[str] = []
     if collection is not None:

@@ -38,9 +38,8 @@ from airflow_provider_gemini_milvus.gemini.requests import (
     UnusableResponse,
     checked_rows,
     scrubbed,
+    validated_inputs,
     validated_request,
-    validated_texts,
-    validated_titles,
 )
 
 if TYPE_CHECKING:
@@ -171,9 +170,8 @@ def submit_embedding_batch(
     :raises GeminiAPIError: the upload or the create call failed (the key scrubbed from the message).
     """
     check_batch_supported(hook)
-    request = validated_request(model, task_type, output_dimensionality)
-    text_list = validated_texts(texts, request.model)
-    title_list = validated_titles(titles, len(text_list), request.task_type, request.model)
+    request = validated_request(model, task_type, output_dimensionality, vertexai=False)
+    text_list, title_list = validated_inputs(texts, titles, request)
     bodies = [_request_body(text, title, request) for text, title in _with_titles(text_list, title_list)]
     size = sum(len(json.dumps(body)) for body in bodies)
     from google.genai import types

@@ -8,21 +8,29 @@ and Google's model pages (see the docs' "Models" page).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 __all__ = [
+    "CATALOGUE_CHECKED",
     "DEFAULT_MODEL",
+    "DOCUMENT_PROMPT",
     "MAX_TEXTS_PER_REQUEST",
     "MODELS",
+    "NEWEST_FAMILY_MEMBER",
+    "QUERY_PROMPTS",
     "TASK_TYPES",
     "EmbeddingModel",
+    "TaskFormat",
+    "TaskType",
     "bare_model_name",
     "cost_usd",
     "estimate_tokens",
     "get_model",
     "normalise_task_type",
+    "prompted_text",
     "resolve_model",
 ]
 
@@ -45,6 +53,45 @@ TASK_TYPES: tuple[TaskType, ...] = get_args(TaskType)
 
 DEFAULT_MODEL = "gemini-embedding-001"
 
+#: How a model takes the task: ``field`` as the request's ``taskType`` (and ``title``), ``prompt`` as a
+#: prefix of the text itself (the model ignores ``taskType`` and ``title``), ``none`` not at all.
+TaskFormat = Literal["field", "prompt", "none"]
+
+#: The date the facts below (limits, prices, status) were last checked against Google's pages:
+#: https://ai.google.dev/gemini-api/docs/embeddings, https://ai.google.dev/gemini-api/docs/pricing,
+#: https://ai.google.dev/gemini-api/docs/deprecations and, for Vertex AI,
+#: https://docs.cloud.google.com/vertex-ai/generative-ai/docs/embeddings/get-text-embeddings.
+CATALOGUE_CHECKED = "2026-12-06"
+
+#: gemini-embedding-2's task instructions, a prefix of each text (Google's embeddings guide,
+#: https://ai.google.dev/gemini-api/docs/embeddings, "Task types" for gemini-embedding-2; checked
+#: 2026-12-06). Queries, and both sides of the symmetric tasks, as ``task: ... | query: {text}``.
+QUERY_PROMPTS: dict[TaskType, str] = {
+    "RETRIEVAL_QUERY": "task: search result | query: ",
+    "QUESTION_ANSWERING": "task: question answering | query: ",
+    "FACT_VERIFICATION": "task: fact checking | query: ",
+    "CODE_RETRIEVAL_QUERY": "task: code retrieval | query: ",
+    "CLASSIFICATION": "task: classification | query: ",
+    "CLUSTERING": "task: clustering | query: ",
+    "SEMANTIC_SIMILARITY": "task: sentence similarity | query: ",
+}
+#: Documents, for every retrieval task: ``title: {title or "none"} | text: {text}``.
+DOCUMENT_PROMPT = "title: {title} | text: "
+
+
+def prompted_text(task_type: TaskType, text: str, title: str | None = None) -> str:
+    """
+    ``text`` as gemini-embedding-2 takes it for ``task_type``: with the task's prefix, and for a
+    ``RETRIEVAL_DOCUMENT`` with its title (``none`` when it has none).
+
+    :param task_type: the task the vector is for.
+    :param text: the text.
+    :param title: the document's title (``RETRIEVAL_DOCUMENT`` only).
+    """
+    if task_type == "RETRIEVAL_DOCUMENT":
+        return DOCUMENT_PROMPT.format(title=title if title else "none") + text
+    return QUERY_PROMPTS[task_type] + text
+
 
 @dataclass(frozen=True)
 class EmbeddingModel:
@@ -54,15 +101,18 @@ class EmbeddingModel:
     :param name: model id without the ``models/`` prefix.
     :param default_dim: length of the vector when no ``output_dimensionality`` is asked for.
     :param min_dim: smallest ``output_dimensionality`` accepted.
-    :param max_input_tokens: longest text the model embeds, in tokens.
+    :param max_input_tokens: longest text the model embeds, in tokens (a task prefix included).
     :param supports_output_dimensionality: whether ``output_dimensionality`` may be set at all.
-    :param supports_task_type: whether the model takes ``task_type`` (and ``title``).
+    :param task_format: how the model takes the task (:data:`TaskFormat`).
     :param one_content_per_text: the SDK merges a list of strings into one vector for this model unless
         each text is wrapped in its own ``Content``.
     :param normalises_truncated: whether the API re-normalises vectors shorter than ``default_dim``.
     :param usd_per_million_tokens: list price of input tokens, or ``None`` where unpublished.
     :param batch_usd_per_million_tokens: price of input tokens through the Batch API (half the list
         price), or ``None`` where unpublished.
+    :param retired_on: the date Google retired the model on the Gemini API (requests answer 404 since).
+    :param replacement: the model to use instead of a retired one.
+    :param vertex_only: served by Vertex AI only, not by the Gemini API.
     """
 
     name: str
@@ -70,11 +120,32 @@ class EmbeddingModel:
     min_dim: int
     max_input_tokens: int
     supports_output_dimensionality: bool = True
-    supports_task_type: bool = True
+    task_format: TaskFormat = "field"
     one_content_per_text: bool = False
     normalises_truncated: bool = False
     usd_per_million_tokens: float | None = None
     batch_usd_per_million_tokens: float | None = None
+    retired_on: str | None = None
+    replacement: str | None = None
+    vertex_only: bool = False
+
+    @property
+    def supports_task_type(self) -> bool:
+        """Whether requests carry ``taskType`` (and ``title``) fields."""
+        return self.task_format == "field"
+
+    @property
+    def request_format(self) -> str:
+        """
+        What the stored ``model`` fingerprint records of the request format: ``""`` for a model that takes
+        the task as a field, ``prompt-v1`` for one that takes it as a prefix (rows embedded before the
+        prefixes were sent carry no such mark, so they are embedded again once).
+        """
+        return "prompt-v1" if self.task_format == "prompt" else ""
+
+    def sent_text(self, task_type: TaskType, text: str, title: str | None = None) -> str:
+        """The text as it is sent: with its task prefix (and title) for a prompt model, else as it is."""
+        return prompted_text(task_type, text, title) if self.task_format == "prompt" else text
 
     def check_output_dimensionality(self, output_dimensionality: int | None) -> None:
         """Raise ``ValueError`` naming the model when ``output_dimensionality`` is not accepted."""
@@ -102,6 +173,19 @@ class EmbeddingModel:
         return output_dimensionality or self.default_dim
 
 
+_GEMINI_EMBEDDING_2 = EmbeddingModel(
+    name="gemini-embedding-2",
+    default_dim=3072,
+    min_dim=128,
+    max_input_tokens=8192,
+    task_format="prompt",
+    one_content_per_text=True,
+    normalises_truncated=True,
+    usd_per_million_tokens=0.20,
+    batch_usd_per_million_tokens=0.10,
+)
+
+#: The models this package knows. Checked against Google's pages on :data:`CATALOGUE_CHECKED`.
 MODELS: dict[str, EmbeddingModel] = {
     model.name: model
     for model in (
@@ -113,25 +197,37 @@ MODELS: dict[str, EmbeddingModel] = {
             usd_per_million_tokens=0.15,
             batch_usd_per_million_tokens=0.075,
         ),
+        _GEMINI_EMBEDDING_2,
+        # The preview id of the same family: the same limits, prices and prompt format.
+        dataclasses.replace(_GEMINI_EMBEDDING_2, name="gemini-embedding-2-preview"),
+        # Vertex AI text models: at most 768 dimensions and 2,048 tokens, tasks as fields.
         EmbeddingModel(
-            name="gemini-embedding-2",
-            default_dim=3072,
-            min_dim=128,
-            max_input_tokens=8192,
-            one_content_per_text=True,
-            normalises_truncated=True,
+            name="text-embedding-005", default_dim=768, min_dim=1, max_input_tokens=2048, vertex_only=True
         ),
+        EmbeddingModel(
+            name="text-multilingual-embedding-002",
+            default_dim=768,
+            min_dim=1,
+            max_input_tokens=2048,
+            vertex_only=True,
+        ),
+        # Retired on the Gemini API: kept so that a request for them is refused with the date and the
+        # replacement before anything is paid, and the emulator answers 404 as the API does.
         EmbeddingModel(
             name="gemini-embedding-exp-03-07",
             default_dim=3072,
             min_dim=128,
             max_input_tokens=8192,
+            retired_on="2025-08-14",
+            replacement="gemini-embedding-001",
         ),
         EmbeddingModel(
             name="text-embedding-004",
             default_dim=768,
             min_dim=1,
             max_input_tokens=2048,
+            retired_on="2026-01-14",
+            replacement="gemini-embedding-001",
         ),
         EmbeddingModel(
             name="embedding-001",
@@ -139,10 +235,16 @@ MODELS: dict[str, EmbeddingModel] = {
             min_dim=768,
             max_input_tokens=2048,
             supports_output_dimensionality=False,
-            supports_task_type=False,
+            task_format="none",
+            retired_on="2025-08-14",
+            replacement="gemini-embedding-001",
         ),
     )
 }
+
+#: The newest member of the gemini-embedding family: an unknown ``gemini-embedding-*`` name takes its
+#: limits and request format.
+NEWEST_FAMILY_MEMBER = _GEMINI_EMBEDDING_2
 
 
 def bare_model_name(model: str) -> str:
@@ -155,25 +257,39 @@ def get_model(model: str) -> EmbeddingModel | None:
     return MODELS.get(bare_model_name(model))
 
 
-def resolve_model(model: str) -> EmbeddingModel:
+def resolve_model(model: str, *, vertexai: bool | None = None) -> EmbeddingModel:
     """
     Return the entry for ``model``, inferring one for unknown ``gemini-embedding-*`` models.
 
-    New Gemini embedding models keep the family's conventions (3072 dimensions, Matryoshka truncation,
-    one vector per ``Content``), so a model released after this package still works. Anything else raises
-    ``ValueError`` listing the models this package knows; so does a ``model`` that is not a string.
+    A model released after this package keeps the family's conventions: it takes the limits and request
+    format of :data:`NEWEST_FAMILY_MEMBER`. Anything else raises ``ValueError`` listing the models this
+    package knows; so does a ``model`` that is not a string, a retired model (with its date and
+    replacement), and, where the connection is known (``vertexai``), a model its API does not serve.
+
+    :param model: the model name, with or without ``models/``.
+    :param vertexai: whether the connection calls Vertex AI; ``None`` when not known (no API check).
     """
     if not isinstance(model, str):
         raise ValueError(f"model must be a model name such as {DEFAULT_MODEL!r}, got {type(model).__name__}")
-    known = get_model(model)
-    if known is not None:
-        return known
-    name = bare_model_name(model)
-    if name.startswith("gemini-embedding"):
-        return EmbeddingModel(
-            name=name, default_dim=3072, min_dim=128, max_input_tokens=2048, one_content_per_text=True
+    spec = get_model(model)
+    if spec is None:
+        name = bare_model_name(model)
+        if not name.startswith("gemini-embedding"):
+            available = ", ".join(sorted(name for name, known in MODELS.items() if known.retired_on is None))
+            raise ValueError(f"unknown embedding model {model!r}; known models: {available}")
+        spec = dataclasses.replace(NEWEST_FAMILY_MEMBER, name=name)
+    if spec.retired_on is not None:
+        raise ValueError(
+            f"model {spec.name!r} was retired by Google on {spec.retired_on} (requests for it answer 404); "
+            f"use {spec.replacement!r} instead (a new model needs re-embedding the collection: see "
+            "MilvusPromoteAliasOperator)"
         )
-    raise ValueError(f"unknown embedding model {model!r}; known models: {', '.join(sorted(MODELS))}")
+    if spec.vertex_only and vertexai is False:
+        raise ValueError(
+            f"model {spec.name!r} is served by Vertex AI only; use a Vertex AI connection (extra "
+            f"vertexai=true) or a Gemini API model such as {DEFAULT_MODEL!r}"
+        )
+    return spec
 
 
 def normalise_task_type(task_type: str) -> TaskType:

@@ -17,6 +17,7 @@ import numpy as np
 from airflow_provider_gemini_milvus.gemini.models import (
     MAX_TEXTS_PER_REQUEST,
     EmbeddingModel,
+    TaskType,
     cost_usd,
     estimate_tokens,
     normalise_task_type,
@@ -40,6 +41,7 @@ __all__ = [
     "scrubbed",
     "validated_batch_size",
     "validated_concurrency",
+    "validated_inputs",
     "validated_request",
     "validated_texts",
     "validated_titles",
@@ -127,7 +129,7 @@ class EmbedRequest:
     """The model settings every request of one call shares, validated."""
 
     model: EmbeddingModel
-    task_type: str
+    task_type: TaskType
     output_dimensionality: int | None
     dim: int
 
@@ -175,9 +177,19 @@ class UnusableResponse(Exception):
 # -- validation (all of it runs before the first request) -----------------------------------------------
 
 
-def validated_request(model: str, task_type: str, output_dimensionality: int | None) -> EmbedRequest:
-    """Resolve the model and check the task type and dimension; ``ValueError`` names what is wrong."""
-    spec = resolve_model(model)
+def validated_request(
+    model: str, task_type: str, output_dimensionality: int | None, *, vertexai: bool | None = None
+) -> EmbedRequest:
+    """
+    Resolve the model and check the task type and dimension; ``ValueError`` names what is wrong.
+
+    :param model: the model name.
+    :param task_type: the task type, in any case.
+    :param output_dimensionality: the vector length, or None for the model's default.
+    :param vertexai: whether the connection calls Vertex AI (a model its API does not serve is refused);
+        None when not known.
+    """
+    spec = resolve_model(model, vertexai=vertexai)
     return EmbedRequest(
         model=spec,
         task_type=normalise_task_type(task_type),
@@ -238,6 +250,31 @@ def validated_titles(
             raise ValueError(f"titles[{index}] is not a string (got {type(title).__name__})")
         check_sendable(f"titles[{index}]", title, model)
     return list(titles)
+
+
+def validated_inputs(
+    texts: Sequence[str], titles: Sequence[str | None] | None, request: EmbedRequest
+) -> tuple[list[str], list[str | None] | None]:
+    """
+    Check ``texts`` and ``titles`` and return them as they are sent.
+
+    For a model that takes the task in the text (gemini-embedding-2), each text carries its task prefix
+    and, for a document, its title (:func:`~.models.prompted_text`); no title goes as a field. The length
+    check and every token estimate then count the prefix.
+
+    :raises ValueError: naming the first bad ``texts[i]`` or ``titles[i]``, before any request.
+    """
+    text_list = validated_texts(texts, request.model)
+    title_list = validated_titles(titles, len(text_list), request.task_type, request.model)
+    if request.model.task_format != "prompt":
+        return text_list, title_list
+    sent = []
+    for index, text in enumerate(text_list):
+        title = title_list[index] if title_list is not None else None
+        prompted = request.model.sent_text(request.task_type, text, title)
+        check_sendable(f"texts[{index}] with its task prefix", prompted, request.model)
+        sent.append(prompted)
+    return sent, None
 
 
 def validated_batch_size(batch_size: int) -> int:

@@ -52,9 +52,8 @@ from airflow_provider_gemini_milvus.gemini.requests import (
     scrubbed,
     validated_batch_size,
     validated_concurrency,
+    validated_inputs,
     validated_request,
-    validated_texts,
-    validated_titles,
 )
 from airflow_provider_gemini_milvus.gemini.retries import (
     is_daily_quota,
@@ -333,9 +332,8 @@ class GeminiHook(BaseHook):
             )
         if on_result is not None and not callable(on_result):
             raise ValueError(f"on_result must be callable, got {type(on_result).__name__}")
-        request = validated_request(model, task_type, output_dimensionality)
-        text_list = validated_texts(texts, request.model)
-        title_list = validated_titles(titles, len(text_list), request.task_type, request.model)
+        request = validated_request(model, task_type, output_dimensionality, vertexai=self.settings.vertexai)
+        text_list, title_list = validated_inputs(texts, titles, request)
         batches = plan_requests(
             text_list, title_list, validated_batch_size(batch_size), self.settings.tokens_per_minute
         )

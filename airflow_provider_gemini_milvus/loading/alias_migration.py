@@ -149,7 +149,10 @@ def embedding_fingerprint(model: str, output_dimensionality: int | None, task_ty
     resolved = resolve_model(model)
     resolved.check_output_dimensionality(output_dimensionality)
     return model_fingerprint(
-        resolved.name, resolved.dim(output_dimensionality), normalise_task_type(task_type)
+        resolved.name,
+        resolved.dim(output_dimensionality),
+        normalise_task_type(task_type),
+        resolved.request_format,
     )
 
 

@@ -104,9 +104,14 @@ class WriteResult:
         return asdict(self)
 
 
-def model_fingerprint(model: str, dim: int, task_type: str) -> str:
-    """What the ``model`` field of a row records: name, dimensionality and task type."""
-    return f"{model}/{dim}/{task_type}"
+def model_fingerprint(model: str, dim: int, task_type: str, request_format: str = "") -> str:
+    """
+    What the ``model`` field of a row records: name, dimensionality, task type and, where the model takes
+    the task in the text, the request format (``gemini-embedding-2/768/RETRIEVAL_DOCUMENT/prompt-v1``), so
+    that rows embedded in another format are embedded again.
+    """
+    fingerprint = f"{model}/{dim}/{task_type}"
+    return f"{fingerprint}/{request_format}" if request_format else fingerprint
 
 
 def milvus_string_literal(value: str) -> str:

@@ -69,7 +69,7 @@ def test_titles_count_and_the_token_quota_splits_requests() -> None:
 
 
 def test_a_model_without_a_price_has_no_cost_and_cannot_be_budgeted() -> None:
-    estimate = estimate_run_cost(["x"], model="gemini-embedding-2", batch=False)
+    estimate = estimate_run_cost(["x"], model="text-embedding-005", batch=False)
     assert (estimate.sync_cost_usd, estimate.batch_cost_usd) == (None, None)
     with pytest.raises(ValueError, match="has no known sync price"):
         check_budget(estimate, 1.0)
@@ -234,7 +234,7 @@ def test_the_estimate_follows_the_connections_token_quota(
         ({"dry_run": "yes"}, "dry_run must be true or false"),
         ({"max_cost_usd": "-1"}, "max_cost_usd must be a number >= 0"),
         ({"max_cost_usd": "lots"}, "max_cost_usd must be a number >= 0, got 'lots'"),
-        ({"max_cost_usd": 1, "model": "gemini-embedding-2"}, "max_cost_usd cannot be checked: model"),
+        ({"max_cost_usd": 1, "model": "text-embedding-005"}, "max_cost_usd cannot be checked: model"),
     ],
 )
 @pytest.mark.usefixtures("gemini_connection")

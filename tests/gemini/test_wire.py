@@ -92,7 +92,7 @@ def test_nan_and_infinity_written_as_proto_json_strings_are_refused_by_name() ->
         ("gemini-embedding-001", "RETRIEVAL_DOCUMENT", 256, ["Same", "Same", "Same"]),
         ("gemini-embedding-001", "RETRIEVAL_QUERY", None, None),
         ("gemini-embedding-2", "RETRIEVAL_DOCUMENT", 768, None),
-        ("text-embedding-004", "RETRIEVAL_DOCUMENT", None, None),
+        ("gemini-embedding-2", "RETRIEVAL_QUERY", 256, None),
     ],
 )
 def test_the_gemini_api_path_answers_as_models_embed_content_does(

@@ -165,7 +165,10 @@ def test_gemini_embedding_2_returns_one_vector_per_text(connect) -> None:
 
 
 def test_model_name_may_carry_the_models_prefix(connect) -> None:
-    assert connect().embed(["x marks the spot"], model="models/text-embedding-004").shape == (1, 768)
+    vectors = connect().embed(
+        ["x marks the spot"], model="models/gemini-embedding-2", output_dimensionality=768
+    )
+    assert vectors.shape == (1, 768)
 
 
 def test_max_concurrency_bounds_requests_in_flight(connect, gemini_emulator: GeminiEmulator) -> None:
@@ -392,7 +395,9 @@ def test_concurrent_calls_on_one_hook_each_get_their_own_stats(connect) -> None:
         (["fine"], {"task_type": "RETRIEVAL_DOCUMENTS"}, "unknown task_type 'RETRIEVAL_DOCUMENTS'"),
         (["fine"], {"output_dimensionality": 4096}, "output_dimensionality=4096 is out of range"),
         (["fine"], {"output_dimensionality": 64}, "output_dimensionality=64 is out of range"),
-        (["fine"], {"model": "embedding-001", "output_dimensionality": 256}, "does not support output_dim"),
+        (["fine"], {"model": "embedding-001"}, "retired by Google on 2025-08-14"),
+        (["fine"], {"model": "text-embedding-004"}, "retired by Google on 2026-01-14"),
+        (["fine"], {"model": "text-embedding-005"}, "served by Vertex AI only"),
         (["fine"], {"model": "text-davinci-003"}, "unknown embedding model 'text-davinci-003'"),
         (["a", "b"], {"titles": ["only one"]}, "got 1 titles for 2 texts"),
         (["a", "b"], {"titles": ["t", 7]}, r"titles\[1\] is not a string"),
@@ -442,11 +447,10 @@ def test_a_text_over_the_token_quota_is_refused_before_sending(
         ("gemini-embedding-001", 1536, 1536),
         ("models/gemini-embedding-001", None, 3072),
         ("gemini-embedding-2", None, 3072),
-        ("gemini-embedding-exp-03-07", None, 3072),
-        ("text-embedding-004", None, 768),
-        ("models/text-embedding-004", None, 768),
-        ("embedding-001", None, 768),
-        ("models/embedding-001", None, 768),
+        ("gemini-embedding-2-preview", None, 3072),
+        ("models/gemini-embedding-2", 768, 768),
+        ("text-embedding-005", None, 768),
+        ("text-multilingual-embedding-002", 256, 256),
         ("gemini-embedding-003", None, 3072),
     ],
 )

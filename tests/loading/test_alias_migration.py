@@ -29,7 +29,7 @@ from airflow_provider_gemini_milvus.milvus.rows import content_hash
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
 
 ALIAS = "docs"
-FINGERPRINT = "text-embedding-004/4/RETRIEVAL_DOCUMENT"
+FINGERPRINT = "gemini-embedding-2/4/RETRIEVAL_DOCUMENT/prompt-v1"
 START = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 
@@ -59,7 +59,7 @@ def test_versioned_name_is_the_same_for_the_same_settings_and_differs_for_others
     others = {
         versioned_collection_name(ALIAS, "gemini-embedding-001", 1536),
         versioned_collection_name(ALIAS, "gemini-embedding-001", 768, "SEMANTIC_SIMILARITY"),
-        versioned_collection_name(ALIAS, "text-embedding-004", 768),
+        versioned_collection_name(ALIAS, "gemini-embedding-2", 768),
         versioned_collection_name("docs2", "gemini-embedding-001", 768),
     }
     assert name not in others
@@ -67,11 +67,11 @@ def test_versioned_name_is_the_same_for_the_same_settings_and_differs_for_others
 
 
 def test_versioned_name_without_dimensionality_is_the_model_default() -> None:
-    assert versioned_collection_name(ALIAS, "text-embedding-004") == versioned_collection_name(
-        ALIAS, "text-embedding-004", 768
+    assert versioned_collection_name(ALIAS, "gemini-embedding-2") == versioned_collection_name(
+        ALIAS, "gemini-embedding-2", 3072
     )
-    assert embedding_fingerprint("text-embedding-004", None, "retrieval_document") == (
-        "text-embedding-004/768/RETRIEVAL_DOCUMENT"
+    assert embedding_fingerprint("gemini-embedding-2", None, "retrieval_document") == (
+        "gemini-embedding-2/3072/RETRIEVAL_DOCUMENT/prompt-v1"
     )
 
 

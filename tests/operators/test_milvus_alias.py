@@ -20,7 +20,7 @@ from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulato
 
 ALIAS = "docs"
 OLD: dict[str, Any] = {"model": "gemini-embedding-001", "output_dimensionality": 768}
-NEW: dict[str, Any] = {"model": "text-embedding-004", "output_dimensionality": 256}
+NEW: dict[str, Any] = {"model": "gemini-embedding-2", "output_dimensionality": 256}
 CORPUS = [
     {"id": "milvus", "text": "Milvus stores vectors for similarity search."},
     {"id": "airflow", "text": "Airflow schedules data pipelines every day."},
@@ -57,7 +57,7 @@ def test_rendered_arguments_are_converted_and_the_collection_derived() -> None:
     operator = MilvusPromoteAliasOperator(
         task_id="promote",
         alias=ALIAS,
-        model="text-embedding-004",
+        model="gemini-embedding-2",
         output_dimensionality="256",
         task_type="retrieval_document",
         expected_rows="3",
@@ -68,13 +68,17 @@ def test_rendered_arguments_are_converted_and_the_collection_derived() -> None:
     )
     args = operator.converted_arguments()
     assert args.collection_name == versioned_collection_name(ALIAS, **NEW)
-    assert args.fingerprint == "text-embedding-004/256/RETRIEVAL_DOCUMENT"
+    assert args.fingerprint == "gemini-embedding-2/256/RETRIEVAL_DOCUMENT/prompt-v1"
     assert (args.expected_rows, args.probe_limit, args.keep_previous, args.retention_hours) == (3, 3, 0, 1.5)
     assert args.probes == [("a question", None)]
 
 
 def test_an_embed_result_gives_the_expected_rows_and_must_match_the_settings() -> None:
-    result = {"rows": [], "model": "text-embedding-004/256/RETRIEVAL_DOCUMENT", "stats": {"documents": 7}}
+    result = {
+        "rows": [],
+        "model": "gemini-embedding-2/256/RETRIEVAL_DOCUMENT/prompt-v1",
+        "stats": {"documents": 7},
+    }
     operator = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, expected_rows=result, **NEW)
     assert operator.converted_arguments().expected_rows == 7
 
@@ -86,7 +90,7 @@ def test_an_embed_result_gives_the_expected_rows_and_must_match_the_settings() -
 
     other = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, expected_rows=result, **OLD)
     with pytest.raises(
-        ValueError, match="embedding with text-embedding-004/256/.* promotes gemini-embedding-001/768"
+        ValueError, match="embedding with gemini-embedding-2/256/.* promotes gemini-embedding-001/768"
     ):
         other.converted_arguments()
 

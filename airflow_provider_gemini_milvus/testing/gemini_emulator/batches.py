@@ -301,7 +301,7 @@ class BatchService:
 
     def _create(self, route: BatchRoute, body: dict[str, Any]) -> dict[str, Any]:
         model = MODELS.get(route.model)
-        if model is None:
+        if model is None or model.retired_on is not None or model.vertex_only:
             raise ApiError(404, f"models/{route.model} is not found for API version {route.version}.")
         batch = body.get("batch")
         if not isinstance(batch, dict):

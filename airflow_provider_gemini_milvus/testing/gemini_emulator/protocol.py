@@ -126,7 +126,8 @@ def match_route(method: str, path: str) -> Route:
 def lookup_model(route: Route) -> EmbeddingModel:
     """The catalogue entry of the model in the URL, or the 404 the real service answers."""
     model = MODELS.get(route.model)
-    if model is not None:
+    # A retired model answers 404 as any unknown one; a Vertex AI only model is unknown to the Gemini API.
+    if model is not None and model.retired_on is None and (route.vertex or not model.vertex_only):
         return model
     if route.vertex:
         raise ApiError(
@@ -509,7 +510,9 @@ def vertex_model_resource(model: EmbeddingModel) -> dict[str, Any]:
 
 def list_models(query: dict[str, list[str]]) -> dict[str, Any]:
     """One page of ``GET /{ver}/models`` (``pageSize`` and ``pageToken`` in the query)."""
-    names = sorted(MODELS)
+    names = sorted(
+        name for name, model in MODELS.items() if model.retired_on is None and not model.vertex_only
+    )
     try:
         page_size = int((query.get("pageSize") or query.get("page_size") or ["50"])[0])
         offset = int((query.get("pageToken") or query.get("page_token") or ["0"])[0] or 0)

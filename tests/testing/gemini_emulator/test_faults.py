@@ -177,7 +177,7 @@ def test_corrupt_next_truncated_is_the_first_half_of_the_json(gemini_emulator: G
             id="vertex-batchEmbedContents",
         ),
         pytest.param(
-            "/v1beta1/publishers/google/models/text-embedding-004:predict",
+            "/v1beta1/publishers/google/models/text-embedding-005:predict",
             {"instances": [{"content": "first"}]},
             id="vertex-predict",
         ),
@@ -293,7 +293,7 @@ def test_refuse_texts_answers_google_s_generic_400_by_default(gemini_emulator: G
             id="vertex-batchEmbedContents",
         ),
         pytest.param(
-            "/v1beta1/publishers/google/models/text-embedding-004:predict",
+            "/v1beta1/publishers/google/models/text-embedding-005:predict",
             {"instances": [{"content": "fine"}, {"content": "fine"}, {"content": "so bad"}]},
             "instances[2].content",
             id="vertex-predict",

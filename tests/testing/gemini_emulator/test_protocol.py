@@ -83,7 +83,19 @@ def test_models_get_and_list(client: genai.Client) -> None:
     assert model.name == f"models/{MODEL}"
     assert model.input_token_limit == MODELS[MODEL].max_input_tokens
     assert "embedContent" in (model.supported_actions or [])
-    assert listed == [f"models/{name}" for name in sorted(MODELS)]
+    served = sorted(name for name, spec in MODELS.items() if spec.retired_on is None and not spec.vertex_only)
+    assert listed == [f"models/{name}" for name in served]
+
+
+@pytest.mark.parametrize("model", ["text-embedding-004", "embedding-001", "text-embedding-005"])
+def test_retired_and_vertex_only_models_answer_404_on_the_gemini_api(
+    client: genai.Client, model: str
+) -> None:
+    from google.genai import errors
+
+    with pytest.raises(errors.ClientError) as excinfo:
+        client.models.embed_content(model=model, contents=["a"])
+    assert excinfo.value.code == 404
 
 
 def test_vertex_express_mode(gemini_emulator: GeminiEmulator) -> None:
@@ -96,7 +108,7 @@ def test_vertex_express_mode(gemini_emulator: GeminiEmulator) -> None:
 
     batch = vertex.models.embed_content(model=MODEL, contents=["a", "b"], config=config)
     single = vertex.models.embed_content(model=MODEL, contents="a", config=config)
-    predicted = vertex.models.embed_content(model="text-embedding-004", contents=["a", "b"])
+    predicted = vertex.models.embed_content(model="text-embedding-005", contents=["a", "b"])
 
     expected = emulated_embedding("a", task_type="RETRIEVAL_DOCUMENT", title="T", output_dimensionality=256)
     assert batch.embeddings is not None
