@@ -130,5 +130,5 @@ test-distributed: install
 
 clean:
 	rm -rf $(VENV) $(LOWEST_VENV) .venv-distributed .distributed dist build .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
-	rm -rf docs/_build docs/api/generated
+	rm -rf docs/_build docs/api/generated .grimp_cache .import_linter_cache
 	rm -rf $(MILVUS_SERVER_DIR) .milvus-server
