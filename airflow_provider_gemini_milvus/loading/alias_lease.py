@@ -205,6 +205,8 @@ def _create_lock(
 
     client = hook.get_conn()
     name = lock_collection_name(alias)
+    if client.has_collection(name, timeout=hook.timeout):
+        return  # held (checked first: a refused create makes pymilvus log an ERROR traceback)
     # The token in the description too: a server that answers a second create of an identical schema with
     # success (idempotent create) sees another schema here. Who holds it is read back from the properties.
     schema = client.create_schema(auto_id=False, description=f"migration lease of alias {alias} ({token})")

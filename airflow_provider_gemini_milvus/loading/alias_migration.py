@@ -377,7 +377,7 @@ def mark_retired(hook: MilvusHook, alias: str, now: datetime) -> list[str]:
     return stamped
 
 
-def retired_versions(hook: MilvusHook, alias: str) -> list[RetiredVersion]:
+def retired_versions(hook: MilvusHook, alias: str, log: TaskLogger | None = None) -> list[RetiredVersion]:
     """
     The collections ``alias`` moved away from, most recently left first.
 
@@ -386,7 +386,9 @@ def retired_versions(hook: MilvusHook, alias: str) -> list[RetiredVersion]:
 
     :param hook: the Milvus hook.
     :param alias: the alias.
+    :param log: where the warning goes; the hook's logger when None.
     """
+    log = log or hook.log
     versions = []
     for name in hook.get_conn().list_collections(timeout=hook.timeout):
         properties = _properties(hook, name)
@@ -397,7 +399,7 @@ def retired_versions(hook: MilvusHook, alias: str) -> list[RetiredVersion]:
             continue
         retired_at = _parse_time(stamp)
         if retired_at is None:
-            hook.log.warning(
+            log.warning(
                 "Keeping collection %s: its %s %r is not an ISO time with a time zone, so retention "
                 "cannot tell its age. Set it (e.g. %r) or drop the collection yourself",
                 name,
@@ -434,6 +436,7 @@ def drop_retired_versions(
     retention_hours: float,
     now: datetime,
     lease: AliasLease | None = None,
+    log: TaskLogger | None = None,
 ) -> list[str]:
     """
     Drop what :func:`versions_to_drop` picks, skipping any collection an alias points to; return the names.
@@ -449,11 +452,16 @@ def drop_retired_versions(
     :param retention_hours: see :func:`versions_to_drop`.
     :param now: the current time (UTC).
     :param lease: the alias's migration lease held by the caller.
+    :param log: the task's logger; the hook's when None.
     :raises AliasMigrationLockedError: ``lease`` was taken over; nothing more was dropped.
     """
+    log = log or hook.log
     mark_retired(hook, alias, now)
     candidates = versions_to_drop(
-        retired_versions(hook, alias), keep_previous=keep_previous, retention_hours=retention_hours, now=now
+        retired_versions(hook, alias, log),
+        keep_previous=keep_previous,
+        retention_hours=retention_hours,
+        now=now,
     )
     client = hook.get_conn()
     dropped = []
@@ -462,10 +470,10 @@ def drop_retired_versions(
             lease.confirm()
         reason = _reason_to_keep(hook, alias, name)
         if reason:
-            hook.log.info("Keeping %s: %s", name, reason)
+            log.info("Keeping %s: %s", name, reason)
             continue
         client.drop_collection(name, timeout=hook.timeout)
-        hook.log.info("Dropped collection %s, a retired version of alias %s", name, alias)
+        log.info("Dropped collection %s, a retired version of alias %s", name, alias)
         dropped.append(name)
     return dropped
 
@@ -601,6 +609,7 @@ def _promote(
         retention_hours=args.retention_hours,
         now=now,
         lease=lease,
+        log=log,
     )
     return {
         "alias": args.alias,
