@@ -10,6 +10,7 @@ from __future__ import annotations
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 __all__ = [
+    "AliasMigrationLockedError",
     "BulkImportFailed",
     "GeminiAPIError",
     "GeminiMilvusProviderError",
@@ -59,4 +60,12 @@ class MigrationCheckError(GeminiMilvusProviderError, AirflowFailException):
     A new collection failed a check before an alias switch; the alias was not moved.
 
     Not transient (the rows, their model or the probes are wrong), so the task fails without retrying.
+    """
+
+
+class AliasMigrationLockedError(GeminiMilvusProviderError, AirflowFailException):
+    """
+    Another migration of the same alias holds its lease: only one runs at a time, the other fails at once.
+
+    The message names the holder, when its lease expires and how to clear it if that task is gone.
     """

@@ -84,6 +84,7 @@ PACKAGE_FACES = {
         "to_str_list",
     ],
     "airflow_provider_gemini_milvus.exceptions": [
+        "AliasMigrationLockedError",
         "BulkImportFailed",
         "GeminiAPIError",
         "GeminiMilvusProviderError",

@@ -9,9 +9,15 @@ in one call (:func:`switch_alias`), and later drops the collections the alias le
 What a migration records lives in the collections' own properties, so it survives restarts and needs no
 other store: ``gemini_milvus.alias`` (the alias the collection served or serves), ``gemini_milvus.model``
 (the embedding settings), ``gemini_milvus.promoted_at`` and ``gemini_milvus.retired_at`` (UTC ISO times
-the alias moved onto and away from it; an empty ``retired_at`` means live). Only collections carrying a
-``retired_at`` for the alias are ever dropped, never one an alias points to; a collection whose checks
-failed carries nothing and is left alone.
+the alias moved onto and away from it; an empty ``retired_at`` means live). A collection is tagged only
+once the alias points to it (after the switch, or when found as the alias's target), never before: one
+whose checks failed, or whose switch failed, carries nothing and is left alone. Only collections that were
+live, carry a readable ``retired_at`` for the alias and no alias points to (checked again right before
+each drop) are ever dropped.
+
+:func:`promote` holds the alias's migration lease (:mod:`.alias_lease`) from before its checks to the end
+of the clean-up: a second migration of the same alias fails at once, so it neither drops the first one's
+collection nor moves the alias between the first one's checks and its drops.
 
 Milvus Lite resolves an alias wherever a collection name is taken (describe, query, search, upsert, delete)
 and its ``drop_collection`` silently drops an alias together with its target; so does ``drop_collection``
@@ -22,12 +28,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_gemini_milvus.exceptions import MigrationCheckError
 from airflow_provider_gemini_milvus.gemini.models import normalise_task_type, resolve_model
+from airflow_provider_gemini_milvus.loading.alias_lease import (
+    DEFAULT_LEASE_MINUTES,
+    AliasLease,
+    LeaseOwner,
+    acquire_lease,
+)
 from airflow_provider_gemini_milvus.milvus.layout import (
     FIELD_MODEL,
     FIELD_VECTOR,
@@ -60,6 +73,7 @@ __all__ = [
     "embedding_fingerprint",
     "mark_retired",
     "probe_search",
+    "record_live",
     "retired_versions",
     "switch_alias",
     "verify_collection",
@@ -133,6 +147,7 @@ class PromoteArguments:
     probe_limit: int
     keep_previous: int
     retention_hours: float
+    lease_minutes: float = DEFAULT_LEASE_MINUTES
 
 
 def embedding_fingerprint(model: str, output_dimensionality: int | None, task_type: str) -> str:
@@ -285,32 +300,62 @@ def switch_alias(
     client = hook.get_conn()
     previous = alias_target(hook, alias)
     if previous == collection:
+        record_live(hook, alias, collection, fingerprint=fingerprint, now=now)
         return AliasSwitch(previous, switched=False)
-    # An empty ``retired_at`` marks the collection live again when the alias comes back to it (a rollback);
-    # setting it, rather than deleting the key, works on servers older than Milvus 2.4.18 too.
-    client.alter_collection_properties(
-        collection,
-        {
-            PROPERTY_ALIAS: alias,
-            PROPERTY_MODEL: fingerprint,
-            PROPERTY_PROMOTED_AT: _iso(now),
-            PROPERTY_RETIRED_AT: "",
-        },
-        timeout=hook.timeout,
-    )
     if previous is None:
         client.create_alias(collection, alias, timeout=hook.timeout)
     else:
-        # Tagged before the move, so a crash right after it still leaves the old version recognisable.
-        client.alter_collection_properties(previous, {PROPERTY_ALIAS: alias}, timeout=hook.timeout)
+        # The live version is tagged before the move (true whether or not the move then succeeds), so a
+        # crash right after the move still leaves it recognisable as a version the alias left.
+        record_live(hook, alias, previous, fingerprint=None, now=now)
         client.alter_alias(collection, alias, timeout=hook.timeout)
+    # Tagged only now that readers see it: a collection whose switch failed was never live and carries
+    # nothing a clean-up could mistake for a retired version. A crash before this line leaves the live
+    # collection untagged; the retry (or the next migration, through ``previous``) tags it.
+    record_live(hook, alias, collection, fingerprint=fingerprint, now=now, promoted=True)
     return AliasSwitch(previous, switched=True)
+
+
+def record_live(
+    hook: MilvusHook,
+    alias: str,
+    collection: str,
+    *,
+    fingerprint: str | None,
+    now: datetime,
+    promoted: bool = False,
+) -> None:
+    """
+    Record in ``collection``'s properties that ``alias`` points to it: only call while it does.
+
+    An empty ``retired_at`` marks it live (again, after a rollback); setting it, rather than deleting the
+    key, works on servers older than Milvus 2.4.18 too. A ``promoted_at`` already there is kept unless
+    ``promoted`` (the alias just moved onto it); so is a ``model``, unless ``fingerprint`` is given and the
+    alias just moved. Nothing is written when nothing changes.
+
+    :param hook: the Milvus hook.
+    :param alias: the alias.
+    :param collection: the collection the alias points to.
+    :param fingerprint: its embedding settings, when known (checked by this migration).
+    :param now: the time to record (UTC).
+    :param promoted: True right after the alias moved onto it.
+    """
+    properties = _properties(hook, collection) or {}
+    wanted: dict[str, str] = {PROPERTY_ALIAS: alias, PROPERTY_RETIRED_AT: ""}
+    if promoted or not properties.get(PROPERTY_PROMOTED_AT):
+        wanted[PROPERTY_PROMOTED_AT] = _iso(now)
+    if fingerprint is not None and (promoted or not properties.get(PROPERTY_MODEL)):
+        wanted[PROPERTY_MODEL] = fingerprint
+    changes = {key: value for key, value in wanted.items() if properties.get(key) != value}
+    if changes:
+        hook.get_conn().alter_collection_properties(collection, changes, timeout=hook.timeout)
 
 
 def mark_retired(hook: MilvusHook, alias: str, now: datetime) -> list[str]:
     """
-    Stamp ``retired_at`` on every collection of ``alias`` that it no longer points to and is not stamped
-    yet (the one it just left, or one a crash left unstamped); return their names.
+    Stamp ``retired_at`` on every collection that was live for ``alias`` (tagged with it and a
+    ``promoted_at``), that it no longer points to and is not stamped yet (the one it just left, or one a
+    crash left unstamped); return their names. A collection that was never live is never stamped.
 
     :param hook: the Milvus hook.
     :param alias: the alias.
@@ -320,7 +365,13 @@ def mark_retired(hook: MilvusHook, alias: str, now: datetime) -> list[str]:
     stamped = []
     for name in hook.get_conn().list_collections(timeout=hook.timeout):
         properties = _properties(hook, name)
-        if name == target or properties.get(PROPERTY_ALIAS) != alias or properties.get(PROPERTY_RETIRED_AT):
+        if (
+            properties is None
+            or name == target
+            or properties.get(PROPERTY_ALIAS) != alias
+            or not properties.get(PROPERTY_PROMOTED_AT)
+            or properties.get(PROPERTY_RETIRED_AT)
+        ):
             continue
         hook.get_conn().alter_collection_properties(
             name, {PROPERTY_RETIRED_AT: _iso(now)}, timeout=hook.timeout
@@ -329,19 +380,38 @@ def mark_retired(hook: MilvusHook, alias: str, now: datetime) -> list[str]:
     return stamped
 
 
-def retired_versions(hook: MilvusHook, alias: str) -> list[RetiredVersion]:
+def retired_versions(hook: MilvusHook, alias: str, log: TaskLogger | None = None) -> list[RetiredVersion]:
     """
     The collections ``alias`` moved away from, most recently left first.
 
+    A ``retired_at`` that is not an ISO time with a time zone is skipped with a warning: that collection
+    is never dropped on the strength of a time that cannot be read, and the other versions are unaffected.
+
     :param hook: the Milvus hook.
     :param alias: the alias.
+    :param log: where the warning goes; the hook's logger when None.
     """
+    log = log or hook.log
     versions = []
     for name in hook.get_conn().list_collections(timeout=hook.timeout):
         properties = _properties(hook, name)
+        if properties is None or properties.get(PROPERTY_ALIAS) != alias:
+            continue
         stamp = properties.get(PROPERTY_RETIRED_AT)
-        if properties.get(PROPERTY_ALIAS) == alias and stamp:
-            versions.append(RetiredVersion(name, datetime.fromisoformat(str(stamp))))
+        if not stamp:
+            continue
+        retired_at = _parse_time(stamp)
+        if retired_at is None:
+            log.warning(
+                "Keeping collection %s: its %s %r is not an ISO time with a time zone, so retention "
+                "cannot tell its age. Set it (e.g. %r) or drop the collection yourself",
+                name,
+                PROPERTY_RETIRED_AT,
+                str(stamp)[:64],
+                _iso(datetime.now(UTC)),
+            )
+            continue
+        versions.append(RetiredVersion(name, retired_at))
     return sorted(versions, key=lambda version: (version.retired_at, version.name), reverse=True)
 
 
@@ -362,40 +432,91 @@ def versions_to_drop(
 
 
 def drop_retired_versions(
-    hook: MilvusHook, alias: str, *, keep_previous: int, retention_hours: float, now: datetime
+    hook: MilvusHook,
+    alias: str,
+    *,
+    keep_previous: int,
+    retention_hours: float,
+    now: datetime,
+    lease: AliasLease | None = None,
+    log: TaskLogger | None = None,
 ) -> list[str]:
     """
     Drop what :func:`versions_to_drop` picks, skipping any collection an alias points to; return the names.
+
+    Each collection is checked again right before its drop: no alias (this one or any other) points to
+    it, and it is still a retired version of ``alias``. Milvus Lite (and Milvus 2.3) would drop an alias
+    with its collection. With ``lease``, the lease is renewed before each drop and the clean-up stops if
+    another migration took it over.
 
     :param hook: the Milvus hook.
     :param alias: the alias.
     :param keep_previous: see :func:`versions_to_drop`.
     :param retention_hours: see :func:`versions_to_drop`.
     :param now: the current time (UTC).
+    :param lease: the alias's migration lease held by the caller.
+    :param log: the task's logger; the hook's when None.
+    :raises AliasMigrationLockedError: ``lease`` was taken over; nothing more was dropped.
     """
+    log = log or hook.log
     mark_retired(hook, alias, now)
     candidates = versions_to_drop(
-        retired_versions(hook, alias), keep_previous=keep_previous, retention_hours=retention_hours, now=now
+        retired_versions(hook, alias, log),
+        keep_previous=keep_previous,
+        retention_hours=retention_hours,
+        now=now,
     )
     client = hook.get_conn()
     dropped = []
     for name in candidates:
-        # Checked again right before the drop: an alias (this one after a rollback, or any other) may
-        # point here, and Milvus Lite would drop the alias with the collection.
-        if name == alias_target(hook, alias) or client.list_aliases(name, timeout=hook.timeout).get(
-            "aliases"
-        ):
-            hook.log.info("Keeping %s: an alias points to it", name)
+        if lease is not None:
+            lease.confirm()
+        reason = _reason_to_keep(hook, alias, name)
+        if reason:
+            log.info("Keeping %s: %s", name, reason)
             continue
         client.drop_collection(name, timeout=hook.timeout)
-        hook.log.info("Dropped collection %s, a retired version of alias %s", name, alias)
+        log.info("Dropped collection %s, a retired version of alias %s", name, alias)
         dropped.append(name)
     return dropped
 
 
-def _properties(hook: MilvusHook, name: str) -> dict[str, Any]:
-    description = hook.get_conn().describe_collection(name, timeout=hook.timeout)
+def _reason_to_keep(hook: MilvusHook, alias: str, name: str) -> str | None:
+    """Why ``name`` must not be dropped now, read right before the drop; None when it may go."""
+    if name == alias_target(hook, alias):
+        return f"alias {alias} points to it"
+    aliases = hook.get_conn().list_aliases(name, timeout=hook.timeout).get("aliases") or []
+    if aliases:
+        return f"alias {', '.join(map(str, aliases))} points to it"
+    properties = _properties(hook, name)
+    if properties is None:
+        return "it is gone already"
+    if properties.get(PROPERTY_ALIAS) != alias or _parse_time(properties.get(PROPERTY_RETIRED_AT)) is None:
+        return f"it is no longer a retired version of alias {alias}"
+    return None
+
+
+def _properties(hook: MilvusHook, name: str) -> dict[str, Any] | None:
+    """The collection's properties, or None when it was dropped since it was listed."""
+    client = hook.get_conn()
+    try:
+        description = client.describe_collection(name, timeout=hook.timeout)
+    except Exception:
+        if not client.has_collection(name, timeout=hook.timeout):
+            return None
+        raise
     return dict(description.get("properties") or {})
+
+
+def _parse_time(value: object) -> datetime | None:
+    """A UTC time written by :func:`_iso`, or None for anything without a readable time and time zone."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _iso(moment: datetime) -> str:
@@ -403,22 +524,55 @@ def _iso(moment: datetime) -> str:
 
 
 def promote(
-    hook: MilvusHook, gemini_hook: GeminiHook, args: PromoteArguments, log: TaskLogger
+    hook: MilvusHook,
+    gemini_hook: GeminiHook,
+    args: PromoteArguments,
+    log: TaskLogger,
+    owner: LeaseOwner | None = None,
 ) -> PromoteResult:
     """
-    Check the new collection, switch the alias onto it and drop the versions past retention.
+    Take the alias's migration lease, check the new collection, switch the alias onto it and drop the
+    versions past retention; then end the lease.
 
     :param hook: the hook of the collection's connection (the caller closes it).
     :param gemini_hook: embeds the probe queries.
     :param args: the operator's converted arguments.
     :param log: the task's logger.
+    :param owner: who migrates (the task instance), named to a second migration of the alias; None for a
+        migration no retry takes over.
+    :raises AliasMigrationLockedError: another migration of the alias is running (before any check or
+        probe), or took the lease over from this one (before the switch or a drop).
     :raises MigrationCheckError: a check failed; the alias was not moved.
     """
+    check_name(args.alias, "alias")
+    owner = owner or LeaseOwner(key=uuid.uuid4().hex, description="an unnamed migration")
+    lease = acquire_lease(hook, args.alias, owner, minutes=args.lease_minutes, log=log)
+    try:
+        return _promote(hook, gemini_hook, args, log, lease)
+    finally:
+        try:
+            lease.release()
+        except Exception as err:
+            log.warning(
+                "Could not end the migration lease of alias %s (%s); it expires at %s, or drop collection "
+                "%s to clear it",
+                args.alias,
+                hook.safe_message(err),
+                lease.expires_at.isoformat(timespec="seconds"),
+                lease.name,
+            )
+
+
+def _promote(
+    hook: MilvusHook, gemini_hook: GeminiHook, args: PromoteArguments, log: TaskLogger, lease: AliasLease
+) -> PromoteResult:
     now = datetime.now(UTC)
     current = alias_target(hook, args.alias)
     rows = probes = 0
     if current == args.collection_name:
         log.info("Alias %s already points to %s: nothing to check or switch", args.alias, current)
+        # A crash between the switch and its record left the collection untagged: record it now.
+        record_live(hook, args.alias, args.collection_name, fingerprint=args.fingerprint, now=now)
         switched = False
     else:
         expected, source = args.expected_rows, args.expected_source
@@ -442,6 +596,7 @@ def promote(
         except MigrationCheckError as err:
             where = f"still points to {current!r}" if current else "was not created"
             raise MigrationCheckError(f"{err}; alias {args.alias!r} {where}") from None
+        lease.confirm()
         switch = switch_alias(hook, args.alias, args.collection_name, fingerprint=args.fingerprint, now=now)
         switched = switch.switched
         log.info(
@@ -451,7 +606,13 @@ def promote(
             f"was {switch.previous}" if switch.previous else "created",
         )
     dropped = drop_retired_versions(
-        hook, args.alias, keep_previous=args.keep_previous, retention_hours=args.retention_hours, now=now
+        hook,
+        args.alias,
+        keep_previous=args.keep_previous,
+        retention_hours=args.retention_hours,
+        now=now,
+        lease=lease,
+        log=log,
     )
     return {
         "alias": args.alias,

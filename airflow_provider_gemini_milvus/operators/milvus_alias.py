@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -10,6 +12,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.gemini.models import DEFAULT_MODEL
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.loading.alias_lease import DEFAULT_LEASE_MINUTES, LeaseOwner
 from airflow_provider_gemini_milvus.loading.alias_migration import (
     PromoteArguments,
     PromoteResult,
@@ -51,6 +54,12 @@ class MilvusPromoteAliasOperator(BaseOperator):
        left, and only once ``retention_hours`` have passed since the alias left them. The collection an
        alias points to is never dropped, nor one a failed migration left unswitched.
 
+    Only one migration of an alias runs at a time: the task holds a lease recorded in Milvus (the
+    collection ``<alias>__migration_lock``) from before its checks to the end of the clean-up. A second
+    migration of the alias fails at once with ``AliasMigrationLockedError`` naming the first. A lease a
+    killed task left expires ``lease_minutes`` after it was last renewed, and the retry of that task takes
+    it over at once.
+
     A retry after the switch finds the alias on the collection already: it checks nothing, sends no probe,
     and only runs the clean-up.
 
@@ -69,6 +78,8 @@ class MilvusPromoteAliasOperator(BaseOperator):
     :param probe_limit: hits per probe search.
     :param keep_previous: retired versions kept whatever their age (1 allows an instant rollback).
     :param retention_hours: hours a retired version beyond ``keep_previous`` is kept after the switch.
+    :param lease_minutes: how long the migration lease lasts after each renewal (renewed before the switch
+        and each drop): how long a killed task's lease blocks other migrations of the alias.
     :param milvus_conn_id: the Milvus connection.
     :param gemini_conn_id: the Gemini connection, to embed the probes.
     """
@@ -84,6 +95,7 @@ class MilvusPromoteAliasOperator(BaseOperator):
         "probe_limit",
         "keep_previous",
         "retention_hours",
+        "lease_minutes",
         "milvus_conn_id",
         "gemini_conn_id",
     )
@@ -102,6 +114,7 @@ class MilvusPromoteAliasOperator(BaseOperator):
         probe_limit: int | str = DEFAULT_PROBE_LIMIT,
         keep_previous: int | str = DEFAULT_KEEP_PREVIOUS,
         retention_hours: float | str = DEFAULT_RETENTION_HOURS,
+        lease_minutes: float | str = DEFAULT_LEASE_MINUTES,
         milvus_conn_id: str = MilvusHook.default_conn_name,
         gemini_conn_id: str = "gemini_default",
         **kwargs: Any,
@@ -118,6 +131,7 @@ class MilvusPromoteAliasOperator(BaseOperator):
         self.probe_limit = probe_limit
         self.keep_previous = keep_previous
         self.retention_hours = retention_hours
+        self.lease_minutes = lease_minutes
         self.milvus_conn_id = milvus_conn_id
         self.gemini_conn_id = gemini_conn_id
 
@@ -137,9 +151,32 @@ class MilvusPromoteAliasOperator(BaseOperator):
         args = self.converted_arguments()
         hook = self.hook
         try:
-            return promote(hook, self.gemini_hook, args, self.log)
+            return promote(hook, self.gemini_hook, args, self.log, owner=self.lease_owner(context))
         finally:
             hook.close()
+
+    def lease_owner(self, context: Context | Mapping[str, Any]) -> LeaseOwner:
+        """
+        Who holds the alias's migration lease: this task instance, the same for each of its tries (so a
+        retry takes over the lease of a killed try), named with its try and host for other migrations.
+
+        :param context: the task's context; without a task instance the owner is unique to this call.
+        """
+        ti = context.get("ti")
+        host = socket.gethostname()
+        if ti is None:
+            return LeaseOwner(
+                key=f"{self.task_id}/{uuid.uuid4().hex}", description=f"task {self.task_id!r} on host {host}"
+            )
+        map_index = getattr(ti, "map_index", -1)
+        mapped = f", map index {map_index}" if map_index is not None and map_index >= 0 else ""
+        return LeaseOwner(
+            key=f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{map_index}",
+            description=(
+                f"task {ti.task_id!r} of DAG {ti.dag_id!r}, run {ti.run_id!r}{mapped}, try "
+                f"{getattr(ti, 'try_number', '?')}, on host {host}"
+            ),
+        )
 
     def converted_arguments(self) -> PromoteArguments:
         """
@@ -171,6 +208,7 @@ class MilvusPromoteAliasOperator(BaseOperator):
             probe_limit=to_int(self.probe_limit, "probe_limit", minimum=1, maximum=16384),
             keep_previous=to_int(self.keep_previous, "keep_previous", minimum=0),
             retention_hours=to_float(self.retention_hours, "retention_hours", minimum=0),
+            lease_minutes=to_float(self.lease_minutes, "lease_minutes", minimum=1, maximum=7 * 24 * 60),
         )
 
     def _expected_rows(self, fingerprint: str) -> tuple[int | None, str]:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymilvus import MilvusClient, MilvusException
 
-from airflow_provider_gemini_milvus.exceptions import MigrationCheckError
+from airflow_provider_gemini_milvus.exceptions import AliasMigrationLockedError, MigrationCheckError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.loading.alias_lease import (
+    PROPERTY_LOCK_EXPIRES_AT,
+    PROPERTY_LOCK_OWNER,
+    LeaseOwner,
+    acquire_lease,
+    lock_collection_name,
+)
 from airflow_provider_gemini_milvus.loading.alias_migration import (
     PROPERTY_ALIAS,
     PROPERTY_MODEL,
@@ -284,3 +293,200 @@ def test_retention_never_drops_the_alias_target_even_when_it_is_stamped_retired(
         assert dropped == ["docs_v2"]
         assert alias_target(hook, ALIAS) == "docs_v1"
         assert hook.count(ALIAS) == 1
+
+
+# -- a failed switch, unreadable times ---------------------------------------------------------------
+
+
+def fail_alter_alias_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the next ``alter_alias`` fail as a server that is briefly unreachable would."""
+    real = MilvusClient.alter_alias
+    failed: list[bool] = []
+
+    def alter_alias(self: MilvusClient, collection_name: str, alias: str, **kwargs: Any) -> None:
+        if not failed:
+            failed.append(True)
+            raise MilvusException(code=2, message="server unavailable")
+        real(self, collection_name, alias, **kwargs)
+
+    monkeypatch.setattr(MilvusClient, "alter_alias", alter_alias)
+
+
+@pytestmark_lite
+def test_a_collection_whose_switch_failed_carries_nothing_and_no_later_clean_up_drops_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("docs_v1", "docs_v2", "docs_v3"):
+        load(name, rows(name, 1))
+    with MilvusHook() as hook:
+        switch_alias(hook, ALIAS, "docs_v1", fingerprint=FINGERPRINT, now=START)
+        fail_alter_alias_once(monkeypatch)
+        with pytest.raises(MilvusException, match="server unavailable"):
+            switch_alias(hook, ALIAS, "docs_v2", fingerprint=FINGERPRINT, now=START)
+        assert alias_target(hook, ALIAS) == "docs_v1"
+        assert properties(hook, "docs_v2") == {}
+
+        # The next migration goes elsewhere: docs_v2 was never live, so it is neither stamped nor dropped,
+        # and the version readers left (docs_v1) is the one keep_previous keeps.
+        later = START + timedelta(hours=1)
+        switch_alias(hook, ALIAS, "docs_v3", fingerprint=FINGERPRINT, now=later)
+        assert drop_retired_versions(hook, ALIAS, keep_previous=1, retention_hours=0, now=later) == []
+        assert drop_retired_versions(hook, ALIAS, keep_previous=0, retention_hours=0, now=later) == [
+            "docs_v1"
+        ]
+        assert sorted(hook.get_conn().list_collections()) == ["docs_v2", "docs_v3"]
+        assert properties(hook, "docs_v2") == {}
+
+
+@pytestmark_lite
+def test_a_switch_retried_after_it_failed_completes_and_records_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    load("docs_v1", rows("old", 1))
+    load("docs_v2", rows("new", 1))
+    with MilvusHook() as hook:
+        switch_alias(hook, ALIAS, "docs_v1", fingerprint=FINGERPRINT, now=START)
+        fail_alter_alias_once(monkeypatch)
+        with pytest.raises(MilvusException):
+            switch_alias(hook, ALIAS, "docs_v2", fingerprint=FINGERPRINT, now=START)
+
+        retry = switch_alias(hook, ALIAS, "docs_v2", fingerprint=FINGERPRINT, now=START)
+
+        assert (retry.previous, retry.switched) == ("docs_v1", True)
+        assert properties(hook, "docs_v2")[PROPERTY_PROMOTED_AT] == "2026-11-30T08:00:00+00:00"
+        assert drop_retired_versions(hook, ALIAS, keep_previous=0, retention_hours=0, now=START) == [
+            "docs_v1"
+        ]
+
+
+@pytestmark_lite
+def test_a_live_collection_a_crash_left_untagged_is_tagged_when_found_as_the_target() -> None:
+    load("docs_v1", rows("old", 1))
+    with MilvusHook() as hook:
+        hook.get_conn().create_alias("docs_v1", ALIAS)  # switched, then the task died before recording it
+
+        again = switch_alias(hook, ALIAS, "docs_v1", fingerprint=FINGERPRINT, now=START)
+
+        assert again.switched is False
+        assert properties(hook, "docs_v1") == {
+            PROPERTY_ALIAS: ALIAS,
+            PROPERTY_MODEL: FINGERPRINT,
+            PROPERTY_PROMOTED_AT: "2026-11-30T08:00:00+00:00",
+            PROPERTY_RETIRED_AT: "",
+        }
+
+
+@pytestmark_lite
+@pytest.mark.parametrize("stamp", ["last tuesday", "2026-11-01T08:00:00", "1e309"])
+def test_an_unreadable_retired_at_is_skipped_with_a_warning_and_never_dropped(
+    stamp: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("docs_v1", "docs_v2", "docs_v3"):
+        load(name, rows(name, 1))
+    with MilvusHook() as hook:
+        for hours, name in enumerate(("docs_v1", "docs_v2", "docs_v3")):
+            switch_alias(hook, ALIAS, name, fingerprint=FINGERPRINT, now=START + timedelta(hours=hours))
+        hook.get_conn().alter_collection_properties("docs_v1", {PROPERTY_RETIRED_AT: stamp})
+
+        with caplog.at_level(logging.WARNING):
+            dropped = drop_retired_versions(
+                hook, ALIAS, keep_previous=0, retention_hours=0, now=START, log=logging.getLogger("task")
+            )
+
+        assert dropped == ["docs_v2"]
+        assert sorted(hook.get_conn().list_collections()) == ["docs_v1", "docs_v3"]
+        assert "Keeping collection docs_v1: its gemini_milvus.retired_at" in caplog.text
+        assert [v.name for v in retired_versions(hook, ALIAS)] == []
+
+
+# -- the migration lease ---------------------------------------------------------------------------
+
+FIRST = LeaseOwner(key="migrate/run_1/promote/-1", description="task 'promote' of DAG 'migrate', run 'run_1'")
+SECOND = LeaseOwner(
+    key="migrate/run_2/promote/-1", description="task 'promote' of DAG 'migrate', run 'run_2'"
+)
+
+
+def lock_properties(hook: MilvusHook) -> dict[str, Any]:
+    return properties(hook, lock_collection_name(ALIAS))
+
+
+@pytestmark_lite
+def test_a_held_lease_refuses_a_second_migration_naming_the_first_and_how_to_clear_it() -> None:
+    with MilvusHook() as hook:
+        now = datetime.now(UTC)
+        lease = acquire_lease(hook, ALIAS, FIRST, minutes=60, now=now)
+        assert hook.get_conn().list_collections() == ["docs__migration_lock"]
+        assert lock_properties(hook)[PROPERTY_LOCK_OWNER] == FIRST.description
+
+        with pytest.raises(AliasMigrationLockedError) as raised:
+            acquire_lease(hook, ALIAS, SECOND, minutes=60, now=now)
+
+        expiry = (now + timedelta(minutes=60)).isoformat(timespec="seconds")
+        message = str(raised.value)
+        assert message.startswith(f"alias 'docs' is being migrated by {FIRST.description}, since ")
+        assert f"its lease expires at {expiry}" in message
+        assert "drop_collection('docs__migration_lock')" in message
+        lease.release()
+        assert hook.get_conn().list_collections() == []
+        acquire_lease(hook, ALIAS, SECOND).release()
+
+
+@pytestmark_lite
+def test_an_expired_lease_is_taken_over_and_its_holder_stops_before_changing_anything(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name in ("docs_v1", "docs_v2"):
+        load(name, rows(name, 1))
+    with MilvusHook() as hook:
+        switch_alias(hook, ALIAS, "docs_v1", fingerprint=FINGERPRINT, now=START)
+        switch_alias(hook, ALIAS, "docs_v2", fingerprint=FINGERPRINT, now=START)
+        killed = acquire_lease(hook, ALIAS, FIRST, minutes=60, now=datetime.now(UTC) - timedelta(hours=2))
+
+        with caplog.at_level(logging.WARNING):
+            lease = acquire_lease(hook, ALIAS, SECOND, minutes=60, log=logging.getLogger("task"))
+
+        assert "Taking over the migration lease of alias docs from task 'promote' of DAG" in caplog.text
+        assert lock_properties(hook)[PROPERTY_LOCK_OWNER] == SECOND.description
+        # The first holder wakes up: it may change nothing more, and cannot end the other's lease.
+        with pytest.raises(AliasMigrationLockedError, match="no longer holds the migration lease of alias"):
+            drop_retired_versions(hook, ALIAS, keep_previous=0, retention_hours=0, now=START, lease=killed)
+        killed.release()
+        assert "docs_v1" in hook.get_conn().list_collections()
+        assert lock_properties(hook)[PROPERTY_LOCK_OWNER] == SECOND.description
+
+        dropped = drop_retired_versions(
+            hook, ALIAS, keep_previous=0, retention_hours=0, now=START, lease=lease
+        )
+        assert dropped == ["docs_v1"]
+        lease.release()
+
+
+@pytestmark_lite
+def test_a_retry_of_the_same_task_takes_over_its_lease_at_once() -> None:
+    with MilvusHook() as hook:
+        acquire_lease(hook, ALIAS, FIRST, minutes=60)  # the try that was killed
+        retry = LeaseOwner(key=FIRST.key, description=FIRST.description.replace("run_1", "run_1, try 2"))
+        lease = acquire_lease(hook, ALIAS, retry, minutes=60)
+        assert lock_properties(hook)[PROPERTY_LOCK_OWNER] == retry.description
+        before = lock_properties(hook)[PROPERTY_LOCK_EXPIRES_AT]
+        lease.confirm()
+        assert lock_properties(hook)[PROPERTY_LOCK_EXPIRES_AT] >= before
+        lease.release()
+        assert hook.get_conn().list_collections() == []
+
+
+@pytestmark_lite
+def test_a_collection_or_alias_with_the_lock_name_is_not_taken_for_a_lock() -> None:
+    load("docs__migration_lock", rows("user", 1))
+    with MilvusHook() as hook, pytest.raises(ValueError, match="is not the migration lock of alias 'docs'"):
+        acquire_lease(hook, ALIAS, FIRST)
+    with MilvusHook() as hook:
+        hook.get_conn().create_alias("docs__migration_lock", "other__migration_lock")
+        with pytest.raises(ValueError, match="'other__migration_lock' is an alias"):
+            acquire_lease(hook, "other", FIRST)
+        assert hook.count("docs__migration_lock") == 1
+
+
+def test_a_long_alias_gets_a_valid_lock_name_of_its_own() -> None:
+    name = lock_collection_name("a" * 250)
+    assert check_name(name) == name
+    assert name != lock_collection_name("a" * 251)

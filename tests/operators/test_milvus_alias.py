@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pymilvus import MilvusClient
 
-from airflow_provider_gemini_milvus.exceptions import MigrationCheckError
+from airflow_provider_gemini_milvus.exceptions import AliasMigrationLockedError, MigrationCheckError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.loading.alias_migration import (
     alias_target,
@@ -102,6 +105,7 @@ def test_an_embed_result_gives_the_expected_rows_and_must_match_the_settings() -
         ({"collection_name": ALIAS}, "collection_name and alias are both 'docs'"),
         ({"keep_previous": "-1"}, "keep_previous must be an integer >= 0"),
         ({"retention_hours": "soon"}, "retention_hours must be a number >= 0"),
+        ({"lease_minutes": "0"}, "lease_minutes must be a number from 1 to 10080"),
         ({"probe_queries": "one question"}, "probe_queries must be a list of strings"),
         ({"probe_queries": {"q": ""}}, "probe_queries\\['q'\\] must be the id it should find"),
         ({"expected_rows": {"rows": []}}, "expected_rows is a dict but not an embedding result"),
@@ -203,3 +207,129 @@ def test_a_first_run_that_fails_its_checks_creates_no_alias() -> None:
     with pytest.raises(MigrationCheckError, match="has 4: .*; alias 'docs' was not created"):
         promote(OLD, expected_rows=4)
     assert target() is None
+
+
+# -- one migration of an alias at a time ------------------------------------------------------------
+
+THIRD: dict[str, Any] = {"model": "gemini-embedding-001", "output_dimensionality": 256}
+
+
+def context(run_id: str, try_number: int = 1) -> dict[str, Any]:
+    """What the operator reads of a task's context: its task instance."""
+    ti = SimpleNamespace(
+        dag_id="migrate", run_id=run_id, task_id="promote", map_index=-1, try_number=try_number
+    )
+    return {"ti": ti}
+
+
+def run_promote(settings: dict[str, Any], run_id: str, **kwargs: Any) -> dict[str, Any]:
+    operator = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, **settings, **kwargs)
+    return operator.execute(context(run_id))  # type: ignore[arg-type]
+
+
+def before_first_call(
+    monkeypatch: pytest.MonkeyPatch, method: str, action: Callable[[], None], name: str | None = None
+) -> list[BaseException]:
+    """
+    Run ``action`` (another task) once, right before the first ``MilvusClient.<method>`` call (on
+    collection ``name`` when given), as if it ran at that moment; return what it raised.
+    """
+    real = getattr(MilvusClient, method)
+    raised: list[BaseException] = []
+    done: list[bool] = []
+
+    def wrapper(self: MilvusClient, collection_name: str, *args: Any, **kwargs: Any) -> Any:
+        if not done and (name is None or collection_name == name):
+            done.append(True)
+            try:
+                action()
+            except Exception as err:
+                raised.append(err)
+        return real(self, collection_name, *args, **kwargs)
+
+    monkeypatch.setattr(MilvusClient, method, wrapper)
+    return raised
+
+
+# The other task opens its own hook: on a ``.db`` file its close would stop the Lite server under the
+# first task, so both talk to one Lite server over gRPC, as two workers talk to a Milvus server.
+grpc = pytest.mark.usefixtures("gemini_connection", "lite_served_over_grpc")
+
+
+@grpc
+def test_a_second_migration_of_the_alias_fails_naming_the_first_and_drops_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_promote(OLD, "run_0", expected_rows=fill(OLD), probe_queries=PROBES)
+    fill(NEW)
+    fill(THIRD)
+    # While the first migration switches the alias onto NEW, a second one moves it to THIRD and cleans up.
+    second = before_first_call(
+        monkeypatch,
+        "alter_alias",
+        lambda: run_promote(THIRD, "run_2", keep_previous=0, retention_hours=0),
+    )
+
+    summary = run_promote(NEW, "run_1", keep_previous=0, retention_hours=0, probe_queries=PROBES)
+
+    assert len(second) == 1
+    assert isinstance(second[0], AliasMigrationLockedError)
+    assert str(second[0]).startswith(
+        "alias 'docs' is being migrated by task 'promote' of DAG 'migrate', run 'run_1', try 1, on host "
+    )
+    assert summary["dropped"] == [versioned_collection_name(ALIAS, **OLD)]
+    assert target() == versioned_collection_name(ALIAS, **NEW)
+    with MilvusHook() as hook:
+        assert sorted(hook.get_conn().list_collections()) == sorted(
+            [versioned_collection_name(ALIAS, **NEW), versioned_collection_name(ALIAS, **THIRD)]
+        )
+        assert hook.count(ALIAS) == len(CORPUS)
+
+
+@grpc
+def test_a_rollback_started_during_the_clean_up_fails_and_the_alias_survives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old, new = versioned_collection_name(ALIAS, **OLD), versioned_collection_name(ALIAS, **NEW)
+    run_promote(OLD, "run_0", expected_rows=fill(OLD), probe_queries=PROBES)
+    fill(NEW)
+    # The clean-up found OLD retired and is about to drop it: a rollback to OLD starts right then.
+    rollback = before_first_call(
+        monkeypatch, "drop_collection", lambda: run_promote(OLD, "rollback", probe_queries=PROBES), name=old
+    )
+
+    summary = run_promote(NEW, "run_1", keep_previous=0, retention_hours=0, probe_queries=PROBES)
+
+    assert len(rollback) == 1
+    assert isinstance(rollback[0], AliasMigrationLockedError)
+    assert summary["dropped"] == [old]
+    assert target() == new
+    with MilvusHook() as hook:
+        assert hook.get_conn().list_collections() == [new]
+        assert hook.count(ALIAS) == len(CORPUS)
+
+
+@lite
+def test_a_retry_of_a_killed_try_takes_its_lease_over_and_another_run_waits(
+    gemini_emulator: GeminiEmulator,
+) -> None:
+    from airflow_provider_gemini_milvus.loading.alias_lease import LeaseOwner, acquire_lease
+
+    promote(OLD, expected_rows=fill(OLD))
+    fill(NEW)
+    operator = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, **NEW)
+    killed = operator.lease_owner(context("run_1"))  # type: ignore[arg-type]
+    with MilvusHook() as hook:
+        acquire_lease(hook, ALIAS, LeaseOwner(killed.key, killed.description), minutes=60)
+    gemini_emulator.reset_stats()
+
+    with pytest.raises(AliasMigrationLockedError, match="drop_collection\\('docs__migration_lock'\\)"):
+        run_promote(NEW, "run_2")
+    assert gemini_emulator.stats.requests == 0  # refused before any probe was paid for
+
+    summary = operator.execute(context("run_1", try_number=2))  # type: ignore[arg-type]
+
+    assert summary["switched"] is True
+    assert target() == versioned_collection_name(ALIAS, **NEW)
+    with MilvusHook() as hook:
+        assert "docs__migration_lock" not in hook.get_conn().list_collections()

@@ -65,3 +65,17 @@ def test_the_operator_writes_through_an_alias_into_the_collection_it_names() -> 
         assert info is not None
         assert info.dim == DIM
         assert hook.get_conn().list_collections() == ["docs_v1"]
+
+
+def test_the_migration_lease_is_exclusive_on_a_server() -> None:
+    """A server may answer a second create of an identical collection with success: the lease reads back."""
+    from airflow_provider_gemini_milvus.exceptions import AliasMigrationLockedError
+    from airflow_provider_gemini_milvus.loading.alias_lease import LeaseOwner, acquire_lease
+
+    with MilvusHook() as hook:
+        lease = acquire_lease(hook, ALIAS, LeaseOwner("run_1", "the first run"), minutes=60)
+        with pytest.raises(AliasMigrationLockedError, match="is being migrated by the first run"):
+            acquire_lease(hook, ALIAS, LeaseOwner("run_2", "the second run"), minutes=60)
+        lease.release()
+        acquire_lease(hook, ALIAS, LeaseOwner("run_2", "the second run"), minutes=60).release()
+        assert f"{ALIAS}__migration_lock" not in hook.get_conn().list_collections()
