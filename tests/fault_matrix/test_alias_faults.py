@@ -31,8 +31,8 @@ pytestmark = pytest.mark.usefixtures("gemini_connection", "lite_served_over_grpc
 
 ALIAS = "docs"
 DIM = 128
-SETTINGS: dict[str, Any] = {"model": "text-embedding-004", "output_dimensionality": DIM}
-FINGERPRINT = f"text-embedding-004/{DIM}/RETRIEVAL_DOCUMENT"
+SETTINGS: dict[str, Any] = {"model": "gemini-embedding-2", "output_dimensionality": DIM}
+FINGERPRINT = f"gemini-embedding-2/{DIM}/RETRIEVAL_DOCUMENT/prompt-v1"
 ROWS = 3
 PROBES = ["Which database stores vectors?"]
 DROP_AT_ONCE = {"keep_previous": 0, "retention_hours": 0}
@@ -165,7 +165,7 @@ from airflow_provider_gemini_milvus.operators.milvus_alias import MilvusPromoteA
 
 ti = types.SimpleNamespace(dag_id="migrate", run_id="run_3", task_id="promote", map_index=-1, try_number=1)
 MilvusPromoteAliasOperator(
-    task_id="promote", alias="docs", collection_name="docs_v3", model="text-embedding-004",
+    task_id="promote", alias="docs", collection_name="docs_v3", model="gemini-embedding-2",
     output_dimensionality=128, keep_previous=0, retention_hours=0,
 ).execute({"ti": ti})
 """
