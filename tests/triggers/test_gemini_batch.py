@@ -54,6 +54,7 @@ def test_serialize_round_trips_and_carries_no_key(
         "max_poll_interval",
         "backoff",
         "timeout",
+        "deadline",
     }
 
 

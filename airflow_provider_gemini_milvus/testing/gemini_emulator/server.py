@@ -384,7 +384,7 @@ class GeminiEmulator:
 
     def _handle_batch(
         self, route: BatchRoute, headers: dict[str, str], query: dict[str, list[str]], body: bytes
-    ) -> Reply:
+    ) -> Reply | None:
         try:
             if route.needs_key:
                 self._check_key(headers, query, vertex=False)
