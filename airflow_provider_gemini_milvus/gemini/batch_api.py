@@ -184,7 +184,7 @@ def submit_embedding_batch(
     output_dimensionality: int | None = None,
     titles: Sequence[str | None] | None = None,
     display_name: str | None = None,
-    inline_max_bytes: int = INLINE_MAX_BYTES,
+    inline_max_bytes: int | None = None,
     on_upload: Callable[[str], None] | None = None,
 ) -> str:
     """
@@ -202,7 +202,8 @@ def submit_embedding_batch(
     :param output_dimensionality: vector length; ``None`` for the model default.
     :param titles: one title (or ``None``) per text; ``RETRIEVAL_DOCUMENT`` only.
     :param display_name: the job's display name; unique to what is submitted, it makes the job findable.
-    :param inline_max_bytes: request JSON up to this size goes inlined; more as an uploaded JSONL file.
+    :param inline_max_bytes: request JSON up to this size goes inlined, more as an uploaded JSONL file
+        (default :data:`INLINE_MAX_BYTES`).
     :param on_upload: called with the uploaded request file's name (``files/...``) before the job is
         created, so the caller can delete it once done (see :func:`delete_batch_file`).
     :raises ValueError: a Vertex AI connection or bad input, naming ``texts[i]``; nothing was sent.
@@ -218,7 +219,7 @@ def submit_embedding_batch(
 
     config = types.CreateEmbeddingsBatchJobConfig(display_name=display_name)
     uploaded: str | None = None
-    if size <= inline_max_bytes:
+    if size <= (INLINE_MAX_BYTES if inline_max_bytes is None else inline_max_bytes):
         src = types.EmbeddingsBatchJobSource(inlined_requests=_inlined(text_list, title_list, request))
         if title_list is not None and len(set(title_list)) > 1:
             # The SDK copies one config onto every request; per-text titles replace the list it built.

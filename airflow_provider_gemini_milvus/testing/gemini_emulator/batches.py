@@ -217,7 +217,7 @@ class BatchService:
         self._ids = itertools.count(1)
         self.files = FileStore(self._ids, base_url)
         self._outcomes: list[str] = []
-        self._call_faults: list[int] = []
+        self._call_faults: list[tuple[int, str | None]] = []
         self._lost_answers: dict[str, int] = {}
         self._spoils: list[str] = []
         self.pending_polls = 0
@@ -266,17 +266,21 @@ class BatchService:
         with self._lock:
             self._outcomes.extend([EXPIRED] * count)
 
-    def fail_next_calls(self, count: int = 1, status: int = 503) -> None:
+    def fail_next_calls(self, count: int = 1, status: int = 503, kind: str | None = None) -> None:
         """
-        Answer the next ``count`` batch and file calls (any route) with ``status``, before doing anything.
+        Answer the next ``count`` batch and file calls with ``status``, before doing anything.
 
         :param count: how many calls fail.
         :param status: one of ``SUPPORTED_FAULT_STATUSES`` (429, 500, 503, 504, ...).
+        :param kind: only calls of this route (``create``, ``get``, ``list``, ``cancel``, ``download``...);
+            ``None``: any route.
         """
         if status not in SUPPORTED_FAULT_STATUSES:
             raise ValueError(f"status must be one of {SUPPORTED_FAULT_STATUSES}, got {status}")
+        if kind is not None and kind not in {kind for _, _, kind in _ROUTES}:
+            raise ValueError(f"kind must be one of the batch routes, got {kind!r}")
         with self._lock:
-            self._call_faults.extend([status] * count)
+            self._call_faults.extend([(status, kind)] * count)
 
     def lose_next_answers(self, kind: str = "create", count: int = 1) -> None:
         """
@@ -333,7 +337,9 @@ class BatchService:
         means: drop the connection (the call was done, its answer is lost).
         """
         with self._lock:
-            fault = self._call_faults.pop(0) if self._call_faults else None
+            fault = next((status for status, kind in self._call_faults if kind in (None, route.kind)), None)
+            if fault is not None:
+                self._call_faults.remove(next(f for f in self._call_faults if f[1] in (None, route.kind)))
             lose = self._lost_answers.get(route.kind, 0) > 0
             if lose and fault is None:
                 self._lost_answers[route.kind] -= 1
