@@ -274,7 +274,6 @@ def _resume(
         return _redo(task, args, staged)
     if status.state in RESUBMIT_STATES:
         task.log.info("Batch job %s of an earlier try ended %s; submitting a new one", name, status.state)
-        _delete_files(task, [record.get("request_file")])
         return _redo(task, args, staged)
     task.log.info(
         "Re-attaching to Gemini batch job %s (%s) an earlier try submitted; nothing is sent again",
@@ -295,6 +294,7 @@ def _redo(task: EmbedTask, args: EmbedArguments, staged: _StagedPlan) -> BatchDe
     plan starts afresh), else its texts are submitted again, the earlier jobs' results kept.
     """
     record = staged.jobs.pop()
+    _delete_files(task, [record.get("request_file")])
     if not staged.jobs:
         return None
     decision = _resubmit(task, args, staged, _record_positions(staged, record))

@@ -265,7 +265,7 @@ def submit_embedding_batch(
             if uploaded is not None:
                 delete_batch_file(hook, uploaded)
             raise failure
-        _log_retry(hook, what, failure, attempt, delay)
+        _log_retry(hook, failure, attempt, delay)
         time.sleep(_wait(hook, attempt, delay))
     if not job.name:
         raise GeminiAPIError("Gemini answered the batch job creation without a job name")
@@ -707,13 +707,11 @@ def _wait(hook: GeminiConnection, attempt: int, delay: float) -> float:
     return delay if delay >= 0 else hook.settings.backoff.delay(attempt)
 
 
-def _log_retry(
-    hook: GeminiConnection, what: str, failure: GeminiAPIError, attempt: int, delay: float
-) -> None:
+def _log_retry(hook: GeminiConnection, failure: GeminiAPIError, attempt: int, delay: float) -> None:
+    text = str(failure)  # names the call
     hook.log.warning(
-        "%s failed (%s); retry %d/%d in %.2fs",
-        what.capitalize(),
-        failure,
+        "%s; retry %d/%d in %.2fs",
+        text[:1].upper() + text[1:],
         attempt,
         hook.settings.backoff.max_retries,
         _wait(hook, attempt, delay),
@@ -735,7 +733,7 @@ def _sdk_call(hook: GeminiConnection, what: str, call: Callable[[], _T], *, retr
             failure, delay = _api_error(hook, what, err), _transient_delay(err)
         if not retry or delay is None or attempt > hook.settings.backoff.max_retries:
             raise failure
-        _log_retry(hook, what, failure, attempt, delay)
+        _log_retry(hook, failure, attempt, delay)
         time.sleep(_wait(hook, attempt, delay))
 
 
@@ -752,7 +750,7 @@ async def _asdk_call(
             failure, delay = _api_error(hook, what, err), _transient_delay(err)
         if not retry or delay is None or attempt > hook.settings.backoff.max_retries:
             raise failure
-        _log_retry(hook, what, failure, attempt, delay)
+        _log_retry(hook, failure, attempt, delay)
         await asyncio.sleep(_wait(hook, attempt, delay))
 
 
