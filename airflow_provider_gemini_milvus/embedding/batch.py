@@ -14,17 +14,29 @@ parts written as the chunks go, so ``MilvusInsertOperator`` takes either and mem
 store (``context["task_state_store"]``, AIP-103) when the running Airflow has one, and always next to the
 request plan in the staging folder (the same folder for every try). A retry whose job is still pending or
 running defers to it again, one whose job succeeded reads its results, and only a job that failed, was
-cancelled or expired is submitted anew: nothing is paid twice. After a successful completion both records
-are removed, so a later run submits afresh.
+cancelled, expired or is unknown to the service (404) is submitted anew: nothing is paid twice. After a
+successful completion both records, and the request and result files in the Files API, are removed.
+
+**Findable jobs.** Each job's display name is ``gm-<task instance>-<digest of its requests> <dag.task>``:
+the task instance's marker and a digest of the model settings and the (id, content hash) of every request
+in order. A job is used only when its display name and request count match the plan's (a plan pointing at
+another job is not trusted). A create whose answer was lost, or a plan that cannot be read, is resolved by
+listing the jobs with that display name before submitting; the task instance's other jobs still running are
+cancelled, as nothing will use them.
+
+**Unusable results.** A job that succeeded with results that cannot be used (a NaN, a short vector, a
+missing line) keeps every usable result: only the texts with unusable results are submitted again, in a
+new job, up to :data:`MAX_RESUBMISSIONS` times; after that they count as documents Gemini refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,13 +54,17 @@ from airflow_provider_gemini_milvus.embedding.outputs import (
 )
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
 from airflow_provider_gemini_milvus.gemini.batch_api import (
+    RESUBMIT_STATES,
+    BatchJobStatus,
     cancel_batch_job,
+    delete_batch_file,
+    find_batch_jobs,
     get_batch_job,
     read_batch_results,
     submit_embedding_batch,
 )
 from airflow_provider_gemini_milvus.gemini.models import cost_usd, estimate_tokens
-from airflow_provider_gemini_milvus.gemini.requests import EmbeddingRunStats
+from airflow_provider_gemini_milvus.gemini.requests import EmbeddingRunStats, RefusedText
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -58,40 +74,54 @@ if TYPE_CHECKING:
     from airflow_provider_gemini_milvus.embedding.inputs import Document, EmbedArguments
     from airflow_provider_gemini_milvus.embedding.outputs import EmbedResult
     from airflow_provider_gemini_milvus.embedding.plan import EmbedPlan, EmbedTask
-    from airflow_provider_gemini_milvus.gemini.requests import RefusedText
 
 __all__ = [
     "BATCH_PLAN_FILE",
+    "MAX_RESUBMISSIONS",
     "STATE_STORE_KEY",
     "BatchDecision",
     "complete_batch",
+    "job_display_prefix",
     "start_batch",
 ]
 
-#: The request plan and job name, in the task instance's staging folder.
+#: The request plan and job names, in the task instance's staging folder.
 BATCH_PLAN_FILE = "gemini_batch_job.json"
 #: The key of the job name in Airflow's task state store.
 STATE_STORE_KEY = "gemini_batch_job"
-#: Job states after which a retry submits a new job.
-_RESUBMIT_STATES = frozenset({"FAILED", "CANCELLED", "EXPIRED"})
+#: Times the texts whose results were unusable are submitted again before they count as refused.
+MAX_RESUBMISSIONS = 2
+#: Display names are cut to this length.
+_MAX_DISPLAY_NAME = 128
 
 
 @dataclass(frozen=True)
 class BatchDecision:
     """
-    What :func:`start_batch` decided: wait for ``job_name`` in the triggerer (the task defers), or hand
-    on ``result`` at once (the job an earlier try submitted has already succeeded).
+    What :func:`start_batch` or :func:`complete_batch` decided: wait for ``job_name`` in the triggerer (the
+    task defers), or hand on ``result`` at once (the job an earlier try submitted has already succeeded).
+
+    :param submitted_at: when the job waited for was submitted (epoch seconds): ``batch_timeout`` counts
+        from it, whatever happens to the task or the triggerer meanwhile.
     """
 
     job_name: str
     result: EmbedResult | None = None
+    submitted_at: float = field(default_factory=time.time)
 
 
 @dataclass
 class _StagedPlan:
-    """What the staging folder keeps between submitting and completing (and across tries)."""
+    """
+    What the staging folder keeps between submitting and completing (and across tries).
 
-    job_name: str | None
+    ``jobs`` lists every job submitted for the plan, the one waited for last: ``{"name", "display_name",
+    "positions", "request_file", "submitted_at"}``, where ``positions`` are the indexes in ``documents`` of
+    the job's requests in order (``None``: all of them). Later jobs hold the texts whose results were
+    unusable in earlier ones; ``gone`` are documents that changed or vanished before they could be
+    submitted again (left out).
+    """
+
     fingerprint: str
     documents: list[list[Any]]  # [id, index in ``documents``, content_hash], in request order
     metadata_only: list[list[Any]]  # the same, of documents handed on with their stored vector
@@ -102,16 +132,70 @@ class _StagedPlan:
     id_max_length: int
     tokens: int
     submitted_at: float
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    rounds: int = 0
+    gone: list[int] = field(default_factory=list)
+
+    @property
+    def job_name(self) -> str | None:
+        return self.jobs[-1]["name"] if self.jobs else None
 
     def write(self, path: ObjectStoragePath) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self)))
 
     @classmethod
-    def read(cls, path: ObjectStoragePath) -> _StagedPlan | None:
-        if not path.exists():
-            return None
-        return cls(**json.loads(path.read_text()))
+    def read(cls, path: ObjectStoragePath) -> _StagedPlan:
+        """:raises ValueError: the file is not a plan this version wrote."""
+        try:
+            plan = cls(**json.loads(path.read_text()))
+            for document in plan.documents:
+                if not isinstance(document, list) or len(document) != 3:
+                    raise TypeError("documents")
+            for job in plan.jobs:
+                if not {"name", "display_name", "positions"} <= set(job):
+                    raise TypeError("jobs")
+        except (ValueError, TypeError, RecursionError, AttributeError) as err:
+            raise ValueError(f"{type(err).__name__}") from None
+        return plan
+
+
+def _read_plan(task: EmbedTask, path: ObjectStoragePath) -> tuple[_StagedPlan | None, bool]:
+    """The staged plan, or ``None`` (logged) when there is none or it is unreadable; and whether a file is."""
+    if not path.exists():
+        return None, False
+    try:
+        return _StagedPlan.read(path), True
+    except (ValueError, UnicodeDecodeError) as err:
+        task.log.warning(
+            "The batch request plan %s cannot be read (%s); it is discarded, and the job it named is looked "
+            "up by its display name before anything is submitted",
+            path,
+            err,
+        )
+        return None, True
+
+
+def job_display_prefix(task: EmbedTask) -> str:
+    """The start of the display name of every batch job this task instance submits (every try of it)."""
+    marker = hashlib.sha256(str(task.staging_folder).encode()).hexdigest()[:12]
+    return f"gm-{marker}-"
+
+
+def _display_name(task: EmbedTask, fingerprint: str, round_: int, keys: list[list[Any]]) -> str:
+    """A job's display name: the task instance, and a digest of its model settings and requests."""
+    digest = hashlib.sha256(json.dumps([fingerprint, round_, keys]).encode()).hexdigest()[:20]
+    return f"{job_display_prefix(task)}{digest} {task.name}"[:_MAX_DISPLAY_NAME]
+
+
+def _record_positions(staged: _StagedPlan, record: Mapping[str, Any]) -> list[int]:
+    positions = record["positions"]
+    return list(range(len(staged.documents))) if positions is None else list(positions)
+
+
+def _belongs(status: BatchJobStatus, record: Mapping[str, Any], count: int) -> bool:
+    """Whether the job is the one ``record`` submitted: its display name and request count."""
+    return status.display_name == record["display_name"] and status.request_count in (None, count)
 
 
 def start_batch(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> BatchDecision | None:
@@ -125,36 +209,121 @@ def start_batch(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Batch
         return None
     path = task.staging_folder / BATCH_PLAN_FILE
     store = task.state_store
-    earlier = _StagedPlan.read(path)
-    job_name = (store.get(STATE_STORE_KEY) if store is not None else None) or (earlier and earlier.job_name)
-    if earlier is not None and job_name and earlier.job_name == job_name:
-        status = get_batch_job(task.gemini_hook, job_name)
-        if earlier.fingerprint != plan.fingerprint:
-            task.log.info("Batch job %s was submitted with other model settings; not reusing it", job_name)
-            if not status.done:
-                cancel_batch_job(task.gemini_hook, job_name)
-        elif status.state not in _RESUBMIT_STATES:
-            task.log.info(
-                "Re-attaching to Gemini batch job %s (%s) an earlier try submitted; nothing is sent again",
-                job_name,
-                status.state,
-            )
-            if status.succeeded:
-                result = complete_batch(task, args, {"status": "success", "job_name": job_name})
-                return BatchDecision(job_name, result)
-            return BatchDecision(job_name)
-        else:
-            task.log.info(
-                "Batch job %s of an earlier try ended %s; submitting a new one", job_name, status.state
-            )
+    stored = store.get(STATE_STORE_KEY) if store is not None else None
+    earlier, existed = _read_plan(task, path)
+    if earlier is not None and earlier.fingerprint != plan.fingerprint:
+        task.log.info(
+            "The batch jobs of an earlier try were submitted with other model settings; not reusing them"
+        )
+        for record in earlier.jobs:
+            if record["name"]:
+                _cancel_if_abandoned(task, record["name"])
+            _delete_files(task, [record.get("request_file")])
+        earlier = None
+    if earlier is not None:
+        decision = _resume(task, args, earlier, stored)
+        if decision is not None:
+            return decision
+    return _submit_fresh(task, args, plan, look_up=existed or bool(stored), stored=stored)
+
+
+def _resume(
+    task: EmbedTask, args: EmbedArguments, staged: _StagedPlan, stored: str | None
+) -> BatchDecision | None:
+    """Re-attach to the plan's job; ``None`` when the plan has to start afresh."""
+    if stored and stored not in {record["name"] for record in staged.jobs}:
+        task.log.warning(
+            "The task state store names batch job %s, the request plan %s; following the plan",
+            stored,
+            staged.job_name,
+        )
+        _cancel_if_abandoned(task, stored)
+    if not staged.jobs:
+        return None
+    record = staged.jobs[-1]
+    count = len(_record_positions(staged, record))
+    if record["name"] is None:  # the try died while submitting: the job may exist all the same
+        found = _look_up(task, record["display_name"], None)
+        if found is None:
+            return _redo(task, args, staged)
+        record["name"] = found.name
+        _record_job(task, staged, found.name)
+    name = str(record["name"])
+    try:
+        status = get_batch_job(task.gemini_hook, name)
+    except GeminiAPIError as err:
+        if err.http_status != 404:
+            raise
+        task.log.warning(
+            "Gemini does not know batch job %s (purged, or submitted with another key); its texts are "
+            "submitted again",
+            name,
+        )
+        return _redo(task, args, staged)
+    if not _belongs(status, record, count):
+        task.log.warning(
+            "Batch job %s is not the one this plan submitted (display name %r, %s requests; expected %r and "
+            "%d); not using it",
+            name,
+            status.display_name,
+            status.request_count,
+            record["display_name"],
+            count,
+        )
+        _cancel_if_abandoned(task, name)
+        return _redo(task, args, staged)
+    if status.state in RESUBMIT_STATES:
+        task.log.info("Batch job %s of an earlier try ended %s; submitting a new one", name, status.state)
+        return _redo(task, args, staged)
+    task.log.info(
+        "Re-attaching to Gemini batch job %s (%s) an earlier try submitted; nothing is sent again",
+        name,
+        status.state,
+    )
+    if status.succeeded:
+        outcome = complete_batch(task, args, {"status": "success", "job_name": name})
+        return outcome if isinstance(outcome, BatchDecision) else BatchDecision(name, outcome)
+    if task.state_store is not None and stored != name:
+        task.state_store.set(STATE_STORE_KEY, name)
+    return BatchDecision(name, submitted_at=float(record.get("submitted_at") or staged.submitted_at))
+
+
+def _redo(task: EmbedTask, args: EmbedArguments, staged: _StagedPlan) -> BatchDecision | None:
+    """
+    Drop the plan's last job (failed, unknown or not the plan's): ``None`` when it was the only one (the
+    plan starts afresh), else its texts are submitted again, the earlier jobs' results kept.
+    """
+    record = staged.jobs.pop()
+    _delete_files(task, [record.get("request_file")])
+    if not staged.jobs:
+        return None
+    decision = _resubmit(task, args, staged, _record_positions(staged, record))
+    if decision is None:  # every one of its documents changed meanwhile: complete with what is there
+        outcome = complete_batch(task, args, {"status": "success", "job_name": staged.job_name})
+        return outcome if isinstance(outcome, BatchDecision) else BatchDecision(str(staged.job_name), outcome)
+    return decision
+
+
+def _submit_fresh(
+    task: EmbedTask, args: EmbedArguments, plan: EmbedPlan, *, look_up: bool, stored: str | None
+) -> BatchDecision:
+    """Stage a new plan of the run's documents and submit it (or adopt its job, found by display name)."""
     wanted = {doc_id: key.index for doc_id, key in plan.to_embed.items()}
     documents = [doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]
     if args.max_cost_usd is not None:
         tokens_per_minute = task.gemini_hook.settings.tokens_per_minute
         estimate = estimate_planned([documents], args, tokens_per_minute, task.log, batch=True)
         check_budget(estimate, args.max_cost_usd)
+    keys = [[doc.id, doc.content_hash] for doc in documents]
+    now = time.time()
+    record: dict[str, Any] = {
+        "name": None,
+        "display_name": _display_name(task, plan.fingerprint, 0, keys),
+        "positions": None,
+        "request_file": None,
+        "submitted_at": now,
+    }
     staged = _StagedPlan(
-        job_name=None,
         fingerprint=plan.fingerprint,
         documents=[[doc.id, doc.index, doc.content_hash] for doc in documents],
         metadata_only=[[doc_id, key.index, key.content_hash] for doc_id, key in plan.metadata_only.items()],
@@ -163,12 +332,42 @@ def start_batch(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Batch
         counts=plan.counts,
         text_max_length=plan.reader.text_max_length,
         id_max_length=plan.reader.id_max_length,
-        tokens=sum(
-            estimate_tokens(args.model.sent_text(args.task_type, doc.text, doc.title)) for doc in documents
-        ),
-        submitted_at=time.time(),
+        tokens=_tokens(args, documents),
+        submitted_at=now,
+        jobs=[record],
+        rounds=1,
     )
+    path = task.staging_folder / BATCH_PLAN_FILE
     staged.write(path)  # before paying: a staging location that cannot be written fails here
+    found = _look_up(task, record["display_name"], stored) if look_up else None
+    if found is not None and found.request_count in (None, len(documents)):
+        task.log.info(
+            "Found batch job %s an earlier try submitted for these documents; nothing is sent again",
+            found.name,
+        )
+        record["name"] = found.name
+        _record_job(task, staged, found.name)
+        if found.succeeded:
+            outcome = complete_batch(task, args, {"status": "success", "job_name": found.name})
+            return outcome if isinstance(outcome, BatchDecision) else BatchDecision(found.name, outcome)
+        return BatchDecision(found.name, submitted_at=now)
+    return _submit(task, args, staged, record, documents)
+
+
+def _submit(
+    task: EmbedTask,
+    args: EmbedArguments,
+    staged: _StagedPlan,
+    record: dict[str, Any],
+    documents: list[Document],
+) -> BatchDecision:
+    """Submit ``documents`` as the job of ``record`` (the plan's last), recording its name and files."""
+    path = task.staging_folder / BATCH_PLAN_FILE
+
+    def uploaded(file_name: str) -> None:
+        record["request_file"] = file_name
+        staged.write(path)
+
     job_name = submit_embedding_batch(
         task.gemini_hook,
         [doc.text for doc in documents],
@@ -176,20 +375,110 @@ def start_batch(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Batch
         task_type=args.task_type,
         output_dimensionality=args.output_dimensionality,
         titles=[doc.title for doc in documents] if args.title_field is not None else None,
-        display_name=task.name,
+        display_name=record["display_name"],
+        on_upload=uploaded,
     )
-    staged.job_name = job_name
-    staged.write(path)
-    if store is not None:
-        store.set(STATE_STORE_KEY, job_name)
-    _log_cost(task, args, f"Submitted batch job {job_name} of {len(documents)} texts", staged.tokens)
-    return BatchDecision(job_name)
+    record["name"] = job_name
+    _record_job(task, staged, job_name)
+    tokens = _tokens(args, documents)
+    _log_cost(task, args, f"Submitted batch job {job_name} of {len(documents)} texts", tokens)
+    return BatchDecision(job_name, submitted_at=float(record["submitted_at"]))
 
 
-def complete_batch(task: EmbedTask, args: EmbedArguments, event: Mapping[str, Any]) -> EmbedResult:
+def _record_job(task: EmbedTask, staged: _StagedPlan, job_name: str) -> None:
+    staged.write(task.staging_folder / BATCH_PLAN_FILE)
+    if task.state_store is not None:
+        task.state_store.set(STATE_STORE_KEY, job_name)
+
+
+def _resubmit(
+    task: EmbedTask, args: EmbedArguments, staged: _StagedPlan, positions: Sequence[int]
+) -> BatchDecision | None:
+    """
+    Submit the documents at ``positions`` again, in a new job added to the plan (those that changed or
+    vanished meanwhile are left out); ``None`` when none is left to submit.
+    """
+    by_id = {staged.documents[position][0]: position for position in positions}
+    wanted = {doc_id: staged.documents[position][1] for doc_id, position in by_id.items()}
+    documents = [
+        doc
+        for chunk in documents_to_embed(task.chunked_source(), _reader(args, staged), wanted)
+        for doc in chunk
+        if doc.content_hash == staged.documents[by_id[doc.id]][2]
+    ]
+    again = [by_id[doc.id] for doc in documents]
+    staged.gone = sorted(set(staged.gone) | (set(positions) - set(again)))
+    if not documents:
+        staged.write(task.staging_folder / BATCH_PLAN_FILE)
+        return None
+    keys = [[staged.documents[position][0], staged.documents[position][2]] for position in again]
+    record: dict[str, Any] = {
+        "name": None,
+        "display_name": _display_name(task, staged.fingerprint, staged.rounds, keys),
+        "positions": again,
+        "request_file": None,
+        "submitted_at": time.time(),
+    }
+    staged.rounds += 1
+    staged.jobs.append(record)
+    staged.tokens += _tokens(args, documents)
+    staged.write(task.staging_folder / BATCH_PLAN_FILE)
+    return _submit(task, args, staged, record, documents)
+
+
+def _look_up(task: EmbedTask, display_name: str, stored: str | None) -> BatchJobStatus | None:
+    """
+    The job named ``display_name`` that has not failed, if the service has one; every other job of this
+    task instance still running (and the state store's job) is cancelled: nothing will use it.
+    """
+    hook = task.gemini_hook
+    jobs = find_batch_jobs(hook, job_display_prefix(task))
+    chosen = next(
+        (job for job in jobs if job.display_name == display_name and job.state not in RESUBMIT_STATES), None
+    )
+    for job in jobs:
+        if job is not chosen and not job.done:
+            task.log.warning("Cancelling batch job %s of an earlier try: nothing uses it any more", job.name)
+            cancel_batch_job(hook, job.name)
+    if stored and stored not in {job.name for job in jobs}:
+        _cancel_if_abandoned(task, stored)
+    return get_batch_job(hook, chosen.name) if chosen is not None else None
+
+
+def _cancel_if_abandoned(task: EmbedTask, name: str) -> None:
+    """Cancel the job ``name`` when this task instance submitted it and it still runs; else leave it be."""
+    try:
+        status = get_batch_job(task.gemini_hook, name)
+    except GeminiAPIError as err:
+        if err.http_status != 404:
+            raise
+        return
+    if status.done:
+        return
+    if not (status.display_name or "").startswith(job_display_prefix(task)):
+        task.log.warning(
+            "Batch job %s was not submitted by this task instance (display name %r); left as it is",
+            name,
+            status.display_name,
+        )
+        return
+    task.log.warning("Cancelling batch job %s of an earlier try: nothing uses it any more", name)
+    cancel_batch_job(task.gemini_hook, name)
+
+
+def _delete_files(task: EmbedTask, names: Sequence[str | None]) -> None:
+    for name in names:
+        if name:
+            delete_batch_file(task.gemini_hook, name)
+
+
+def complete_batch(
+    task: EmbedTask, args: EmbedArguments, event: Mapping[str, Any]
+) -> EmbedResult | BatchDecision:
     """
     Turn the trigger's event into the task's result: the rows of the documents in the job, inline or staged
-    as in synchronous mode, with stats at the batch price.
+    as in synchronous mode, with stats at the batch price; or, when some results were unusable, the new job
+    that embeds only those texts again (a :class:`BatchDecision` to wait for).
 
     :raises GeminiAPIError: the job failed, was cancelled or expired (with the job's own error), timed out
         (it is cancelled), or, with ``on_document_error="fail"``, could not embed some documents (named).
@@ -202,30 +491,48 @@ def complete_batch(task: EmbedTask, args: EmbedArguments, event: Mapping[str, An
             f"Gemini batch job {job_name} did not end within batch_timeout; it was cancelled"
         )
     if status != "success":
-        raise GeminiAPIError(str(event.get("message") or f"Gemini batch job {job_name} failed"))
+        message = str(event.get("message") or f"Gemini batch job {job_name} failed")
+        raise GeminiAPIError(f"{message} (a retry of the task submits its texts again)")
     path = task.staging_folder / BATCH_PLAN_FILE
-    staged = _StagedPlan.read(path)
+    staged, _ = _read_plan(task, path)
     if staged is None or staged.job_name != job_name:
-        raise GeminiAPIError(f"the request plan of batch job {job_name} is missing from {path}")
+        raise GeminiAPIError(
+            f"the request plan of batch job {job_name} is missing or unreadable at {path}; a retry of the "
+            "task finds the job again by its display name, without paying twice"
+        )
     inline = len(staged.documents) + len(staged.metadata_only) <= args.inline_max_rows
     with tempfile.TemporaryDirectory(prefix="gemini-batch-") as folder:
         vectors = _vector_store(folder, len(staged.documents), args.dim, in_memory=inline)
-
-        def keep(positions: Sequence[int], rows: np.ndarray) -> None:
-            vectors[list(positions)] = rows
-
-        results = read_batch_results(
-            task.gemini_hook, job_name, len(staged.documents), dim=args.dim, on_result=keep
-        )
-        refused = _refused(args, job_name, staged, results.refused)
+        problems, files = _read_results(task, args, staged, vectors)
+        gone = set(staged.gone)
+        unusable = sorted(position for position, (bad, _) in problems.items() if bad and position not in gone)
+        if unusable and staged.rounds <= MAX_RESUBMISSIONS:
+            task.log.warning(
+                "%d texts got unusable results (documents[%d]: %s); submitting only those again, keeping the "
+                "%d usable results",
+                len(unusable),
+                staged.documents[unusable[0]][1],
+                problems[unusable[0]][1],
+                len(staged.documents) - len(problems) - len(gone),
+            )
+            decision = _resubmit(task, args, staged, unusable)
+            if decision is not None:
+                return decision
+            gone = set(staged.gone)
+        items = [
+            RefusedText(position, f"unusable result: {reason}" if bad else reason)
+            for position, (bad, reason) in sorted(problems.items())
+            if position not in gone
+        ]
+        refused = _refused(args, job_name, staged, items)
         output = _ResultRows(task, args, staged.fingerprint, inline=inline)
-        embedded, changed = _hand_on_embedded(task, args, staged, vectors, results.refused, output)
+        embedded, changed = _hand_on_embedded(task, args, staged, vectors, set(problems) | gone, output)
     metadata_only = _hand_on_metadata_only(task, args, staged, output)
     stats = EmbeddingRunStats(
         model=args.model.name,
         texts=len(staged.documents),
         tokens=staged.tokens,
-        requests=1,
+        requests=len(staged.jobs),
         refused=len(refused),
         seconds=time.time() - staged.submitted_at,
         usd_per_million_tokens=args.model.batch_usd_per_million_tokens,
@@ -243,10 +550,47 @@ def complete_batch(task: EmbedTask, args: EmbedArguments, event: Mapping[str, An
         "batch_job": job_name,
     }
     result = output.result(staged.delete_ids, refused, stats_of_run)
+    _delete_files(task, files)  # the results are handed on: the Files API copies are no longer needed
     path.unlink()
     if task.state_store is not None:
         task.state_store.delete(STATE_STORE_KEY)
     return result
+
+
+def _read_results(
+    task: EmbedTask, args: EmbedArguments, staged: _StagedPlan, vectors: np.ndarray
+) -> tuple[dict[int, tuple[bool, str]], list[str | None]]:
+    """
+    Read the results of every job of the plan into ``vectors`` (by position in ``documents``), later jobs
+    over earlier ones.
+
+    :return: the positions without a vector: ``(unusable, reason)``, ``unusable`` false for a refusal; and
+        the Files API files of the plan (requests and results).
+    """
+    problems: dict[int, tuple[bool, str]] = {}
+    files: list[str | None] = []
+    for record in staged.jobs:
+        positions = _record_positions(staged, record)
+        files.append(record.get("request_file"))
+        for position in positions:
+            problems.pop(position, None)
+
+        def keep(chosen: Sequence[int], rows: np.ndarray, positions: list[int] = positions) -> None:
+            vectors[[positions[index] for index in chosen]] = rows
+
+        name = str(record["name"])
+        try:
+            results = read_batch_results(task.gemini_hook, name, len(positions), dim=args.dim, on_result=keep)
+        except GeminiAPIError as err:
+            if err.http_status != 404:
+                raise
+            for position in positions:
+                problems[position] = (True, f"the results of batch job {name} are gone")
+            continue
+        files.append(results.result_file)
+        problems.update({positions[item.position]: (False, item.reason) for item in results.refused})
+        problems.update({positions[item.position]: (True, item.reason) for item in results.unusable})
+    return problems, files
 
 
 def _refused(
@@ -295,7 +639,7 @@ def _hand_on_embedded(
     args: EmbedArguments,
     staged: _StagedPlan,
     vectors: np.ndarray,
-    refused: Sequence[RefusedText],
+    excluded: set[int],
     output: _ResultRows,
 ) -> tuple[int, int]:
     """
@@ -304,13 +648,12 @@ def _hand_on_embedded(
     :return: how many were handed on, and how many changed or vanished while the job ran (left out).
     """
     submitted = {doc_id: (position, digest) for position, (doc_id, _, digest) in enumerate(staged.documents)}
-    refused_positions = {item.position for item in refused}
     wanted = {doc_id: index for doc_id, index, _ in staged.documents}
     unchanged = embedded = 0
     for chunk in documents_to_embed(task.chunked_source(), _reader(args, staged), wanted):
         kept = [doc for doc in chunk if doc.content_hash == submitted[doc.id][1]]
         unchanged += len(kept)
-        kept = [doc for doc in kept if submitted[doc.id][0] not in refused_positions]
+        kept = [doc for doc in kept if submitted[doc.id][0] not in excluded]
         output.add_embedded(kept, [submitted[doc.id][0] for doc in kept], vectors)
         embedded += len(kept)
     changed = len(staged.documents) - unchanged
@@ -431,3 +774,10 @@ def _log_cost(task: EmbedTask, args: EmbedArguments, what: str, tokens: int) -> 
     usd = cost_usd(tokens, args.model.batch_usd_per_million_tokens)
     cost = f", estimated cost ${usd:.6f} at the batch price" if usd is not None else ""
     task.log.info("%s: about %d tokens%s", what, tokens, cost)
+
+
+def _tokens(args: EmbedArguments, documents: Sequence[Document]) -> int:
+    """The estimated tokens of ``documents`` as they are sent (with a task prefix, for a prompt model)."""
+    return sum(
+        estimate_tokens(args.model.sent_text(args.task_type, doc.text, doc.title)) for doc in documents
+    )

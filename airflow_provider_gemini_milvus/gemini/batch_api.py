@@ -16,13 +16,22 @@ Errors never carry the API key and are raised without a cause (the SDK's excepti
 What the SDK sends and parses is in ``tests/testing/gemini_emulator/batch_wire.py``: the job's state and
 results come from the SDK's ``BatchJob``; the job's own error is read from the raw operation because the
 SDK does not map it for the Gemini API (``batches._BatchJob_from_mldev`` reads ``metadata`` only).
+
+**Retries.** Every call gets the connection's retry policy (``max_retries``, backoff, the server's retry
+delay) on 429, 5xx, timeouts and dropped connections, as the hook's embed requests do. Creating a job is
+not idempotent: it is retried only with a ``display_name``, after looking that name up with
+:func:`find_batch_jobs`, so a create whose answer was lost is found instead of paid twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+import math
 import os
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -30,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
-from airflow_provider_gemini_milvus.gemini.attempts import TRANSIENT_TRANSPORT_ERRORS
+from airflow_provider_gemini_milvus.gemini.attempts import TRANSIENT_TRANSPORT_ERRORS, response_headers
 from airflow_provider_gemini_milvus.gemini.requests import (
     EmbedRequest,
     PlannedRequest,
@@ -41,9 +50,14 @@ from airflow_provider_gemini_milvus.gemini.requests import (
     validated_inputs,
     validated_request,
 )
+from airflow_provider_gemini_milvus.gemini.retries import (
+    is_daily_quota,
+    is_retryable_status,
+    server_retry_delay,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Sequence
 
     from google import genai
 
@@ -53,6 +67,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ENDED_STATES",
     "INLINE_MAX_BYTES",
+    "MAX_LISTED_JOBS",
+    "RESUBMIT_STATES",
     "BatchJobStatus",
     "BatchResults",
     "GeminiConnection",
@@ -60,6 +76,8 @@ __all__ = [
     "aget_batch_job",
     "cancel_batch_job",
     "check_batch_supported",
+    "delete_batch_file",
+    "find_batch_jobs",
     "get_batch_job",
     "read_batch_results",
     "submit_embedding_batch",
@@ -72,6 +90,11 @@ INLINE_MAX_BYTES = 4 * 1024 * 1024
 RESULT_CHUNK_ROWS = 1000
 #: Job states a job never leaves (the SDK's ``JOB_STATE_`` prefix dropped).
 ENDED_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"})
+#: Ended states whose job will never give results: a new job is needed.
+RESUBMIT_STATES = frozenset({"FAILED", "CANCELLED", "EXPIRED"})
+#: :func:`find_batch_jobs` looks at most at this many jobs (newest first), 100 a page.
+MAX_LISTED_JOBS = 5000
+_LIST_PAGE_SIZE = 100
 _STATE_PREFIXES = ("JOB_STATE_", "BATCH_STATE_")
 
 _T = TypeVar("_T")
@@ -100,11 +123,15 @@ class BatchJobStatus:
     :param state: ``PENDING``, ``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``CANCELLED``, ``EXPIRED`` (or
         another state the service reports).
     :param error: the job's own error (``code: message``) once it ended without success, key scrubbed.
+    :param display_name: the display name it was created with.
+    :param request_count: how many requests it holds, when the service says.
     """
 
     name: str
     state: str
     error: str | None = None
+    display_name: str | None = None
+    request_count: int | None = None
 
     @property
     def done(self) -> bool:
@@ -122,10 +149,15 @@ class BatchResults:
 
     :param refused: the requests the job could not embed, by position, with the service's reason.
     :param reported_tokens: the sum of the ``token_count`` the service reported, or ``None`` when it did not.
+    :param unusable: the requests whose result cannot be used (missing, repeated, NaN, wrong length...), by
+        position, with why: sending them again may well succeed, unlike a refusal.
+    :param result_file: the Files API file the results came in (``files/...``), or ``None`` when inlined.
     """
 
     refused: tuple[RefusedText, ...]
     reported_tokens: int | None
+    unusable: tuple[RefusedText, ...] = ()
+    result_file: str | None = None
 
 
 def check_batch_supported(hook: GeminiConnection) -> None:
@@ -151,12 +183,16 @@ def submit_embedding_batch(
     output_dimensionality: int | None = None,
     titles: Sequence[str | None] | None = None,
     display_name: str | None = None,
-    inline_max_bytes: int = INLINE_MAX_BYTES,
+    inline_max_bytes: int | None = None,
+    on_upload: Callable[[str], None] | None = None,
 ) -> str:
     """
     Create an embedding batch job for ``texts`` and return its name (``batches/...``).
 
-    Input is checked as :meth:`GeminiHook.embed_with_stats` checks it, before anything is sent.
+    Input is checked as :meth:`GeminiHook.embed_with_stats` checks it, before anything is sent. With a
+    ``display_name``, a create that failed in a way that may have created the job anyway (a 5xx, a timeout,
+    a dropped connection) is followed by a look-up of that name: a job found (not failed) is the one
+    created, and only when none is found is the create sent again, under the connection's retry policy.
 
     :param hook: the hook of the ``gemini`` connection (Gemini API, not Vertex AI).
     :param texts: the texts, in the order results will be read.
@@ -164,8 +200,11 @@ def submit_embedding_batch(
     :param task_type: one of the Gemini task types.
     :param output_dimensionality: vector length; ``None`` for the model default.
     :param titles: one title (or ``None``) per text; ``RETRIEVAL_DOCUMENT`` only.
-    :param display_name: the job's display name.
-    :param inline_max_bytes: request JSON up to this size goes inlined; more as an uploaded JSONL file.
+    :param display_name: the job's display name; unique to what is submitted, it makes the job findable.
+    :param inline_max_bytes: request JSON up to this size goes inlined, more as an uploaded JSONL file
+        (default :data:`INLINE_MAX_BYTES`).
+    :param on_upload: called with the uploaded request file's name (``files/...``) before the job is
+        created, so the caller can delete it once done (see :func:`delete_batch_file`).
     :raises ValueError: a Vertex AI connection or bad input, naming ``texts[i]``; nothing was sent.
     :raises GeminiAPIError: the upload or the create call failed (the key scrubbed from the message).
     """
@@ -177,7 +216,8 @@ def submit_embedding_batch(
     from google.genai import types
 
     config = types.CreateEmbeddingsBatchJobConfig(display_name=display_name)
-    if size <= inline_max_bytes:
+    uploaded: str | None = None
+    if size <= (INLINE_MAX_BYTES if inline_max_bytes is None else inline_max_bytes):
         src = types.EmbeddingsBatchJobSource(inlined_requests=_inlined(text_list, title_list, request))
         if title_list is not None and len(set(title_list)) > 1:
             # The SDK copies one config onto every request; per-text titles replace the list it built.
@@ -187,16 +227,44 @@ def submit_embedding_batch(
             )
         source = "inlined"
     else:
-        src = types.EmbeddingsBatchJobSource(file_name=_upload_requests(hook, bodies))
+        uploaded = _upload_requests(hook, bodies)
+        if on_upload is not None:
+            on_upload(uploaded)
+        src = types.EmbeddingsBatchJobSource(file_name=uploaded)
         source = "an uploaded JSONL file"
     client = hook.get_conn()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # create_embeddings is marked experimental by the SDK
-        job = _sdk_call(
-            hook,
-            f"creating a batch job of {len(text_list)} texts",
-            lambda: client.batches.create_embeddings(model=request.model.name, src=src, config=config),
-        )
+
+    def create() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # create_embeddings is marked experimental by the SDK
+            return client.batches.create_embeddings(model=request.model.name, src=src, config=config)
+
+    what = f"creating a batch job of {len(text_list)} texts"
+    policy = hook.settings.backoff
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            job = create()
+            break
+        except _sdk_errors() as err:
+            failure, delay = _api_error(hook, what, err), _transient_delay(err)
+        if display_name is not None and delay is not None:
+            found = _created_job(hook, display_name)
+            if found is not None:
+                hook.log.warning(
+                    "%s failed (%s), but the job was created: found %s by its display name",
+                    what.capitalize(),
+                    failure,
+                    found,
+                )
+                return found
+        if display_name is None or delay is None or attempt > policy.max_retries:
+            if uploaded is not None:
+                delete_batch_file(hook, uploaded)
+            raise failure
+        _log_retry(hook, failure, attempt, delay)
+        time.sleep(_wait(hook, attempt, delay))
     if not job.name:
         raise GeminiAPIError("Gemini answered the batch job creation without a job name")
     hook.log.info(
@@ -208,71 +276,145 @@ def submit_embedding_batch(
         request.dim,
         source,
     )
-    return job.name
+    return str(job.name)
+
+
+def _created_job(hook: GeminiConnection, display_name: str) -> str | None:
+    """The newest job named ``display_name`` that has not failed, or ``None``."""
+    for job in find_batch_jobs(hook, display_name):
+        if job.display_name == display_name and job.state not in RESUBMIT_STATES:
+            return job.name
+    return None
+
+
+def find_batch_jobs(hook: GeminiConnection, display_name_prefix: str) -> list[BatchJobStatus]:
+    """
+    The jobs of the connection's project whose display name starts with ``display_name_prefix``, newest
+    first as the service lists them (at most :data:`MAX_LISTED_JOBS` are looked at).
+
+    :raises GeminiAPIError: listing failed after the retries.
+    """
+    check_batch_supported(hook)
+    client = hook.get_conn()
+    found: list[BatchJobStatus] = []
+    token: str | None = None
+    for _ in range(0, MAX_LISTED_JOBS, _LIST_PAGE_SIZE):
+        from google.genai import types
+
+        config = types.ListBatchJobsConfig(page_size=_LIST_PAGE_SIZE, page_token=token)
+        pager = _sdk_call(hook, "listing batch jobs", functools.partial(client.batches.list, config=config))
+        for job in pager.page:
+            if job.name and (job.display_name or "").startswith(display_name_prefix):
+                found.append(BatchJobStatus(job.name, _short_state(job.state), display_name=job.display_name))
+        token = pager.config.get("page_token")
+        if not token:
+            break
+    return found
 
 
 def get_batch_job(hook: GeminiConnection, name: str) -> BatchJobStatus:
-    """Where the job ``name`` stands (its own error read when it ended without success)."""
+    """
+    Where the job ``name`` stands: its state, display name and request count, and its own error when it
+    ended without success.
+
+    :raises GeminiAPIError: the job could not be read (``http_status`` 404: the service does not know it).
+    """
     check_batch_supported(hook)
     client = hook.get_conn()
-    job = _sdk_call(hook, f"reading batch job {name}", lambda: client.batches.get(name=name))
-    state = _short_state(job.state)
-    if state in ENDED_STATES and state != "SUCCEEDED":
-        path = f"batches/{name.split('/', 1)[-1]}"
-        raw = _sdk_call(
-            hook, f"reading batch job {name}", lambda: client._api_client.request("get", path, {})
-        )
-        return BatchJobStatus(name, state, _job_error(raw.body, hook.settings.secrets))
-    return BatchJobStatus(name, state)
+    path = _job_path(name)
+    raw = _sdk_call(hook, f"reading batch job {name}", lambda: client._api_client.request("get", path, {}))
+    return _status_of(name, raw.body, hook.settings.secrets)
 
 
-async def aget_batch_job(hook: GeminiConnection, name: str) -> BatchJobStatus:
-    """:func:`get_batch_job` for the triggerer's event loop (the SDK's async client)."""
+async def aget_batch_job(hook: GeminiConnection, name: str, *, retry: bool = False) -> BatchJobStatus:
+    """
+    :func:`get_batch_job` for the triggerer's event loop (the SDK's async client).
+
+    :param retry: retry transient failures here (the trigger's poll loop counts them itself).
+    """
     client = hook.get_conn()
-    try:
-        job = await client.aio.batches.get(name=name)
-        state = _short_state(job.state)
-        if state in ENDED_STATES and state != "SUCCEEDED":
-            path = f"batches/{name.split('/', 1)[-1]}"
-            raw = await client._api_client.async_request("get", path, {})
-            return BatchJobStatus(name, state, _job_error(raw.body, hook.settings.secrets))
-        return BatchJobStatus(name, state)
-    except _sdk_errors() as err:
-        failure = _api_error(hook, f"reading batch job {name}", err)
-    raise failure
+    path = _job_path(name)
+    raw = await _asdk_call(
+        hook,
+        f"reading batch job {name}",
+        lambda: client._api_client.async_request("get", path, {}),
+        retry=retry,
+    )
+    return _status_of(name, raw.body, hook.settings.secrets)
 
 
 def cancel_batch_job(hook: GeminiConnection, name: str) -> bool:
     """
-    Cancel the job ``name``; return whether it was still running (a job that has ended stays as it is).
+    Cancel the job ``name``; return whether it was still running (a job that has ended stays as it is, and
+    a job the service does not know is left alone).
 
-    :raises GeminiAPIError: the cancel call failed for another reason.
+    :raises GeminiAPIError: the cancel call failed for another reason, after the retries.
     """
     check_batch_supported(hook)
-    status = get_batch_job(hook, name)
-    if status.done:
-        hook.log.info("Gemini batch job %s already ended %s; nothing to cancel", name, status.state)
+    status = _status_or_unknown(hook, name)
+    if status is None or status.done:
         return False
     client = hook.get_conn()
-    _sdk_call(hook, f"cancelling batch job {name}", lambda: client.batches.cancel(name=name))
+    try:
+        _sdk_call(hook, f"cancelling batch job {name}", lambda: client.batches.cancel(name=name))
+    except GeminiAPIError as err:
+        # A cancel whose answer was lost and was sent again finds the job ended (400 FAILED_PRECONDITION).
+        if err.http_status != 400 or not get_batch_job(hook, name).done:
+            raise
     hook.log.info("Cancelled Gemini batch job %s", name)
     return True
 
 
 async def acancel_batch_job(hook: GeminiConnection, name: str) -> bool:
-    """:func:`cancel_batch_job` for the triggerer's event loop."""
-    status = await aget_batch_job(hook, name)
+    """:func:`cancel_batch_job` for the triggerer's event loop, with the same retries."""
+    try:
+        status = await aget_batch_job(hook, name, retry=True)
+    except GeminiAPIError as err:
+        if err.http_status != 404:
+            raise
+        hook.log.warning("Gemini does not know batch job %s; nothing to cancel", name)
+        return False
     if status.done:
         hook.log.info("Gemini batch job %s already ended %s; nothing to cancel", name, status.state)
         return False
+    client = hook.get_conn()
     try:
-        await hook.get_conn().aio.batches.cancel(name=name)
-    except _sdk_errors() as err:
-        failure = _api_error(hook, f"cancelling batch job {name}", err)
-    else:
-        hook.log.info("Cancelled Gemini batch job %s", name)
-        return True
-    raise failure
+        await _asdk_call(hook, f"cancelling batch job {name}", lambda: client.aio.batches.cancel(name=name))
+    except GeminiAPIError as err:
+        if err.http_status != 400 or not (await aget_batch_job(hook, name, retry=True)).done:
+            raise
+    hook.log.info("Cancelled Gemini batch job %s", name)
+    return True
+
+
+def delete_batch_file(hook: GeminiConnection, file_name: str) -> bool:
+    """
+    Delete a request or result file from the Files API; return whether it was there. Best effort: a failure
+    is logged, never raised (the service deletes files after 48 hours anyway).
+    """
+    client = hook.get_conn()
+    try:
+        _sdk_call(hook, f"deleting file {file_name}", lambda: client.files.delete(name=file_name))
+    except GeminiAPIError as err:
+        if err.http_status != 404:
+            hook.log.warning("Could not delete %s from the Files API: %s", file_name, err)
+        return False
+    hook.log.info("Deleted %s from the Files API", file_name)
+    return True
+
+
+def _status_or_unknown(hook: GeminiConnection, name: str) -> BatchJobStatus | None:
+    """The job's status; ``None`` (logged) when the service does not know it."""
+    try:
+        status = get_batch_job(hook, name)
+    except GeminiAPIError as err:
+        if err.http_status != 404:
+            raise
+        hook.log.warning("Gemini does not know batch job %s; nothing to cancel", name)
+        return None
+    if status.done:
+        hook.log.info("Gemini batch job %s already ended %s; nothing to cancel", name, status.state)
+    return status
 
 
 def read_batch_results(
@@ -285,15 +427,16 @@ def read_batch_results(
 ) -> BatchResults:
     """
     Hand the vectors of a succeeded job to ``on_result(positions, vectors)``, in chunks, in text order for
-    inlined results (file results in the order of the file); return the requests it could not embed.
+    inlined results (file results in the order of the file); return the requests it could not embed, and
+    those whose result is unusable (missing, repeated, not a usable vector): no other result is lost to them.
 
     :param hook: the hook of the job's connection.
     :param name: the job.
     :param count: how many texts were submitted: every position ``0..count-1`` must be answered once.
     :param dim: the vector length asked for.
     :param on_result: called with a list of positions and a float32 array of their L2-normalised rows.
-    :raises GeminiAPIError: the job has not succeeded, a result is missing, repeated, or not a usable vector
-        (named ``texts[i]``), or reading failed.
+    :raises GeminiAPIError: the job has not succeeded, or reading failed (``http_status`` 404: the job or
+        its result file is gone).
     """
     check_batch_supported(hook)
     client = hook.get_conn()
@@ -310,7 +453,8 @@ def read_batch_results(
                 f"downloading the results of batch job {name}",
                 lambda: client.files.download(file=file_name, destination=path),
             )
-            return _deliver(hook, name, count, dim, _file_results(path, count), on_result)
+            results = _deliver(hook, name, count, dim, _file_results(hook, name, path, count), on_result)
+            return BatchResults(results.refused, results.reported_tokens, results.unusable, file_name)
     inlined = list((dest.inlined_embed_content_responses or dest.inlined_responses or []) if dest else [])
     return _deliver(hook, name, count, dim, _inlined_results(inlined), on_result)
 
@@ -383,24 +527,46 @@ def _inlined_results(items: list[Any]) -> Iterator[_Result]:
         yield position, values, _error_text(getattr(item, "error", None)), tokens
 
 
-def _file_results(path: str, count: int) -> Iterator[_Result]:
-    with open(path, encoding="utf-8") as lines:
+def _file_results(hook: GeminiConnection, name: str, path: str, count: int) -> Iterator[_Result]:
+    """
+    The results of a result file. A line without a usable key, or naming a position out of range, is
+    skipped (logged): its position, if any, is then missing, and reported unusable.
+    """
+    with open(path, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 result = json.loads(line)
                 position = int(result["key"])
-            except (ValueError, KeyError, TypeError):
-                raise GeminiAPIError(f"line {number} of the batch results has no usable key") from None
+            except (ValueError, KeyError, TypeError, RecursionError):
+                hook.log.warning(
+                    "Line %d of the results of batch job %s has no usable key; skipped", number, name
+                )
+                continue
             if not 0 <= position < count:
-                raise GeminiAPIError(f"line {number} of the batch results names a position out of range")
+                hook.log.warning(
+                    "Line %d of the results of batch job %s names a position out of range; skipped",
+                    number,
+                    name,
+                )
+                continue
             response = result.get("response") or {}
-            values = (response.get("embedding") or {}).get("values")
-            tokens = response.get("tokenCount")
+            response = response if isinstance(response, dict) else {}
+            embedding = response.get("embedding") or {}
+            values = embedding.get("values") if isinstance(embedding, dict) else None
             error = result.get("error")
             error_text = _error_text(error) if error else None
-            yield position, values, error_text, int(tokens) if tokens is not None else None
+            yield position, values, error_text, _token_count(response.get("tokenCount"))
+
+
+def _token_count(value: Any) -> int | None:
+    """A reported token count, or ``None`` when it is missing or not a whole number (it is only counted)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) and number >= 0 else None
 
 
 class _Values:
@@ -422,25 +588,28 @@ def _deliver(
 ) -> BatchResults:
     seen = np.zeros(count, dtype=bool)
     refused: list[RefusedText] = []
+    unusable: dict[int, str] = {}
     positions: list[int] = []
     rows: list[np.ndarray] = []
     reported: int | None = None
     secrets = hook.settings.secrets
     for position, values, error, tokens in results:
-        if position >= count or seen[position]:
-            raise GeminiAPIError(
-                f"batch job {name} answered texts[{position}] more than once or out of range"
-            )
+        if position >= count:
+            continue
+        if seen[position]:
+            unusable[position] = "answered more than once"  # which answer is right cannot be told
+            continue
         seen[position] = True
         if tokens is not None:
             reported = (reported or 0) + tokens
-        if error is not None or values is None:
-            refused.append(RefusedText(position, scrubbed(error or "no embedding in the result", secrets)))
+        if error is not None:
+            refused.append(RefusedText(position, scrubbed(error, secrets)))
             continue
         try:
             row = checked_rows([_Values(values)], PlannedRequest(0, position, [""], None, 0), dim)
         except UnusableResponse as err:
-            raise GeminiAPIError(f"batch job {name}: {scrubbed(str(err), secrets)}") from None
+            unusable[position] = scrubbed(str(err), secrets)
+            continue
         positions.append(position)
         rows.append(row[0])
         if len(positions) >= RESULT_CHUNK_ROWS:
@@ -448,17 +617,27 @@ def _deliver(
             positions, rows = [], []
     if positions:
         on_result(positions, np.stack(rows))
-    missing = np.flatnonzero(~seen)
-    if missing.size:
-        raise GeminiAPIError(
-            f"batch job {name} answered {count - missing.size} of {count} texts; no result for "
-            f"texts[{int(missing[0])}]" + (f" and {missing.size - 1} more" if missing.size > 1 else "")
-        )
+    for position in np.flatnonzero(~seen).tolist():
+        unusable[position] = "no result"
+    refused = [item for item in refused if item.position not in unusable]
     for item in refused[:20]:
         hook.log.warning(
             "Gemini batch job %s could not embed texts[%d]: %s", name, item.position, item.reason
         )
-    return BatchResults(refused=tuple(refused), reported_tokens=reported)
+    if unusable:
+        first = min(unusable)
+        hook.log.warning(
+            "Gemini batch job %s answered %d results that cannot be used; first texts[%d]: %s",
+            name,
+            len(unusable),
+            first,
+            unusable[first],
+        )
+    return BatchResults(
+        refused=tuple(refused),
+        reported_tokens=reported,
+        unusable=tuple(RefusedText(position, reason) for position, reason in sorted(unusable.items())),
+    )
 
 
 def _error_text(error: Any) -> str | None:
@@ -505,13 +684,93 @@ def _api_error(hook: GeminiConnection, what: str, err: BaseException) -> GeminiA
     return GeminiAPIError(f"{what} failed: {text}")
 
 
-def _sdk_call(hook: GeminiConnection, what: str, call: Callable[[], _T]) -> _T:
+def _transient_delay(err: BaseException) -> float | None:
     """
-    Run one SDK call; its failure is raised as :class:`GeminiAPIError` outside the ``except`` block, so
-    it has no ``__cause__`` or ``__context__`` (the SDK's error may hold a gateway's echo of the key).
+    ``None`` when ``err`` is not worth another attempt; else the wait the server asked for, or ``-1`` for
+    "no hint" (429 except a daily quota, 408, 5xx, timeouts, dropped or refused connections).
     """
+    from google.genai import errors
+
+    if isinstance(err, errors.APIError):
+        if not is_retryable_status(err.code) or (err.code == 429 and is_daily_quota(err.details)):
+            return None
+        delay = server_retry_delay(err.details, response_headers(err))
+        return -1.0 if delay is None else delay
+    if isinstance(err, (*TRANSIENT_TRANSPORT_ERRORS, ConnectionError)):
+        return -1.0
+    return None
+
+
+def _wait(hook: GeminiConnection, attempt: int, delay: float) -> float:
+    return delay if delay >= 0 else hook.settings.backoff.delay(attempt)
+
+
+def _log_retry(hook: GeminiConnection, failure: GeminiAPIError, attempt: int, delay: float) -> None:
+    text = str(failure)  # names the call
+    hook.log.warning(
+        "%s; retry %d/%d in %.2fs",
+        text[:1].upper() + text[1:],
+        attempt,
+        hook.settings.backoff.max_retries,
+        _wait(hook, attempt, delay),
+    )
+
+
+def _sdk_call(hook: GeminiConnection, what: str, call: Callable[[], _T], *, retry: bool = True) -> _T:
+    """
+    Run one SDK call, retrying transient failures with the connection's retry policy; a failure is raised
+    as :class:`GeminiAPIError` outside the ``except`` block, so it has no ``__cause__`` or ``__context__``
+    (the SDK's error may hold a gateway's echo of the key). Only for calls that are safe to repeat.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except _sdk_errors() as err:
+            failure, delay = _api_error(hook, what, err), _transient_delay(err)
+        if not retry or delay is None or attempt > hook.settings.backoff.max_retries:
+            raise failure
+        _log_retry(hook, failure, attempt, delay)
+        time.sleep(_wait(hook, attempt, delay))
+
+
+async def _asdk_call(
+    hook: GeminiConnection, what: str, call: Callable[[], Awaitable[_T]], *, retry: bool = True
+) -> _T:
+    """:func:`_sdk_call` for the triggerer's event loop."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await call()
+        except _sdk_errors() as err:
+            failure, delay = _api_error(hook, what, err), _transient_delay(err)
+        if not retry or delay is None or attempt > hook.settings.backoff.max_retries:
+            raise failure
+        _log_retry(hook, failure, attempt, delay)
+        await asyncio.sleep(_wait(hook, attempt, delay))
+
+
+def _job_path(name: str) -> str:
+    return f"batches/{name.split('/', 1)[-1]}"
+
+
+def _status_of(name: str, body: str | None, secrets: Sequence[str]) -> BatchJobStatus:
+    """A job's status from its raw operation (the SDK maps neither its error nor its request count)."""
     try:
-        return call()
-    except _sdk_errors() as err:
-        failure = _api_error(hook, what, err)
-    raise failure
+        operation = json.loads(body or "{}")
+    except ValueError:
+        raise GeminiAPIError(f"Gemini answered batch job {name} with a body that is not JSON") from None
+    operation = operation if isinstance(operation, dict) else {}
+    metadata = operation.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    state = _short_state(metadata.get("state"))
+    stats = metadata.get("batchStats")
+    try:
+        count: int | None = int(str((stats or {}).get("requestCount")))
+    except (TypeError, ValueError, AttributeError):
+        count = None
+    error = _job_error(body, secrets) if state in ENDED_STATES and state != "SUCCEEDED" else None
+    display_name = metadata.get("displayName")
+    return BatchJobStatus(name, state, error, str(display_name) if display_name is not None else None, count)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -89,8 +90,9 @@ def server_retry_delay(details: Any, headers: Any = None) -> float | None:
     """
     The wait the server asked for, in seconds, or ``None`` when it gave none.
 
-    Reads ``google.rpc.RetryInfo.retryDelay`` first, then a ``Retry-After`` header, then the
-    "Please retry in 15.6s." sentence Gemini puts in quota messages.
+    Reads ``google.rpc.RetryInfo.retryDelay`` first, then a ``Retry-After`` header (a number of seconds;
+    ``nan``, ``inf``, a negative value or a date are no hint), then the "Please retry in 15.6s." sentence
+    Gemini puts in quota messages.
     """
     for entry in _detail_entries(details):
         if str(entry.get("@type", "")).endswith("google.rpc.RetryInfo"):
@@ -100,9 +102,11 @@ def server_retry_delay(details: Any, headers: Any = None) -> float | None:
     retry_after = headers.get("retry-after") if headers is not None else None
     if retry_after:
         try:
-            return min(float(retry_after), MAX_SERVER_DELAY_SECONDS)
+            seconds = float(retry_after)
         except ValueError:
-            pass
+            seconds = math.nan  # an HTTP date or garbage: no usable hint
+        if math.isfinite(seconds) and seconds >= 0:  # "nan", "inf" and negative values are no hint
+            return min(seconds, MAX_SERVER_DELAY_SECONDS)
     match = _RETRY_IN_MESSAGE.search(str(_error_body(details).get("message", "")))
     if match:
         return min(float(match.group(1)), MAX_SERVER_DELAY_SECONDS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -73,6 +75,9 @@ DEFAULT_INLINE_MAX_ROWS = 100
 DEFAULT_PART_ROWS = 1000
 #: Batch mode: first wait between two looks at a job (seconds); the trigger backs off up to ten minutes.
 DEFAULT_BATCH_POLL_INTERVAL = 60.0
+#: Batch mode: Airflow's own deferral timeout is ``batch_timeout`` plus this (seconds), so the trigger
+#: normally fires first and cancels the job; Airflow's timeout only acts when no triggerer runs it.
+_DEFER_TIMEOUT_GRACE = DEFAULT_MAX_POLL_INTERVAL + 60.0
 
 
 @dataclass(frozen=True)
@@ -253,10 +258,7 @@ class GeminiEmbedOperator(BaseOperator):
         if args.dry_run:
             return dry_run(task, args, plan, batch=batch is not None)
         if batch is not None and (decision := embed_batch.start_batch(task, args, plan)) is not None:
-            if decision.result is not None:
-                return decision.result
-            self.batch_job_name = decision.job_name
-            self._defer_to_job(decision.job_name, batch)
+            return self._follow(decision, batch)
         if plan.staged(args.inline_max_rows):
             return embed_sync.run_staged(task, args, plan)
         return embed_sync.run_inline(task, args, plan)
@@ -265,9 +267,22 @@ class GeminiEmbedOperator(BaseOperator):
         """Batch mode: the job ended; return its rows as :meth:`execute` would."""
         self.batch_job_name = str(event.get("job_name"))
         args = self.converted_arguments()
-        result = embed_batch.complete_batch(self.embed_task(context, args), args, event)
+        outcome = embed_batch.complete_batch(self.embed_task(context, args), args, event)
+        batch = self.batch_arguments()
+        if isinstance(outcome, embed_batch.BatchDecision) and batch is not None:
+            return self._follow(outcome, batch)  # unusable results: a job for those texts only
+        if isinstance(outcome, embed_batch.BatchDecision):
+            raise ValueError("deferrable was turned off while a batch job ran; set deferrable=True again")
         self.batch_job_name = None
-        return result
+        return outcome
+
+    def _follow(self, decision: embed_batch.BatchDecision, batch: BatchArguments) -> EmbedResult:
+        """Hand on the decision's result, or wait for its job."""
+        if decision.result is None:
+            self.batch_job_name = decision.job_name
+            self._defer_to_job(decision, batch)
+        self.batch_job_name = None
+        return decision.result
 
     def on_kill(self) -> None:
         """Cancel the batch job this task waits for, so a killed or timed-out task stops paying."""
@@ -289,16 +304,27 @@ class GeminiEmbedOperator(BaseOperator):
             state_store=context.get("task_state_store") if isinstance(context, Mapping) else None,
         )
 
-    def _defer_to_job(self, job_name: str, batch: BatchArguments) -> NoReturn:
-        """Wait for the batch job in the triggerer, without holding a worker slot."""
+    def _defer_to_job(self, decision: embed_batch.BatchDecision, batch: BatchArguments) -> NoReturn:
+        """
+        Wait for the batch job in the triggerer, without holding a worker slot. ``batch_timeout`` counts from
+        the job's submission: the deadline travels in the trigger's kwargs, and Airflow's own deferral
+        timeout backs it up.
+        """
+        deadline = decision.submitted_at + batch.timeout if batch.timeout is not None else None
         self.defer(
             trigger=GeminiBatchJobTrigger(
                 gemini_conn_id=self.gemini_conn_id,
-                job_name=job_name,
+                job_name=decision.job_name,
                 poll_interval=batch.poll_interval,
                 timeout=batch.timeout,
+                deadline=deadline,
             ),
             method_name="execute_complete",
+            timeout=(
+                timedelta(seconds=max(0.0, deadline - time.time()) + _DEFER_TIMEOUT_GRACE)
+                if deadline is not None
+                else None
+            ),
         )
 
     def batch_arguments(self) -> BatchArguments | None:

@@ -53,7 +53,10 @@ class GeminiBatchJobTrigger(BaseTrigger):
     :param max_poll_interval: longest wait between two looks.
     :param backoff: factor by which each wait grows.
     :param timeout: give up after this many seconds of waiting (``None``: wait until the job ends; the
-        service expires a job after 24 hours).
+        service expires a job after 24 hours); counted from when the trigger is built, unless ``deadline``
+        is given.
+    :param deadline: give up at this time (epoch seconds). Carried in the serialised kwargs, so a trigger
+        rebuilt after a triggerer restart keeps the same deadline; built from ``timeout`` when not given.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         backoff: float = DEFAULT_BACKOFF,
         timeout: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__(**kwargs) is untyped
         if poll_interval <= 0 or max_poll_interval < poll_interval:
@@ -80,6 +84,9 @@ class GeminiBatchJobTrigger(BaseTrigger):
         self.max_poll_interval = max_poll_interval
         self.backoff = backoff
         self.timeout = timeout
+        if deadline is None and timeout is not None:
+            deadline = time.time() + timeout
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The class path and the kwargs that rebuild this trigger: ids and poll settings, no secret."""
@@ -92,6 +99,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 "max_poll_interval": self.max_poll_interval,
                 "backoff": self.backoff,
                 "timeout": self.timeout,
+                "deadline": self.deadline,
             },
         )
 
@@ -103,7 +111,6 @@ class GeminiBatchJobTrigger(BaseTrigger):
             await hook.get_conn().aio.aclose()
 
     async def _wait_for_end(self, hook: GeminiHook) -> TriggerEvent:
-        started = time.monotonic()
         wait = self.poll_interval
         errors_in_a_row = 0
         while True:
@@ -126,9 +133,13 @@ class GeminiBatchJobTrigger(BaseTrigger):
                 self.log.info(
                     "Gemini batch job %s is %s; next look in %.0fs", self.job_name, status.state, wait
                 )
-            if self.timeout is not None and time.monotonic() - started + wait > self.timeout:
-                return self._event("timeout", None, message=f"still running after {self.timeout:g}s")
-            await asyncio.sleep(wait)
+            pause = wait
+            if self.deadline is not None:
+                remaining = self.deadline - time.time()
+                if remaining <= 0:
+                    return self._event("timeout", None, message="still running at its batch_timeout")
+                pause = min(wait, remaining)
+            await asyncio.sleep(pause)
             wait = min(wait * self.backoff, self.max_poll_interval)
 
     async def on_kill(self) -> None:

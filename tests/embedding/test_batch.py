@@ -445,3 +445,223 @@ def test_a_staged_completion_writes_the_parts_it_always_wrote(
     for row in (row for rows in parts for row in rows):
         np.testing.assert_allclose(row["vector"], expected[row["id"]], atol=1e-6)
     assert parts[3][-1]["metadata"] == {"lang": "fr"}
+
+
+# -- no stuck retries, nothing paid twice ------------------------------------------------------------------
+
+
+def plan_file(staging: Path) -> Path:
+    [path] = staging.glob(f"**/{BATCH_PLAN_FILE}")
+    return path
+
+
+def sync_vectors(staging: Path, documents: Any) -> dict[str, list[float]]:
+    return vectors_by_id(operator(documents, staging / "sync", deferrable=False).execute({}))
+
+
+def assert_rows_of_sync_mode(result: dict[str, Any], expected: dict[str, list[float]]) -> None:
+    assert sorted(vectors_by_id(result)) == sorted(expected)
+    for doc_id, vector in vectors_by_id(result).items():
+        np.testing.assert_allclose(vector, expected[doc_id], atol=1e-6)
+
+
+@pytest.mark.usefixtures("gemini_connection")
+@pytest.mark.parametrize("kind", ["nan", "short", "missing"])
+def test_unusable_results_are_sent_again_alone_and_the_usable_ones_kept(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, kind: str
+) -> None:
+    expected = sync_vectors(tmp_path, corpus())
+    gemini_emulator.reset_stats()
+    gemini_emulator.batches.spoil_next_results(kind)
+    task = operator(corpus(), tmp_path)
+    first = defer(task, {})
+
+    with pytest.raises(TaskDeferred) as again:  # the spoiled text goes out again, in a job of its own
+        task.execute_complete({}, event=fire(first))
+    result = task.execute_complete({}, event=fire(again.value))
+
+    spoiled = 4 if kind == "missing" else 0
+    assert [job.texts for job in gemini_emulator.batches.jobs()] == [
+        tuple(doc["text"] for doc in corpus()),
+        (corpus()[spoiled]["text"],),
+    ]
+    assert gemini_emulator.stats.texts == 6  # the usable four were not paid again
+    assert_rows_of_sync_mode(result, expected)
+    assert (result["stats"]["embedded"], result["stats"]["requests"]) == (5, 2)
+    assert list(tmp_path.glob(f"**/{BATCH_PLAN_FILE}")) == []
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_results_unusable_every_time_end_as_refused_documents(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.spoil_next_results("nan", count=3)
+    task = operator(corpus(), tmp_path)
+    deferred = defer(task, {})
+    for _ in range(2):
+        with pytest.raises(TaskDeferred) as again:
+            task.execute_complete({}, event=fire(deferred))
+        deferred = again.value
+
+    with pytest.raises(GeminiAPIError, match=r"documents\[0\] \(id 'doc-0'\).*unusable result.*skip"):
+        task.execute_complete({}, event=fire(deferred))
+    skipped = operator(corpus(), tmp_path, on_document_error="skip").execute({})
+
+    assert len(gemini_emulator.batches.jobs()) == 3  # the retry re-attached: nothing sent a fourth time
+    assert [doc["id"] for doc in skipped["skipped_documents"]] == ["doc-0"]
+    assert sorted(vectors_by_id(skipped)) == ["doc-1", "doc-2", "doc-3", "doc-4"]
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_a_retry_whose_job_the_service_does_not_know_submits_again(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.configure(running_polls=1000)
+    defer(operator(corpus(), tmp_path), {})
+    gemini_emulator.batches.forget(gemini_emulator.batches.jobs()[0].name)  # purged, or another key's
+    gemini_emulator.batches.configure(running_polls=0)
+
+    retry = operator(corpus(), tmp_path)
+    result = retry.execute_complete({}, event=fire(defer(retry, {})))
+
+    assert len(result["rows"]) == 5
+    assert [job.state for job in gemini_emulator.batches.jobs()] == ["BATCH_STATE_SUCCEEDED"]
+
+
+@pytest.mark.usefixtures("gemini_connection")
+@pytest.mark.parametrize("garbage", ["{not json", '{"job_name": "batches/x"}', "[1, 2]", ""])
+def test_an_unreadable_plan_is_discarded_and_its_job_found_by_display_name(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, garbage: str
+) -> None:
+    gemini_emulator.batches.configure(running_polls=2)
+    first = defer(operator(corpus(), tmp_path), {})
+    plan_file(tmp_path).write_text(garbage)
+
+    retry = operator(corpus(), tmp_path)
+    second = defer(retry, {})
+    result = retry.execute_complete({}, event=fire(second))
+
+    assert second.trigger.serialize()[1]["job_name"] == first.trigger.serialize()[1]["job_name"]
+    assert len(gemini_emulator.batches.jobs()) == 1
+    assert gemini_emulator.stats.texts == 5
+    assert len(result["rows"]) == 5
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_a_lost_create_answer_is_found_by_display_name_and_paid_once(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.lose_next_answers("create")  # the job is created; the connection drops
+
+    result = run_batch(operator(corpus(), tmp_path))
+
+    [job] = gemini_emulator.batches.jobs()
+    assert job.state == "BATCH_STATE_SUCCEEDED"
+    assert gemini_emulator.stats.texts == 5
+    assert len(result["rows"]) == 5
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_a_plan_pointing_at_another_job_is_not_trusted(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    from airflow_provider_gemini_milvus.gemini.batch_api import submit_embedding_batch
+    from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+
+    expected = sync_vectors(tmp_path, corpus())
+    other = submit_embedding_batch(
+        GeminiHook(), [f"another text {n}" for n in range(5)], model="gemini-embedding-001"
+    )
+    gemini_emulator.batches.configure(running_polls=2)
+    defer(operator(corpus(), tmp_path), {})  # Airflow 3.2: no task state store, the plan alone
+    plan = json.loads(plan_file(tmp_path).read_text())
+    if "jobs" in plan:
+        plan["jobs"][-1]["name"] = other
+    else:
+        plan["job_name"] = other
+    plan_file(tmp_path).write_text(json.dumps(plan))
+
+    retry = operator(corpus(), tmp_path)
+    result = retry.execute_complete({}, event=fire(defer(retry, {})))
+
+    assert_rows_of_sync_mode(result, expected)
+    assert len(gemini_emulator.batches.jobs()) == 2  # the other job, and this plan's, found again
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_the_state_stores_job_is_cancelled_when_no_plan_uses_it(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    store = TaskStateStore()
+    gemini_emulator.batches.configure(running_polls=1000)
+    defer(operator(corpus(), tmp_path), {"task_state_store": store})
+    abandoned = store.values[STATE_STORE_KEY]
+    plan_file(tmp_path).unlink()  # the staging folder was cleared between tries...
+    documents = corpus()
+    documents[0]["text"] = "an edited document"  # ...and the source changed: the old job is of no use
+
+    gemini_emulator.batches.configure(running_polls=0)
+    retry = operator(documents, tmp_path)
+    result = retry.execute_complete(
+        {"task_state_store": store}, event=fire(defer(retry, {"task_state_store": store}))
+    )
+
+    states = {job.name: job.state for job in gemini_emulator.batches.jobs()}
+    assert states.pop(abandoned) == "BATCH_STATE_CANCELLED"
+    assert list(states.values()) == ["BATCH_STATE_SUCCEEDED"]
+    assert vectors_by_id(result).keys() == {doc["id"] for doc in documents}
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_one_503_on_create_does_not_fail_the_try(tmp_path: Path, gemini_emulator: GeminiEmulator) -> None:
+    gemini_emulator.batches.fail_next_calls(1, 503, kind="create")
+
+    result = run_batch(operator(corpus(), tmp_path))
+
+    assert len(result["rows"]) == 5
+    assert len(gemini_emulator.batches.jobs()) == 1
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_one_503_in_on_kill_still_cancels_the_job(tmp_path: Path, gemini_emulator: GeminiEmulator) -> None:
+    gemini_emulator.batches.configure(running_polls=1000)
+    task = operator(corpus(), tmp_path)
+    defer(task, {})
+    gemini_emulator.batches.fail_next_calls(1, 503, kind="cancel")
+
+    task.on_kill()
+
+    assert gemini_emulator.batches.jobs()[0].state == "BATCH_STATE_CANCELLED"
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_batch_timeout_counts_from_submission_across_tries_and_airflow_backs_it_up(
+    tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.configure(running_polls=1000)
+    first = defer(operator(corpus(), tmp_path, batch_timeout="3600"), {})
+    retry = defer(operator(corpus(), tmp_path, batch_timeout="3600"), {})
+
+    deadline = first.trigger.serialize()[1]["deadline"]
+    assert deadline is not None
+    assert retry.trigger.serialize()[1]["deadline"] == deadline  # the re-attached job keeps its deadline
+    assert first.timeout is not None
+    assert first.timeout.total_seconds() > 3600  # Airflow's own timeout, after the trigger's
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_uploaded_and_result_files_are_deleted_once_the_rows_are_handed_on(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_gemini_milvus.gemini import batch_api
+
+    monkeypatch.setattr(batch_api, "INLINE_MAX_BYTES", 0)  # every job goes as an uploaded JSONL file
+    task = operator(corpus(), tmp_path)
+    deferred = defer(task, {})
+    assert len(gemini_emulator.batches.files.names()) == 1  # the uploaded requests
+
+    result = task.execute_complete({}, event=fire(deferred))
+
+    assert len(result["rows"]) == 5
+    assert gemini_emulator.batches.jobs()[0].source == "file"
+    assert gemini_emulator.batches.files.names() == []

@@ -14,6 +14,8 @@ from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
 from airflow_provider_gemini_milvus.gemini.batch_api import (
     aget_batch_job,
     cancel_batch_job,
+    delete_batch_file,
+    find_batch_jobs,
     get_batch_job,
     read_batch_results,
     submit_embedding_batch,
@@ -170,3 +172,66 @@ def test_errors_of_batch_calls_never_carry_the_key(hook: GeminiHook, gemini_emul
     assert error.__context__ is None
     assert gemini_emulator.api_key not in "".join(traceback.format_exception(error))
     assert "***" in str(error)  # the echoed key was there, and was scrubbed
+
+
+def test_a_non_numeric_token_count_is_ignored_not_a_bare_value_error(
+    hook: GeminiHook, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.spoil_next_results("token_count")
+
+    collector, results = run_job(hook, TEXTS, inline_max_bytes=0)
+
+    assert sorted(collector.rows) == [0, 1, 2, 3]
+    assert results.unusable == ()
+    assert results.reported_tokens == sum(estimate_tokens(text) for text in TEXTS[1:])
+
+
+@pytest.mark.parametrize("kind", ["nan", "short", "missing"])
+def test_unusable_results_are_reported_by_position_and_the_rest_delivered(
+    hook: GeminiHook, gemini_emulator: GeminiEmulator, kind: str
+) -> None:
+    gemini_emulator.batches.spoil_next_results(kind)
+
+    collector, results = run_job(hook, TEXTS, inline_max_bytes=0)
+
+    spoiled = 3 if kind == "missing" else 0
+    assert [item.position for item in results.unusable] == [spoiled]
+    assert sorted(collector.rows) == sorted({0, 1, 2, 3} - {spoiled})
+    assert results.result_file is not None
+
+
+def test_every_batch_call_is_retried_on_a_503(hook: GeminiHook, gemini_emulator: GeminiEmulator) -> None:
+    for kind in ("upload_start", "create", "get", "download", "delete_file"):
+        gemini_emulator.batches.fail_next_calls(1, 503, kind=kind)
+
+    collector, results = run_job(hook, TEXTS, inline_max_bytes=0, display_name="gm-retried")
+
+    assert sorted(collector.rows) == [0, 1, 2, 3]
+    assert len(gemini_emulator.batches.jobs()) == 1
+    assert results.result_file is not None
+    assert delete_batch_file(hook, results.result_file) is True
+    assert delete_batch_file(hook, results.result_file) is False  # already gone: nothing to do
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_sent_again(
+    hook: GeminiHook, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.lose_next_answers("create")
+
+    name = submit_embedding_batch(hook, TEXTS, model="gemini-embedding-001", display_name="gm-test-1")
+
+    [job] = gemini_emulator.batches.jobs()
+    assert (job.name, job.display_name) == (name, "gm-test-1")
+    assert [found.name for found in find_batch_jobs(hook, "gm-test-")] == [name]
+    status = get_batch_job(hook, name)
+    assert (status.display_name, status.request_count) == ("gm-test-1", 4)
+
+
+def test_a_create_without_display_name_is_not_sent_twice(
+    hook: GeminiHook, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.fail_next_calls(1, 503, kind="create")
+
+    with pytest.raises(GeminiAPIError, match="503"):
+        submit_embedding_batch(hook, TEXTS, model="gemini-embedding-001")
+    assert gemini_emulator.batches.jobs() == []

@@ -13,6 +13,8 @@ from airflow_provider_gemini_milvus.gemini.retries import (
     is_retryable_status,
     server_retry_delay,
 )
+from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
+from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
@@ -106,3 +108,23 @@ def test_only_a_400_about_what_was_sent_is_a_document_refusal(
     code: int | None, status: str | None, details: object, refusal: bool
 ) -> None:
     assert is_document_refusal(code, status, details) is refusal
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "-1", "-0.5", "inf", "-inf", "Infinity", "Wed, 21 Oct 2015"])
+def test_an_unusable_retry_after_is_no_hint(value: str) -> None:
+    assert server_retry_delay(_quota_body(None), {"retry-after": value}) is None
+    body = {"error": {"message": "Quota exceeded. Please retry in 2s."}}
+    assert server_retry_delay(body, {"retry-after": value}) == 2.0  # the next hint still counts
+
+
+@pytest.mark.usefixtures("gemini_connection")
+@pytest.mark.parametrize("value", ["nan", "-3", "inf"])
+def test_the_hook_retries_through_an_unusable_retry_after_header(
+    gemini_emulator: GeminiEmulator, value: str
+) -> None:
+    gemini_emulator.fail_next(1, 503, retry_after=value)
+
+    vectors = GeminiHook().embed(["a text"], output_dimensionality=128)
+
+    assert vectors.shape == (1, 128)
+    assert gemini_emulator.stats.status_counts[503] == 1

@@ -54,6 +54,7 @@ def test_serialize_round_trips_and_carries_no_key(
         "max_poll_interval",
         "backoff",
         "timeout",
+        "deadline",
     }
 
 
@@ -152,3 +153,22 @@ def test_polling_gives_up_after_too_many_errors_in_a_row(
 
     assert event["status"] == "error"
     assert "500" in event["message"]
+
+
+def test_the_deadline_survives_a_triggerer_restart(
+    gemini_connection: str, gemini_emulator: GeminiEmulator
+) -> None:
+    gemini_emulator.batches.configure(running_polls=1000)
+    name = submit(gemini_connection)
+    trigger = trigger_for(name, gemini_connection, timeout=3600.0)
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["deadline"] is not None
+
+    # The triggerer restarts an hour later: the trigger rebuilt from its kwargs has the same deadline.
+    kwargs["deadline"] -= 3600.0  # as if an hour had passed since it was built
+    rebuilt = import_string(classpath)(**kwargs)
+    event = first_event(rebuilt)
+
+    assert rebuilt.deadline == kwargs["deadline"]
+    assert (event["status"], event["job_name"]) == ("timeout", name)
+    assert gemini_emulator.batches.jobs()[0].polls == 1

@@ -8,7 +8,8 @@ Written against the SDK's captured requests (``tests/testing/gemini_emulator/bat
   or ``{"batch": {"inputConfig": {"file_name": "files/x"}}}`` (``fileName`` accepted too) creates a job;
 * ``GET /{ver}/batches/{id}``, ``POST /{ver}/batches/{id}:cancel``, and
   ``GET /{ver}/batches?pageSize&pageToken`` (answering ``{"operations", "nextPageToken"}``);
-* the Files API's upload and download routes, answered by :class:`~.files.FileStore` (see :mod:`.files`).
+* the Files API's upload, download and delete routes, answered by :class:`~.files.FileStore` (see
+  :mod:`.files`).
 
 A job is an operation ``{"name": "batches/..", "metadata": {"state": "BATCH_STATE_..", "output"?, ..},
 "done"?, "response"?, "error"?}``. The SDK reads ``metadata`` only (the operation's ``error`` is not mapped
@@ -19,7 +20,10 @@ for the Gemini API), so results go in ``metadata.output`` and, for other clients
 after creation), then ends ``SUCCEEDED``, or ``FAILED`` / ``EXPIRED`` when :meth:`BatchService.fail_next`
 / :meth:`BatchService.expire_next` marked it at creation. ``:cancel`` ends a job that has not ended as
 ``CANCELLED``. With the default knobs the first ``get`` finds the job ``SUCCEEDED``.
-:meth:`BatchService.fail_next_calls` answers the next calls with a 429 or 5xx, as a flaky service would.
+:meth:`BatchService.fail_next_calls` answers the next calls with a 429 or 5xx, as a flaky service would;
+:meth:`BatchService.lose_next_answers` does a call and then drops the connection (the answer is lost);
+:meth:`BatchService.spoil_next_results` makes a job succeed with unusable results; :meth:`BatchService.forget`
+purges a job (404 from then on).
 
 **Results.** Each request of a successful job is embedded exactly as the synchronous routes would embed it
 (same vectors for the same text, title, model, dimension and task type). A request the synchronous route
@@ -36,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -67,7 +72,14 @@ from airflow_provider_gemini_milvus.testing.gemini_emulator.vectors import encod
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ENDED_STATES", "BatchJobInfo", "BatchRoute", "BatchService", "match_batch_route"]
+__all__ = [
+    "ENDED_STATES",
+    "SPOIL_KINDS",
+    "BatchJobInfo",
+    "BatchRoute",
+    "BatchService",
+    "match_batch_route",
+]
 
 PENDING = "BATCH_STATE_PENDING"
 RUNNING = "BATCH_STATE_RUNNING"
@@ -94,14 +106,17 @@ _ROUTES = (
     ("POST", re.compile(rf"^/upload/{_VERSION}/files$"), "upload_start"),
     ("POST", re.compile(rf"^{UPLOAD_SESSION_PREFIX}(?P<id>[^/]+)$"), "upload_bytes"),
     ("GET", re.compile(rf"^/{_VERSION}/files/(?P<id>[^/:]+):download$"), "download"),
+    ("DELETE", re.compile(rf"^/{_VERSION}/files/(?P<id>[^/:]+)$"), "delete_file"),
 )
+#: Ways :meth:`BatchService.spoil_next_results` can spoil a job's results.
+SPOIL_KINDS = ("nan", "short", "missing", "token_count")
 
 
 @dataclass(frozen=True)
 class BatchRoute:
     """A matched batch or file URL."""
 
-    kind: str  # create, get, cancel, list, upload_start, upload_bytes, download
+    kind: str  # create, get, cancel, list, upload_start, upload_bytes, download, delete_file
     version: str = ""
     model: str = ""
     resource_id: str = ""
@@ -138,6 +153,7 @@ class BatchJobInfo:
     :param source: ``inlined`` or ``file``.
     :param texts: the texts of its requests, in request order.
     :param polls: ``get`` calls made on it.
+    :param display_name: the display name it was created with.
     """
 
     name: str
@@ -146,6 +162,7 @@ class BatchJobInfo:
     source: str
     texts: tuple[str, ...]
     polls: int
+    display_name: str | None = None
 
 
 @dataclass
@@ -174,6 +191,7 @@ class _Job:
     output: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    spoil: str | None = None
 
 
 class BatchService:
@@ -199,7 +217,9 @@ class BatchService:
         self._ids = itertools.count(1)
         self.files = FileStore(self._ids, base_url)
         self._outcomes: list[str] = []
-        self._call_faults: list[int] = []
+        self._call_faults: list[tuple[int, str | None]] = []
+        self._lost_answers: dict[str, int] = {}
+        self._spoils: list[str] = []
         self.pending_polls = 0
         self.running_polls = 0
         self.running_seconds = 0.0
@@ -246,17 +266,48 @@ class BatchService:
         with self._lock:
             self._outcomes.extend([EXPIRED] * count)
 
-    def fail_next_calls(self, count: int = 1, status: int = 503) -> None:
+    def fail_next_calls(self, count: int = 1, status: int = 503, kind: str | None = None) -> None:
         """
-        Answer the next ``count`` batch and file calls (any route) with ``status``, before doing anything.
+        Answer the next ``count`` batch and file calls with ``status``, before doing anything.
 
         :param count: how many calls fail.
         :param status: one of ``SUPPORTED_FAULT_STATUSES`` (429, 500, 503, 504, ...).
+        :param kind: only calls of this route (``create``, ``get``, ``list``, ``cancel``, ``download``...);
+            ``None``: any route.
         """
         if status not in SUPPORTED_FAULT_STATUSES:
             raise ValueError(f"status must be one of {SUPPORTED_FAULT_STATUSES}, got {status}")
+        if kind is not None and kind not in {kind for _, _, kind in _ROUTES}:
+            raise ValueError(f"kind must be one of the batch routes, got {kind!r}")
         with self._lock:
-            self._call_faults.extend([status] * count)
+            self._call_faults.extend([(status, kind)] * count)
+
+    def lose_next_answers(self, kind: str = "create", count: int = 1) -> None:
+        """
+        Do the next ``count`` calls of route ``kind`` (``create``, ``get``, ``cancel``, ``delete_file``...),
+        then close the connection without answering, as a dropped connection or a client timeout loses an
+        answer: a lost ``create`` has created (and will bill) the job all the same.
+        """
+        if kind not in {kind for _, _, kind in _ROUTES}:
+            raise ValueError(f"kind must be one of the batch routes, got {kind!r}")
+        with self._lock:
+            self._lost_answers[kind] = self._lost_answers.get(kind, 0) + count
+
+    def spoil_next_results(self, kind: str = "nan", count: int = 1) -> None:
+        """
+        The next ``count`` jobs created succeed with spoiled results: ``nan`` puts a NaN in the first
+        result's vector, ``short`` drops its last value, ``missing`` leaves the last result out, and
+        ``token_count`` (file jobs) answers a non-numeric ``tokenCount`` for the first result.
+        """
+        if kind not in SPOIL_KINDS:
+            raise ValueError(f"kind must be one of {SPOIL_KINDS}, got {kind!r}")
+        with self._lock:
+            self._spoils.extend([kind] * count)
+
+    def forget(self, name: str) -> None:
+        """Purge the job ``name``: the service answers 404 for it from now on (as for another key's job)."""
+        with self._lock:
+            self._jobs.pop(name, None)
 
     def jobs(self) -> list[BatchJobInfo]:
         """Every job created, in creation order."""
@@ -271,6 +322,7 @@ class BatchService:
                         text for request in job.requests if request.item for text in request.item.texts
                     ),
                     polls=job.polls,
+                    display_name=job.display_name,
                 )
                 for job in self._jobs.values()
             ]
@@ -279,12 +331,26 @@ class BatchService:
 
     def answer(
         self, route: BatchRoute, headers: dict[str, str], query: dict[str, list[str]], body: bytes
-    ) -> Reply:
-        """Answer one batch or file request (the key has been checked); raises :class:`ApiError`."""
+    ) -> Reply | None:
+        """
+        Answer one batch or file request (the key has been checked); raises :class:`ApiError`; ``None``
+        means: drop the connection (the call was done, its answer is lost).
+        """
         with self._lock:
-            fault = self._call_faults.pop(0) if self._call_faults else None
+            fault = next((status for status, kind in self._call_faults if kind in (None, route.kind)), None)
+            if fault is not None:
+                self._call_faults.remove(next(f for f in self._call_faults if f[1] in (None, route.kind)))
+            lose = self._lost_answers.get(route.kind, 0) > 0
+            if lose and fault is None:
+                self._lost_answers[route.kind] -= 1
         if fault is not None:
             raise fault_error(fault)
+        reply = self._answer(route, headers, query, body)
+        return None if lose else reply
+
+    def _answer(
+        self, route: BatchRoute, headers: dict[str, str], query: dict[str, list[str]], body: bytes
+    ) -> Reply:
         if route.kind == "create":
             return Reply(200, self._create(route, parse_json_body(body)))
         if route.kind == "get":
@@ -297,6 +363,8 @@ class BatchService:
             return self.files.start_upload(headers, parse_json_body(body))
         if route.kind == "upload_bytes":
             return self.files.receive_upload(route.resource_id, headers, body)
+        if route.kind == "delete_file":
+            return self.files.delete(route.resource_id)
         return self.files.download(route.resource_id)
 
     def _create(self, route: BatchRoute, body: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +414,7 @@ class BatchService:
                 outcome=self._outcomes.pop(0) if self._outcomes else SUCCEEDED,
                 created=now,
                 updated=now,
+                spoil=self._spoils.pop(0) if self._spoils else None,
             )
             self._jobs[name] = job
             return _operation(job)
@@ -464,15 +533,37 @@ class BatchService:
         answers = [_answer(job.model, request) for request in job.requests]
         failed = sum(1 for answer in answers if "error" in answer)
         job.counts = {"successful": len(answers) - failed, "failed": failed}
-        if job.source == "inlined":
-            return {"inlinedResponses": {"inlinedResponses": answers}}
-        lines = [
-            encode_json({"key": request.key, **answer}) if request.key is not None else encode_json(answer)
+        keyed = [
+            {"key": request.key, **answer} if request.key is not None else answer
             for request, answer in zip(job.requests, answers, strict=True)
         ]
+        if job.spoil is not None:
+            keyed = _spoiled(keyed, job.spoil)
+        if job.source == "inlined":
+            return {"inlinedResponses": {"inlinedResponses": keyed}}
+        lines = [encode_json(answer) for answer in keyed]
         name = f"files/{job.name.split('/', 1)[1]}-results"
         self.files.add_generated(name, "application/jsonl", ("\n".join(lines) + "\n").encode(), job.updated)
         return {"responsesFile": name}
+
+
+def _spoiled(answers: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """``answers`` with the first one spoiled (``missing``: the last one left out)."""
+    if kind == "missing":
+        return answers[:-1]
+    response = answers[0].get("response")
+    if response is None:
+        return answers
+    values = json.loads(response["embedding"]["values"])
+    if kind == "nan":
+        values[len(values) // 2] = math.nan
+    elif kind == "short":
+        values = values[:-1]
+    else:
+        response["tokenCount"] = "many"
+    if kind != "token_count":
+        response["embedding"]["values"] = values
+    return answers
 
 
 def _answer(model: EmbeddingModel, request: _Request) -> dict[str, Any]:

@@ -24,11 +24,13 @@ class Fault:
     :param status: the HTTP status answered (unused when ``drop``).
     :param retry_delay: for 429, the ``RetryInfo.retryDelay`` in seconds.
     :param drop: close the connection instead of answering.
+    :param retry_after: the ``Retry-After`` header sent with the error, as it is (``"2"``, ``"nan"``, ...).
     """
 
     status: int
     retry_delay: float | None = None
     drop: bool = False
+    retry_after: str | None = None
 
 
 _HTML_PAGE = (

@@ -8,7 +8,9 @@ Written against the SDK's captured requests (``tests/testing/gemini_emulator/bat
 * the bytes are posted to the session URL in chunks (``upload``, then ``upload, finalize``) at
   ``X-Goog-Upload-Offset``; the last answer carries ``x-goog-upload-status: final`` and ``{"file"}``;
 * ``GET /{ver}/files/{id}:download?alt=media`` returns a generated file (a job's results); an uploaded file
-  cannot be downloaded, as on the real service.
+  cannot be downloaded, as on the real service;
+* ``DELETE /{ver}/files/{id}`` (``client.files.delete(name="files/x")``) deletes an uploaded or generated
+  file, answering ``{}``; 404 when there is none.
 """
 
 from __future__ import annotations
@@ -100,6 +102,18 @@ class FileStore:
         """The file named ``files/...``, or ``None``."""
         with self._lock:
             return self._files.get(name)
+
+    def names(self) -> list[str]:
+        """The names of the files held now (uploaded and generated), in the order they were stored."""
+        with self._lock:
+            return list(self._files)
+
+    def delete(self, resource_id: str) -> Reply:
+        """Delete the file ``files/{resource_id}``."""
+        with self._lock:
+            if self._files.pop(f"files/{resource_id}", None) is None:
+                raise ApiError(404, f"File files/{resource_id} was not found.")
+        return Reply(200, {})
 
     def add_generated(self, name: str, mime_type: str, data: bytes, created: str) -> None:
         """Store a file the service generated (a job's results) under ``name``."""

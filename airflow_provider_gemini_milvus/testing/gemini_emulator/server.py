@@ -6,6 +6,7 @@ HTTP server, and how each request is answered.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import random
@@ -237,7 +238,13 @@ class GeminiEmulator:
                 self._random = random.Random(knobs["seed"])
         return self
 
-    def fail_next(self, count: int = 1, status: int = 503, retry_delay: float | None = None) -> None:
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 503,
+        retry_delay: float | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         """
         Answer the next ``count`` embed calls with ``status`` (after the key and model checks, before the body
         is validated).
@@ -246,11 +253,13 @@ class GeminiEmulator:
         :param status: one of ``SUPPORTED_FAULT_STATUSES`` (429, 500, 503, 504, ...).
         :param retry_delay: for 429, seconds put in ``RetryInfo.retryDelay`` (with a ``QuotaFailure``);
             without it a 429 is the bare, detail-less kind.
+        :param retry_after: a ``Retry-After`` header sent as it is, however odd (``"nan"``, ``"-1"``,
+            ``"inf"``), as a misbehaving proxy might.
         """
         if status not in SUPPORTED_FAULT_STATUSES:
             raise ValueError(f"status must be one of {SUPPORTED_FAULT_STATUSES}, got {status}")
         with self._lock:
-            self._faults.extend(Fault(status, retry_delay) for _ in range(count))
+            self._faults.extend(Fault(status, retry_delay, retry_after=retry_after) for _ in range(count))
 
     def drop_next(self, count: int = 1) -> None:
         """
@@ -375,7 +384,7 @@ class GeminiEmulator:
 
     def _handle_batch(
         self, route: BatchRoute, headers: dict[str, str], query: dict[str, list[str]], body: bytes
-    ) -> Reply:
+    ) -> Reply | None:
         try:
             if route.needs_key:
                 self._check_key(headers, query, vertex=False)
@@ -399,6 +408,9 @@ class GeminiEmulator:
             fault = self._next_queued_fault()
             if fault is not None and fault.drop:
                 return None
+            if fault is not None and fault.retry_after is not None:
+                reply = self._error_reply(fault_error(fault.status, model.name, fault.retry_delay), "")
+                return dataclasses.replace(reply, headers=(("Retry-After", fault.retry_after),))
             if fault is not None:
                 raise fault_error(fault.status, model.name, fault.retry_delay)
             items = RequestParser(model, route).parse(parse_json_body(body))

@@ -234,3 +234,58 @@ def test_fail_next_calls_fails_any_batch_route_then_recovers(
     assert finished.state == types.JobState.JOB_STATE_SUCCEEDED
     with pytest.raises(ValueError, match="status must be one of"):
         gemini_emulator.batches.fail_next_calls(1, status=418)
+
+
+def test_a_lost_create_answer_still_creates_the_job(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    gemini_emulator.batches.lose_next_answers("create")
+
+    with pytest.raises(Exception, match="disconnected|closed|Connection"):
+        _create_inlined(client, ["a", "b"])
+
+    [job] = gemini_emulator.batches.jobs()
+    assert job.texts == ("a", "b")
+    assert client.batches.get(name=job.name).name == job.name  # the next call is answered
+
+
+def test_faults_can_target_one_route(gemini_emulator: GeminiEmulator, client: genai.Client) -> None:
+    gemini_emulator.batches.fail_next_calls(1, 503, kind="get")
+    job = _create_inlined(client, ["a"])  # not a get: not failed
+
+    with pytest.raises(errors.ServerError):
+        client.batches.get(name=str(job.name))
+    assert client.batches.get(name=str(job.name)).state is not None
+    with pytest.raises(ValueError, match="kind must be one of the batch routes"):
+        gemini_emulator.batches.fail_next_calls(1, 503, kind="nope")
+
+
+@pytest.mark.parametrize(("kind", "spoiled"), [("nan", 0), ("short", 0), ("missing", 1)])
+def test_spoiled_results(
+    gemini_emulator: GeminiEmulator, client: genai.Client, kind: str, spoiled: int
+) -> None:
+    gemini_emulator.batches.spoil_next_results(kind)
+
+    job = client.batches.get(name=str(_create_inlined(client, ["a", "b"]).name))
+
+    responses = job.dest.inlined_embed_content_responses if job.dest else None
+    assert responses is not None
+    values = [
+        item.response.embedding.values if item.response and item.response.embedding else None
+        for item in responses
+    ]
+    if kind == "missing":
+        assert len(values) == 1
+    elif kind == "nan":
+        assert any(value != value for value in values[spoiled] or [])
+    else:
+        assert len(values[0] or []) == len(values[1] or []) - 1
+
+
+def test_a_forgotten_job_is_not_found(gemini_emulator: GeminiEmulator, client: genai.Client) -> None:
+    job = _create_inlined(client, ["a"])
+
+    gemini_emulator.batches.forget(str(job.name))
+
+    with pytest.raises(errors.ClientError, match="404"):
+        client.batches.get(name=str(job.name))

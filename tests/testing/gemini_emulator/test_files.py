@@ -110,3 +110,18 @@ def test_a_download_of_an_unknown_file_is_not_found(gemini_emulator: GeminiEmula
     )
 
     assert answer.status == 404
+
+
+def test_the_sdk_deletes_a_file_and_the_store_counts_what_it_holds(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    uploaded = client.files.upload(file=io.BytesIO(b"{}\n"), config={"mime_type": "application/jsonl"})
+    assert gemini_emulator.batches.files.names() == [uploaded.name]
+
+    client.files.delete(name=str(uploaded.name))
+
+    assert gemini_emulator.batches.files.names() == []
+    again = raw_request(
+        gemini_emulator, f"/v1beta/{uploaded.name}", key=gemini_emulator.api_key, method="DELETE"
+    )
+    assert again.status == 404
