@@ -46,6 +46,7 @@ __all__ = [
     "atomic_local_file",
     "clean_staging",
     "configured_keep_days",
+    "decode_segment",
     "default_staging_uri",
     "filesystem",
     "list_entries",
@@ -64,8 +65,11 @@ DEFAULT_KEEP_DAYS = 7.0
 TEMP_PREFIX = ".tmp-"
 
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
-_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+_SAFE_CHARACTER = re.compile(r"[A-Za-z0-9._-]")
+_ESCAPE = "~"
+_ESCAPED_SEGMENT = re.compile(r"(?:[A-Za-z0-9._-]|~[0-9A-F]{2})+")
 _SEGMENT_MAX_LENGTH = 100
+_SEGMENT_KEPT = 60
 
 
 def default_staging_uri() -> str:
@@ -251,15 +255,53 @@ def _base_name(name: str) -> str:
 
 
 def _safe_segment(value: Any, what: str) -> str:
-    """One path segment: unchanged when already safe, else made safe plus a short hash of the original."""
+    """
+    One path segment, made from ``value`` by a reversible escape (see :func:`decode_segment`).
+
+    Letters, digits, ``_``, ``-`` and ``.`` (not leading) stay as they are; every other character becomes
+    ``~`` and the two hex digits of each of its UTF-8 bytes (``:`` is ``~3A``, ``~`` itself ``~7E``). Since
+    decoding undoes it, two different values never share a segment, and a value that needed no escape can
+    never equal the escaped form of another (that one holds a ``~``, which is always escaped). A segment
+    longer than 100 characters keeps its first 60 and ``~~`` and 128 bits of a SHA-256 of the value:
+    ``~~`` never occurs in an escaped value.
+    """
     text = str(value)
     if not text:
         raise ValueError(f"{what} is empty")
-    safe = _UNSAFE_CHARACTERS.sub("_", text).lstrip(".")
-    if safe == text and len(text) <= _SEGMENT_MAX_LENGTH:
-        return text
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{safe[:_SEGMENT_MAX_LENGTH] or '_'}-{digest}"
+    escaped = "".join(
+        character
+        if _SAFE_CHARACTER.fullmatch(character)
+        else "".join(f"{_ESCAPE}{byte:02X}" for byte in character.encode("utf-8", "surrogatepass"))
+        for character in text
+    )
+    if escaped.startswith("."):
+        escaped = f"{_ESCAPE}2E{escaped[1:]}"
+    if len(escaped) <= _SEGMENT_MAX_LENGTH:
+        return escaped
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{escaped[:_SEGMENT_KEPT]}{_ESCAPE}{_ESCAPE}{digest}"
+
+
+def decode_segment(segment: str) -> str | None:
+    """
+    The value a segment of :func:`task_staging_dir` was made from, or None when it was shortened (or is not
+    such a segment at all).
+    """
+    if f"{_ESCAPE}{_ESCAPE}" in segment or not _ESCAPED_SEGMENT.fullmatch(segment):
+        return None
+    raw = bytearray()
+    position = 0
+    while position < len(segment):
+        if segment[position] == _ESCAPE:
+            raw.append(int(segment[position + 1 : position + 3], 16))
+            position += 3
+        else:
+            raw.extend(segment[position].encode("ascii"))
+            position += 1
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
 
 
 def task_staging_dir(
@@ -268,9 +310,9 @@ def task_staging_dir(
     """
     Return ``root/dag_id/run_id/task_id/map_index``: the same folder for every try of a task instance.
 
-    A segment with characters other than letters, digits, ``.``, ``_`` and ``-`` (run ids hold ``:`` and
-    ``+``), or longer than 100 characters, gets them replaced by ``_`` and a hash of the original appended,
-    so two different ids never share a folder.
+    Each id is escaped reversibly (``manual__2025-01-01T00:00:00+00:00`` becomes
+    ``manual__2025-01-01T00~3A00~3A00~2B00~3A00``; see :func:`decode_segment`), so two different task
+    instances never share a folder, whatever their ids.
 
     :param root: the staging root (see :func:`staging_root`).
     :param dag_id: the DAG id.

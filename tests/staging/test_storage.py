@@ -26,6 +26,7 @@ from airflow_provider_gemini_milvus.staging import (
     verify_manifest,
     write_id_list,
 )
+from airflow_provider_gemini_milvus.staging.storage import decode_segment
 
 DAY = 24 * 3600
 
@@ -82,7 +83,7 @@ def test_task_folder_is_the_same_for_every_try_and_path_safe(tmp_path: Path) -> 
     assert folder == task_staging_dir(root, dag_id="ingest", run_id=run_id, task_id="embed", map_index=-1)
     dag, run, task, index = str(folder).rsplit("/", 4)[1:]
     assert (dag, task, index) == ("ingest", "embed", "-1")
-    assert run.startswith("manual__2026-11-30T05_00_00_00_00-")
+    assert run == "manual__2026-11-30T05~3A00~3A00~2B00~3A00"
     # Two ids that differ only in unsafe characters never share a folder.
     other = task_staging_dir(
         root, dag_id="ingest", run_id=run_id.replace(":", "+"), task_id="embed", map_index=-1
@@ -90,10 +91,42 @@ def test_task_folder_is_the_same_for_every_try_and_path_safe(tmp_path: Path) -> 
     assert other != folder
     odd = task_staging_dir(root, dag_id="../up", run_id="x" * 300, task_id=".hidden", map_index=3)
     segments = str(odd).removeprefix(str(root) + "/").split("/")
-    assert all(segment and not segment.startswith(".") and len(segment) <= 109 for segment in segments)
+    assert all(segment and not segment.startswith(".") and len(segment) <= 100 for segment in segments)
     assert len(segments) == 4
     with pytest.raises(ValueError, match="run_id is empty"):
         task_staging_dir(root, dag_id="d", run_id="", task_id="t", map_index=0)
+
+
+def test_no_two_task_instances_share_a_folder(tmp_path: Path) -> None:
+    root = staging_root(str(tmp_path))
+    run_id = "manual__2025-01-01T00:00:00+00:00"
+    folder = task_staging_dir(root, dag_id="ingest", run_id=run_id, task_id="embed", map_index=-1)
+    # The segment the first run got is itself a valid run id: a run triggered with it gets its own folder.
+    segment = folder.parent.parent.name
+    lookalike = task_staging_dir(root, dag_id="ingest", run_id=segment, task_id="embed", map_index=-1)
+    assert lookalike != folder
+    ids = [
+        run_id,
+        segment,
+        "manual__2025-01-01T00_00_00_00_00",
+        "a~3A",
+        "a:",
+        "a~",
+        ".a",
+        "~2Ea",
+        "_a",
+        "x" * 101,
+        "x" * 100,
+        "x" * 60 + "~~" + "0" * 32,
+        "\u00e9t\u00e9",
+        "\ud800",
+    ]
+    folders = {str(task_staging_dir(root, dag_id="d", run_id=i, task_id="t", map_index=0)) for i in ids}
+    assert len(folders) == len(ids)
+    for value in ids:
+        folder = task_staging_dir(root, dag_id="d", run_id=value, task_id="t", map_index=0)
+        decoded = decode_segment(folder.parent.parent.name)
+        assert decoded == (None if len(value) > 100 else value), "shortened segments cannot be decoded"
 
 
 def age(path: Path, days: float) -> None:
