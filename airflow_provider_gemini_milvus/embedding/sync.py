@@ -17,6 +17,7 @@ from airflow_provider_gemini_milvus.embedding.inputs import documents_to_embed
 from airflow_provider_gemini_milvus.embedding.outputs import (
     LISTED_REFUSALS,
     PartSink,
+    dag_run_state,
     inline_result,
     inline_rows,
     staged_result,
@@ -90,7 +91,9 @@ def run_staged(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Manife
     keep_days = staging.configured_keep_days()
     if keep_days is not None:
         root = staging.staging_root(args.staging_uri)
-        removed = staging.clean_staging(root, keep_days=keep_days, exclude=[directory])
+        removed = staging.clean_staging(
+            root, keep_days=keep_days, exclude=[directory], run_state=dag_run_state
+        )
         if removed:
             task.log.info("Removed %d staged run folders older than %g days", removed, keep_days)
     earlier_parts = staging.staged_parts(directory)

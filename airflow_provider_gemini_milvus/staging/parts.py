@@ -38,6 +38,7 @@ from airflow_provider_gemini_milvus.staging.storage import (
     filesystem,
     is_local,
     list_entries,
+    mark_task_folder,
 )
 
 __all__ = [
@@ -96,15 +97,61 @@ class PartInfo:
 
 @contextmanager
 def _open_parquet(location: str | ObjectStoragePath) -> Iterator[pq.ParquetFile]:
-    """Open a Parquet file for streaming reads (local files natively, others through fsspec)."""
+    """
+    Open a Parquet file for streaming reads (local files natively, others through fsspec).
+
+    :raises ValueError: naming the file when it is not Parquet (empty, another format, cut short).
+    """
     path = location if isinstance(location, ObjectStoragePath) else as_path(location)
     fs = filesystem(path)
     if is_local(fs):
-        with pq.ParquetFile(path.path) as parquet:
+        with _parquet_file(path.path, location) as parquet:
             yield parquet
         return
-    with fs.open(path.path, "rb") as source, pq.ParquetFile(source) as parquet:
+    with fs.open(path.path, "rb") as source, _parquet_file(source, location) as parquet:
         yield parquet
+
+
+def _parquet_file(source: Any, location: str | ObjectStoragePath) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(source)
+    except pa.ArrowInvalid as err:
+        raise ValueError(f"{location} is not a Parquet file ({err})") from None
+
+
+def _batches(
+    parquet: pq.ParquetFile, location: str | ObjectStoragePath, batch_rows: int, columns: list[str]
+) -> Iterator[pa.RecordBatch]:
+    """The file's record batches; a damaged row group is named by file and first row."""
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
+    row = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except pa.ArrowException as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise ValueError(f"{location} cannot be read from row {row} on ({err})") from None
+        yield batch
+        row += batch.num_rows
+
+
+def _texts(column: pa.Array, location: str | ObjectStoragePath, name: str, first_row: int) -> list[Any]:
+    """A string column as Python values; text that is not UTF-8 is named by file, row and column."""
+    try:
+        return list(column.to_pylist())
+    except UnicodeDecodeError:
+        for position in range(len(column)):
+            try:
+                column[position].as_py()
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{location} rows[{first_row + position}] column {name!r} is not valid UTF-8 "
+                    f"({err.reason} at byte {err.start + 1})"
+                ) from None
+        raise
 
 
 def _check_dim(dim: Any) -> int:
@@ -118,7 +165,8 @@ class PartWriter:
     Write rows as numbered Parquet parts into one folder (a task instance's staging folder).
 
     Numbering continues after the parts already in the folder, so an Airflow retry adds parts after those
-    of the earlier try instead of replacing them. Each part is written atomically.
+    of the earlier try instead of replacing them. Each part is written atomically. The first write marks
+    the folder as the provider's (see :func:`~.storage.mark_task_folder`).
 
     :param directory: the folder, e.g. from :func:`~.storage.task_staging_dir`.
     :param dim: the vector dimension every row must have.
@@ -130,6 +178,7 @@ class PartWriter:
         self._schema = row_schema(self.dim)
         numbers = [_sequence(part.uri) for part in staged_parts(self.directory, with_rows=False)]
         self._next_sequence = max(numbers, default=-1) + 1
+        self._marked = False
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> StagedPart:
         """
@@ -152,6 +201,9 @@ class PartWriter:
                 compression="snappy",
             )
         self._next_sequence += 1
+        if not self._marked:
+            mark_task_folder(self.directory)
+            self._marked = True
         return StagedPart(uri=str(target), rows=table.num_rows)
 
     def _table(self, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -264,12 +316,14 @@ def iter_part_rows(uri: str | ObjectStoragePath, *, batch_rows: int = 2048) -> I
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    offset = 0
     with _open_parquet(uri) as parquet:
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(ROW_COLUMNS)):
-            yield _batch_rows(batch, uri)
+        for batch in _batches(parquet, uri, batch_rows, list(ROW_COLUMNS)):
+            yield _batch_rows(batch, uri, offset)
+            offset += batch.num_rows
 
 
-def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dict[str, Any]]:
+def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath, offset: int) -> list[dict[str, Any]]:
     vector_column = batch.column(FIELD_VECTOR)
     if vector_column.null_count:
         raise ValueError(f"{uri}: {vector_column.null_count} row(s) have no vector")
@@ -277,11 +331,10 @@ def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dic
     dim = vector_column.type.list_size
     # float32 rows as numpy views: the row check tests them in one vectorised step (see milvus/rows.py).
     vectors = vector_column.flatten().to_numpy(zero_copy_only=False).reshape(count, dim)
-    ids = batch.column(FIELD_ID).to_pylist()
-    texts = batch.column(FIELD_TEXT).to_pylist()
-    hashes = batch.column(FIELD_CONTENT_HASH).to_pylist()
-    models = batch.column(FIELD_MODEL).to_pylist()
-    metadata = batch.column(FIELD_METADATA).to_pylist()
+    ids, texts, hashes, models, metadata = (
+        _texts(batch.column(name), uri, name, offset)
+        for name in (FIELD_ID, FIELD_TEXT, FIELD_CONTENT_HASH, FIELD_MODEL, FIELD_METADATA)
+    )
     return [
         {
             FIELD_ID: ids[index],
@@ -289,10 +342,25 @@ def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dic
             FIELD_TEXT: texts[index],
             FIELD_CONTENT_HASH: hashes[index],
             FIELD_MODEL: models[index],
-            FIELD_METADATA: json.loads(metadata[index]) if metadata[index] else {},
+            FIELD_METADATA: _metadata_of(metadata[index], uri, offset + index, ids[index]),
         }
         for index in range(count)
     ]
+
+
+def _metadata_of(text: str | None, uri: str | ObjectStoragePath, row: int, row_id: Any) -> dict[str, Any]:
+    if not text:
+        return {}
+    where = f"{uri} rows[{row}] (id {row_id!r})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: metadata is not JSON ({err.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: metadata nests arrays or objects too deeply") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: metadata must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def iter_part_ids(uri: str | ObjectStoragePath, *, batch_rows: int = ID_CHUNK_ROWS) -> Iterator[list[str]]:
@@ -303,9 +371,11 @@ def iter_part_ids(uri: str | ObjectStoragePath, *, batch_rows: int = ID_CHUNK_RO
 def _iter_ids(uri: str | ObjectStoragePath, batch_rows: int) -> Iterator[list[str]]:
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    offset = 0
     with _open_parquet(uri) as parquet:
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=[FIELD_ID]):
-            yield batch.column(0).to_pylist()
+        for batch in _batches(parquet, uri, batch_rows, [FIELD_ID]):
+            yield _texts(batch.column(0), uri, FIELD_ID, offset)
+            offset += batch.num_rows
 
 
 def staged_parts(directory: str | ObjectStoragePath, *, with_rows: bool = True) -> list[StagedPart]:
@@ -377,6 +447,7 @@ def write_id_list(directory: str | ObjectStoragePath, ids: Iterable[str], name: 
                     raise ValueError(f"ids[{position + offset}] must be a non-empty string, got {row_id!r}")
             writer.write_batch(pa.record_batch([pa.array(chunk, pa.string())], schema=ID_SCHEMA))
             position += len(chunk)
+    mark_task_folder(folder)
     return str(target)
 
 
