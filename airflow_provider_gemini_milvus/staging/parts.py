@@ -9,10 +9,11 @@ never repeats. Id lists (the ids to delete) are Parquet files with one ``id`` co
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -33,6 +34,7 @@ from airflow_provider_gemini_milvus.milvus.layout import (
 )
 from airflow_provider_gemini_milvus.staging.manifest import StagedPart
 from airflow_provider_gemini_milvus.staging.storage import (
+    TEMP_PREFIX,
     as_path,
     atomic_local_file,
     filesystem,
@@ -47,6 +49,7 @@ __all__ = [
     "ROW_GROUP_ROWS",
     "PartInfo",
     "PartWriter",
+    "ReusedParts",
     "count_rows",
     "describe_part",
     "iter_id_list",
@@ -54,9 +57,12 @@ __all__ = [
     "iter_part_rows",
     "row_schema",
     "staged_fingerprints",
+    "reuse_staged_parts",
     "staged_parts",
     "write_id_list",
 ]
+
+log = logging.getLogger(__name__)
 
 ROW_COLUMNS = (FIELD_ID, FIELD_VECTOR, FIELD_TEXT, FIELD_CONTENT_HASH, FIELD_MODEL, FIELD_METADATA)
 ID_SCHEMA = pa.schema([pa.field(FIELD_ID, pa.string(), nullable=False)])
@@ -417,6 +423,106 @@ def staged_fingerprints(directory: str | ObjectStoragePath) -> dict[str, tuple[s
                 for row_id, hash_value, model in zip(ids, hashes, models, strict=True):
                     fingerprints[row_id] = (hash_value or "", model or "")
     return fingerprints
+
+
+@dataclass(frozen=True)
+class ReusedParts:
+    """
+    What :func:`reuse_staged_parts` kept of an earlier try's parts.
+
+    :param parts: the parts kept (some rewritten), in writing order.
+    :param hashes: ``{id: content_hash}`` of every row they hold (each id once).
+    :param dropped: how many staged rows were left out (stale, of other settings, repeated, unreadable).
+    """
+
+    parts: list[StagedPart]
+    hashes: dict[str, str]
+    dropped: int
+
+
+def reuse_staged_parts(
+    directory: str | ObjectStoragePath, current: Mapping[str, str], model: str, dim: int
+) -> ReusedParts:
+    """
+    Keep of the parts an earlier try staged in ``directory`` only the rows still wanted, each id once.
+
+    A row is kept when ``current`` holds its id with the same content hash and it was embedded with
+    ``model``: a document gone from the source, edited since, or embedded with other settings is not
+    handed on again. A part holding only such rows is kept as it is; a part holding others too is
+    rewritten with the good rows (the new part first, then the old one removed: a crash in between leaves
+    a repeat, which the next try drops); a part holding none, or that cannot be read, is removed. The
+    temporary files of a write that was killed are removed too. Rows kept are paid for once only.
+
+    :param directory: the task instance's staging folder.
+    :param current: ``{id: content_hash}`` of the rows this try hands on.
+    :param model: the rows' ``model`` value this try writes.
+    :param dim: the vectors' dimension this try writes.
+    """
+    folder = directory if isinstance(directory, ObjectStoragePath) else as_path(directory)
+    _remove_temporary_files(folder)
+    kept: list[StagedPart] = []
+    hashes: dict[str, str] = {}
+    dropped = 0
+    writer: PartWriter | None = None
+    for part in staged_parts(folder, with_rows=False):
+        try:
+            good, total = _good_rows(part.uri, current, model, dim, hashes)
+        except ValueError as err:
+            log.warning("Removing staged part %s, which cannot be read: %s", part.uri, err)
+            as_path(part.uri).unlink()
+            continue
+        dropped += total - len(good)
+        if len(good) == total and total:
+            kept.append(StagedPart(uri=part.uri, rows=total))
+        elif good:
+            writer = writer or PartWriter(folder, dim)
+            kept.append(writer.write(good))
+            as_path(part.uri).unlink()
+        else:
+            as_path(part.uri).unlink()
+        hashes.update((row[FIELD_ID], row[FIELD_CONTENT_HASH]) for row in good)
+    return ReusedParts(parts=kept, hashes=hashes, dropped=dropped)
+
+
+def _good_rows(
+    uri: str, current: Mapping[str, str], model: str, dim: int, seen: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows of a part still wanted (not in ``seen`` already), and how many rows it holds."""
+    if describe_part(uri).dim != dim:
+        return [], count_rows(uri)
+    good: list[dict[str, Any]] = []
+    ids: set[str] = set()
+    total = 0
+    for rows in iter_part_rows(uri):
+        total += len(rows)
+        for row in rows:
+            row_id = row[FIELD_ID]
+            if (
+                row[FIELD_MODEL] == model
+                and current.get(row_id) == row[FIELD_CONTENT_HASH]
+                and row_id not in seen
+                and row_id not in ids
+            ):
+                ids.add(row_id)
+                good.append(row)
+    return good, total
+
+
+def _remove_temporary_files(folder: ObjectStoragePath) -> None:
+    """Remove what a killed atomic write left beside the parts (local folders only)."""
+    fs = filesystem(folder)
+    if not is_local(fs):
+        return
+    fs.invalidate_cache(folder.path)
+    try:
+        names = fs.ls(folder.path, detail=False)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.rstrip("/").rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
+            with suppress(FileNotFoundError):
+                fs.rm_file(name)
+            log.info("Removed %s, left by a write that did not finish", name)
 
 
 def count_rows(uri: str | ObjectStoragePath) -> int:
