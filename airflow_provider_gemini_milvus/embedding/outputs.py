@@ -143,6 +143,7 @@ def staged_result(
         stats=stats,
         skipped_documents=refused[:LISTED_REFUSALS],
         skipped_count=len(refused),
+        folder=str(directory),
     )
     return manifest.to_xcom()
 

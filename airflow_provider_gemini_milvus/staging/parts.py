@@ -44,7 +44,9 @@ from airflow_provider_gemini_milvus.staging.storage import (
 )
 
 __all__ = [
+    "DELETE_LIST_NAME",
     "ID_SCHEMA",
+    "PART_NAME",
     "ROW_COLUMNS",
     "ROW_GROUP_ROWS",
     "PartInfo",
@@ -52,6 +54,7 @@ __all__ = [
     "ReusedParts",
     "count_rows",
     "describe_part",
+    "id_list_schema",
     "iter_id_list",
     "iter_part_ids",
     "iter_part_rows",
@@ -70,6 +73,8 @@ ID_SCHEMA = pa.schema([pa.field(FIELD_ID, pa.string(), nullable=False)])
 ROW_GROUP_ROWS = 2048
 ID_CHUNK_ROWS = 10_000
 
+#: The name of the ids to delete in a task instance's folder (see :func:`write_id_list`).
+DELETE_LIST_NAME = "delete_ids.parquet"
 PART_NAME = re.compile(r"part-(\d{8})-[0-9a-f]{8}\.parquet")
 _ID_LIST_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -529,6 +534,12 @@ def count_rows(uri: str | ObjectStoragePath) -> int:
     """The number of rows of a Parquet file (a part or an id list), read from its footer."""
     with _open_parquet(uri) as parquet:
         return int(parquet.metadata.num_rows)
+
+
+def id_list_schema(uri: str | ObjectStoragePath) -> pa.Schema:
+    """The schema of a Parquet file, read from its footer (an id list has exactly :data:`ID_SCHEMA`)."""
+    with _open_parquet(uri) as parquet:
+        return parquet.schema_arrow
 
 
 def write_id_list(directory: str | ObjectStoragePath, ids: Iterable[str], name: str = "delete_ids") -> str:

@@ -252,6 +252,7 @@ def test_staging_through_an_s3_compatible_store(s3_bucket: str) -> None:
     assert [ids for ids in iter_id_list(delete_uri)] == [["gone-1", "gone-2"]]
     verify_manifest(
         StagedManifest(
+            folder=str(folder),
             parts=parts,
             rows=5,
             dim=4,
