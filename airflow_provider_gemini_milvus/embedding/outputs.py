@@ -7,6 +7,7 @@ Synchronous and batch mode build their results here, so ``MilvusInsertOperator``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -35,9 +36,12 @@ __all__ = [
     "row_of",
     "staged_result",
     "stats_dict",
+    "dag_run_state",
     "sum_stats",
     "task_instance_folder",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Decimal places kept of each vector value in XCom: far below float32 noise for cosine search,
 #: and half the JSON size of full float repr.
@@ -139,6 +143,7 @@ def staged_result(
         stats=stats,
         skipped_documents=refused[:LISTED_REFUSALS],
         skipped_count=len(refused),
+        folder=str(directory),
     )
     return manifest.to_xcom()
 
@@ -164,6 +169,23 @@ def task_instance_folder(
         keys = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id}
         map_index = getattr(ti, "map_index", -1)
     return staging.task_staging_dir(staging.staging_root(staging_uri), **keys, map_index=map_index)
+
+
+def dag_run_state(dag_id: str, run_id: str) -> str | None:
+    """
+    The state of a DAG run (``"running"``, ``"success"``, ...) asked of the Airflow API server through the
+    running task's supervisor, or None where that cannot be asked (outside a task run) or fails.
+
+    Cleaning calls it only for runs whose staged files are already old, so it costs one small request per
+    such run.
+    """
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        return str(RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id))
+    except Exception:  # no supervisor (a plain execute()), an unknown run, an older API: the age decides
+        log.debug("The state of DAG run %s of %s is unknown here", run_id, dag_id, exc_info=True)
+        return None
 
 
 class PartSink:

@@ -17,12 +17,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-__all__ = ["DOCUMENT_FILE_SUFFIXES", "DocumentSource", "SourcedDocument", "open_document_source"]
+__all__ = [
+    "DOCUMENT_FILE_SUFFIXES",
+    "MAX_NESTING",
+    "DocumentSource",
+    "SourcedDocument",
+    "open_document_source",
+]
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 DOCUMENT_FILE_SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES
 DEFAULT_CHUNK_DOCUMENTS = 2048
+#: Deepest nesting of arrays and objects a document from a file may have: deeper ones are refused by name
+#: (every later step that walks a document, its checks and JSON encoding, recurses).
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class DocumentSource:
         for path in self._files():
             name = _relative_name(self._location, path)
             reader = _jsonl_items if path.name.lower().endswith(JSONL_SUFFIXES) else _parquet_items
-            for item, position in reader(path, self.chunk_documents):
+            for item, position in reader(path, name, self.chunk_documents):
                 yield SourcedDocument(index, item, f"documents[{index}] ({name} {position})")
                 index += 1
 
@@ -144,25 +153,85 @@ def _relative_name(root: Any, path: Any) -> str:
     return path_text[len(root_text) + 1 :] if path_text.startswith(root_text + "/") else path.name
 
 
-def _jsonl_items(path: Any, chunk_documents: int) -> Iterator[tuple[Any, str]]:
-    with path.open("r", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+def _jsonl_items(path: Any, name: str, chunk_documents: int) -> Iterator[tuple[Any, str]]:
+    # Lines are read as bytes and decoded one by one, so bad UTF-8 is named by its line.
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{name} line {line_number} is not valid UTF-8 (byte {err.start + 1} of the line: "
+                    f"{err.reason}); save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
                 item = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path.name} line {line_number} is not JSON: {err.msg}") from None
+                raise ValueError(f"{name} line {line_number} is not JSON: {err.msg}") from None
+            except RecursionError:
+                raise ValueError(
+                    f"{name} line {line_number} nests JSON arrays or objects too deeply to be read "
+                    f"(at most {MAX_NESTING} levels)"
+                ) from None
+            _check_nesting(item, f"{name} line {line_number}")
             yield item, f"line {line_number}"
 
 
-def _parquet_items(path: Any, chunk_documents: int) -> Iterator[tuple[Any, str]]:
+def _parquet_items(path: Any, name: str, chunk_documents: int) -> Iterator[tuple[Any, str]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     with path.open("rb") as handle:
-        parquet = pq.ParquetFile(handle)
+        try:
+            parquet = pq.ParquetFile(handle)
+        except pa.ArrowInvalid as err:
+            raise ValueError(f"{name} is not a Parquet file ({err})") from None
         row = 0
-        for batch in parquet.iter_batches(batch_size=chunk_documents):
-            for item in batch.to_pylist():
+        batches = parquet.iter_batches(batch_size=chunk_documents)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except pa.ArrowException as err:
+                raise ValueError(f"{name} cannot be read from row {row} on ({err})") from None
+            for item in _batch_items(batch, name, row):
+                _check_nesting(item, f"{name} row {row}")
                 yield item, f"row {row}"
                 row += 1
+
+
+def _batch_items(batch: Any, name: str, first_row: int) -> list[Any]:
+    """A record batch as dicts; a string that is not valid UTF-8 is named by file, row and column."""
+    try:
+        return list(batch.to_pylist())
+    except UnicodeDecodeError:
+        pass
+    for column_name, column in zip(batch.schema.names, batch.columns, strict=True):
+        for position in range(batch.num_rows):
+            try:
+                column[position].as_py()
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{name} row {first_row + position} column {column_name!r} is not valid UTF-8 "
+                    f"({err.reason} at byte {err.start + 1})"
+                ) from None
+    raise ValueError(f"{name} rows {first_row}-{first_row + batch.num_rows - 1} hold text that is not UTF-8")
+
+
+def _check_nesting(item: Any, where: str) -> None:
+    """Refuse an item nested deeper than :data:`MAX_NESTING` (walked without recursion)."""
+    pending: list[tuple[Any, int]] = [(item, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise ValueError(f"{where} nests arrays or objects more than {MAX_NESTING} levels deep")
+        pending.extend((child, depth + 1) for child in children)

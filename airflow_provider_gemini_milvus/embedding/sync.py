@@ -17,6 +17,7 @@ from airflow_provider_gemini_milvus.embedding.inputs import documents_to_embed
 from airflow_provider_gemini_milvus.embedding.outputs import (
     LISTED_REFUSALS,
     PartSink,
+    dag_run_state,
     inline_result,
     inline_rows,
     staged_result,
@@ -84,30 +85,30 @@ def run_staged(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Manife
     are not sent again.
     """
     from airflow_provider_gemini_milvus import staging
-    from airflow_provider_gemini_milvus.staging.storage import as_path
 
     directory = task.staging_folder
     keep_days = staging.configured_keep_days()
     if keep_days is not None:
         root = staging.staging_root(args.staging_uri)
-        removed = staging.clean_staging(root, keep_days=keep_days, exclude=[directory])
+        removed = staging.clean_staging(
+            root, keep_days=keep_days, exclude=[directory], run_state=dag_run_state
+        )
         if removed:
             task.log.info("Removed %d staged run folders older than %g days", removed, keep_days)
-    earlier_parts = staging.staged_parts(directory)
-    already = staging.staged_fingerprints(directory) if earlier_parts else {}
-    if any(model != plan.fingerprint for _, model in already.values()):
-        # An earlier try ran with another model, dimension or task type (the DAG changed in between):
-        # its rows cannot go with this run's, so it starts afresh.
-        task.log.info("Discarding %d parts an earlier try staged with other settings", len(earlier_parts))
-        for part in earlier_parts:
-            as_path(part.uri).unlink()
-        earlier_parts, already = [], {}
+    # Rows an earlier try staged are reused only where their document is still in the source with the
+    # same content and settings, each once: the rest are dropped from their parts (the documents may have
+    # changed between the tries), so the manifest holds exactly the current source, paid for once.
+    current = {doc_id: key.content_hash for doc_id, key in {**plan.metadata_only, **plan.to_embed}.items()}
+    reused = staging.reuse_staged_parts(directory, current, plan.fingerprint, args.dim)
+    earlier_parts, already = reused.parts, reused.hashes
+    if reused.dropped:
+        task.log.info(
+            "Dropped %d rows an earlier try staged: their documents are gone, changed or repeated, or were "
+            "embedded with other settings",
+            reused.dropped,
+        )
     wanted, refresh = (
-        {
-            doc_id: key.index
-            for doc_id, key in keys.items()
-            if already.get(doc_id) != (key.content_hash, plan.fingerprint)
-        }
+        {doc_id: key.index for doc_id, key in keys.items() if already.get(doc_id) != key.content_hash}
         for keys in (plan.to_embed, plan.metadata_only)
     )
     if earlier_parts:

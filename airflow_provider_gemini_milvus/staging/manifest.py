@@ -47,6 +47,7 @@ class ManifestXCom(TypedDict):
     stats: dict[str, Any]
     skipped_documents: list[dict[str, Any]]
     skipped_count: int
+    folder: str | None
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class StagedManifest:
     :param stats: the run's statistics (JSON-safe).
     :param skipped_documents: the first :data:`SKIPPED_SHOWN` of ``{"index", "id", "reason"}``.
     :param skipped_count: how many documents were skipped in all.
+    :param folder: the producing task instance's staging folder: a loader reads parts and the delete list
+        only there (see :func:`~.verify.check_locations`).
     """
 
     parts: list[StagedPart]
@@ -84,6 +87,7 @@ class StagedManifest:
     stats: dict[str, Any] = field(default_factory=dict)
     skipped_documents: list[dict[str, Any]] = field(default_factory=list)
     skipped_count: int = 0
+    folder: str | None = None
 
     def to_xcom(self) -> ManifestXCom:
         """
@@ -106,6 +110,7 @@ class StagedManifest:
             "stats": dict(self.stats),
             "skipped_documents": shown,
             "skipped_count": max(self.skipped_count, len(self.skipped_documents)),
+            "folder": self.folder,
         }
         try:
             json.dumps(data, allow_nan=False)
@@ -158,6 +163,12 @@ class StagedManifest:
             raise ValueError(
                 f"manifest['skipped_count'] is {skipped_count} but it lists {len(skipped)} skipped documents"
             )
+        folder = data.get("folder")
+        if not isinstance(folder, str) or not folder:
+            raise ValueError(
+                "the manifest names no 'folder' (the producing task instance's staging folder): it was made "
+                "by an earlier version of the provider, or not by the provider; run the embedding task again"
+            )
         return cls(
             parts=parts,
             rows=rows,
@@ -169,6 +180,7 @@ class StagedManifest:
             stats=dict(stats),
             skipped_documents=[dict(item) for item in skipped],
             skipped_count=skipped_count,
+            folder=folder,
         )
 
 

@@ -9,10 +9,11 @@ never repeats. Id lists (the ids to delete) are Parquet files with one ``id`` co
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -33,29 +34,38 @@ from airflow_provider_gemini_milvus.milvus.layout import (
 )
 from airflow_provider_gemini_milvus.staging.manifest import StagedPart
 from airflow_provider_gemini_milvus.staging.storage import (
+    TEMP_PREFIX,
     as_path,
     atomic_local_file,
     filesystem,
     is_local,
     list_entries,
+    mark_task_folder,
 )
 
 __all__ = [
+    "DELETE_LIST_NAME",
     "ID_SCHEMA",
+    "PART_NAME",
     "ROW_COLUMNS",
     "ROW_GROUP_ROWS",
     "PartInfo",
     "PartWriter",
+    "ReusedParts",
     "count_rows",
     "describe_part",
+    "id_list_schema",
     "iter_id_list",
     "iter_part_ids",
     "iter_part_rows",
     "row_schema",
     "staged_fingerprints",
+    "reuse_staged_parts",
     "staged_parts",
     "write_id_list",
 ]
+
+log = logging.getLogger(__name__)
 
 ROW_COLUMNS = (FIELD_ID, FIELD_VECTOR, FIELD_TEXT, FIELD_CONTENT_HASH, FIELD_MODEL, FIELD_METADATA)
 ID_SCHEMA = pa.schema([pa.field(FIELD_ID, pa.string(), nullable=False)])
@@ -63,6 +73,8 @@ ID_SCHEMA = pa.schema([pa.field(FIELD_ID, pa.string(), nullable=False)])
 ROW_GROUP_ROWS = 2048
 ID_CHUNK_ROWS = 10_000
 
+#: The name of the ids to delete in a task instance's folder (see :func:`write_id_list`).
+DELETE_LIST_NAME = "delete_ids.parquet"
 PART_NAME = re.compile(r"part-(\d{8})-[0-9a-f]{8}\.parquet")
 _ID_LIST_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -96,15 +108,61 @@ class PartInfo:
 
 @contextmanager
 def _open_parquet(location: str | ObjectStoragePath) -> Iterator[pq.ParquetFile]:
-    """Open a Parquet file for streaming reads (local files natively, others through fsspec)."""
+    """
+    Open a Parquet file for streaming reads (local files natively, others through fsspec).
+
+    :raises ValueError: naming the file when it is not Parquet (empty, another format, cut short).
+    """
     path = location if isinstance(location, ObjectStoragePath) else as_path(location)
     fs = filesystem(path)
     if is_local(fs):
-        with pq.ParquetFile(path.path) as parquet:
+        with _parquet_file(path.path, location) as parquet:
             yield parquet
         return
-    with fs.open(path.path, "rb") as source, pq.ParquetFile(source) as parquet:
+    with fs.open(path.path, "rb") as source, _parquet_file(source, location) as parquet:
         yield parquet
+
+
+def _parquet_file(source: Any, location: str | ObjectStoragePath) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(source)
+    except pa.ArrowInvalid as err:
+        raise ValueError(f"{location} is not a Parquet file ({err})") from None
+
+
+def _batches(
+    parquet: pq.ParquetFile, location: str | ObjectStoragePath, batch_rows: int, columns: list[str]
+) -> Iterator[pa.RecordBatch]:
+    """The file's record batches; a damaged row group is named by file and first row."""
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
+    row = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except pa.ArrowException as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise ValueError(f"{location} cannot be read from row {row} on ({err})") from None
+        yield batch
+        row += batch.num_rows
+
+
+def _texts(column: pa.Array, location: str | ObjectStoragePath, name: str, first_row: int) -> list[Any]:
+    """A string column as Python values; text that is not UTF-8 is named by file, row and column."""
+    try:
+        return list(column.to_pylist())
+    except UnicodeDecodeError:
+        for position in range(len(column)):
+            try:
+                column[position].as_py()
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{location} rows[{first_row + position}] column {name!r} is not valid UTF-8 "
+                    f"({err.reason} at byte {err.start + 1})"
+                ) from None
+        raise
 
 
 def _check_dim(dim: Any) -> int:
@@ -118,7 +176,8 @@ class PartWriter:
     Write rows as numbered Parquet parts into one folder (a task instance's staging folder).
 
     Numbering continues after the parts already in the folder, so an Airflow retry adds parts after those
-    of the earlier try instead of replacing them. Each part is written atomically.
+    of the earlier try instead of replacing them. Each part is written atomically. The first write marks
+    the folder as the provider's (see :func:`~.storage.mark_task_folder`).
 
     :param directory: the folder, e.g. from :func:`~.storage.task_staging_dir`.
     :param dim: the vector dimension every row must have.
@@ -130,6 +189,7 @@ class PartWriter:
         self._schema = row_schema(self.dim)
         numbers = [_sequence(part.uri) for part in staged_parts(self.directory, with_rows=False)]
         self._next_sequence = max(numbers, default=-1) + 1
+        self._marked = False
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> StagedPart:
         """
@@ -152,6 +212,9 @@ class PartWriter:
                 compression="snappy",
             )
         self._next_sequence += 1
+        if not self._marked:
+            mark_task_folder(self.directory)
+            self._marked = True
         return StagedPart(uri=str(target), rows=table.num_rows)
 
     def _table(self, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -264,12 +327,14 @@ def iter_part_rows(uri: str | ObjectStoragePath, *, batch_rows: int = 2048) -> I
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    offset = 0
     with _open_parquet(uri) as parquet:
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(ROW_COLUMNS)):
-            yield _batch_rows(batch, uri)
+        for batch in _batches(parquet, uri, batch_rows, list(ROW_COLUMNS)):
+            yield _batch_rows(batch, uri, offset)
+            offset += batch.num_rows
 
 
-def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dict[str, Any]]:
+def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath, offset: int) -> list[dict[str, Any]]:
     vector_column = batch.column(FIELD_VECTOR)
     if vector_column.null_count:
         raise ValueError(f"{uri}: {vector_column.null_count} row(s) have no vector")
@@ -277,11 +342,10 @@ def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dic
     dim = vector_column.type.list_size
     # float32 rows as numpy views: the row check tests them in one vectorised step (see milvus/rows.py).
     vectors = vector_column.flatten().to_numpy(zero_copy_only=False).reshape(count, dim)
-    ids = batch.column(FIELD_ID).to_pylist()
-    texts = batch.column(FIELD_TEXT).to_pylist()
-    hashes = batch.column(FIELD_CONTENT_HASH).to_pylist()
-    models = batch.column(FIELD_MODEL).to_pylist()
-    metadata = batch.column(FIELD_METADATA).to_pylist()
+    ids, texts, hashes, models, metadata = (
+        _texts(batch.column(name), uri, name, offset)
+        for name in (FIELD_ID, FIELD_TEXT, FIELD_CONTENT_HASH, FIELD_MODEL, FIELD_METADATA)
+    )
     return [
         {
             FIELD_ID: ids[index],
@@ -289,10 +353,25 @@ def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath) -> list[dic
             FIELD_TEXT: texts[index],
             FIELD_CONTENT_HASH: hashes[index],
             FIELD_MODEL: models[index],
-            FIELD_METADATA: json.loads(metadata[index]) if metadata[index] else {},
+            FIELD_METADATA: _metadata_of(metadata[index], uri, offset + index, ids[index]),
         }
         for index in range(count)
     ]
+
+
+def _metadata_of(text: str | None, uri: str | ObjectStoragePath, row: int, row_id: Any) -> dict[str, Any]:
+    if not text:
+        return {}
+    where = f"{uri} rows[{row}] (id {row_id!r})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: metadata is not JSON ({err.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: metadata nests arrays or objects too deeply") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: metadata must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def iter_part_ids(uri: str | ObjectStoragePath, *, batch_rows: int = ID_CHUNK_ROWS) -> Iterator[list[str]]:
@@ -303,9 +382,11 @@ def iter_part_ids(uri: str | ObjectStoragePath, *, batch_rows: int = ID_CHUNK_RO
 def _iter_ids(uri: str | ObjectStoragePath, batch_rows: int) -> Iterator[list[str]]:
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    offset = 0
     with _open_parquet(uri) as parquet:
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=[FIELD_ID]):
-            yield batch.column(0).to_pylist()
+        for batch in _batches(parquet, uri, batch_rows, [FIELD_ID]):
+            yield _texts(batch.column(0), uri, FIELD_ID, offset)
+            offset += batch.num_rows
 
 
 def staged_parts(directory: str | ObjectStoragePath, *, with_rows: bool = True) -> list[StagedPart]:
@@ -349,10 +430,116 @@ def staged_fingerprints(directory: str | ObjectStoragePath) -> dict[str, tuple[s
     return fingerprints
 
 
+@dataclass(frozen=True)
+class ReusedParts:
+    """
+    What :func:`reuse_staged_parts` kept of an earlier try's parts.
+
+    :param parts: the parts kept (some rewritten), in writing order.
+    :param hashes: ``{id: content_hash}`` of every row they hold (each id once).
+    :param dropped: how many staged rows were left out (stale, of other settings, repeated, unreadable).
+    """
+
+    parts: list[StagedPart]
+    hashes: dict[str, str]
+    dropped: int
+
+
+def reuse_staged_parts(
+    directory: str | ObjectStoragePath, current: Mapping[str, str], model: str, dim: int
+) -> ReusedParts:
+    """
+    Keep of the parts an earlier try staged in ``directory`` only the rows still wanted, each id once.
+
+    A row is kept when ``current`` holds its id with the same content hash and it was embedded with
+    ``model``: a document gone from the source, edited since, or embedded with other settings is not
+    handed on again. A part holding only such rows is kept as it is; a part holding others too is
+    rewritten with the good rows (the new part first, then the old one removed: a crash in between leaves
+    a repeat, which the next try drops); a part holding none, or that cannot be read, is removed. The
+    temporary files of a write that was killed are removed too. Rows kept are paid for once only.
+
+    :param directory: the task instance's staging folder.
+    :param current: ``{id: content_hash}`` of the rows this try hands on.
+    :param model: the rows' ``model`` value this try writes.
+    :param dim: the vectors' dimension this try writes.
+    """
+    folder = directory if isinstance(directory, ObjectStoragePath) else as_path(directory)
+    _remove_temporary_files(folder)
+    kept: list[StagedPart] = []
+    hashes: dict[str, str] = {}
+    dropped = 0
+    writer: PartWriter | None = None
+    for part in staged_parts(folder, with_rows=False):
+        try:
+            good, total = _good_rows(part.uri, current, model, dim, hashes)
+        except ValueError as err:
+            log.warning("Removing staged part %s, which cannot be read: %s", part.uri, err)
+            as_path(part.uri).unlink()
+            continue
+        dropped += total - len(good)
+        if len(good) == total and total:
+            kept.append(StagedPart(uri=part.uri, rows=total))
+        elif good:
+            writer = writer or PartWriter(folder, dim)
+            kept.append(writer.write(good))
+            as_path(part.uri).unlink()
+        else:
+            as_path(part.uri).unlink()
+        hashes.update((row[FIELD_ID], row[FIELD_CONTENT_HASH]) for row in good)
+    return ReusedParts(parts=kept, hashes=hashes, dropped=dropped)
+
+
+def _good_rows(
+    uri: str, current: Mapping[str, str], model: str, dim: int, seen: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows of a part still wanted (not in ``seen`` already), and how many rows it holds."""
+    if describe_part(uri).dim != dim:
+        return [], count_rows(uri)
+    good: list[dict[str, Any]] = []
+    ids: set[str] = set()
+    total = 0
+    for rows in iter_part_rows(uri):
+        total += len(rows)
+        for row in rows:
+            row_id = row[FIELD_ID]
+            if (
+                row[FIELD_MODEL] == model
+                and current.get(row_id) == row[FIELD_CONTENT_HASH]
+                and row_id not in seen
+                and row_id not in ids
+            ):
+                ids.add(row_id)
+                good.append(row)
+    return good, total
+
+
+def _remove_temporary_files(folder: ObjectStoragePath) -> None:
+    """Remove what a killed atomic write left beside the parts (local folders only)."""
+    fs = filesystem(folder)
+    if not is_local(fs):
+        return
+    fs.invalidate_cache(folder.path)
+    try:
+        names = fs.ls(folder.path, detail=False)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.rstrip("/").rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
+            with suppress(FileNotFoundError):
+                fs.rm_file(name)
+            log.info("Removed %s, left by a write that did not finish", name)
+
+
 def count_rows(uri: str | ObjectStoragePath) -> int:
     """The number of rows of a Parquet file (a part or an id list), read from its footer."""
     with _open_parquet(uri) as parquet:
         return int(parquet.metadata.num_rows)
+
+
+def id_list_schema(uri: str | ObjectStoragePath) -> pa.Schema:
+    """The schema of a Parquet file, read from its footer (an id list has exactly :data:`ID_SCHEMA`)."""
+    with _open_parquet(uri) as parquet:
+        return parquet.schema_arrow
 
 
 def write_id_list(directory: str | ObjectStoragePath, ids: Iterable[str], name: str = "delete_ids") -> str:
@@ -377,6 +564,7 @@ def write_id_list(directory: str | ObjectStoragePath, ids: Iterable[str], name: 
                     raise ValueError(f"ids[{position + offset}] must be a non-empty string, got {row_id!r}")
             writer.write_batch(pa.record_batch([pa.array(chunk, pa.string())], schema=ID_SCHEMA))
             position += len(chunk)
+    mark_task_folder(folder)
     return str(target)
 
 

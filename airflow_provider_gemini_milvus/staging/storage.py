@@ -33,22 +33,28 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import ObjectStoragePath
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from fsspec import AbstractFileSystem
 
 __all__ = [
     "CONFIG_SECTION",
     "DEFAULT_KEEP_DAYS",
+    "ACTIVE_RUN_STATES",
     "KEEP_DAYS_OPTION",
+    "MARKER_FILE",
+    "MIN_KEEP_DAYS",
     "STAGING_URI_OPTION",
     "as_path",
     "atomic_local_file",
     "clean_staging",
     "configured_keep_days",
+    "decode_segment",
     "default_staging_uri",
     "filesystem",
+    "is_marked",
     "list_entries",
+    "mark_task_folder",
     "staging_root",
     "task_staging_dir",
 ]
@@ -62,10 +68,21 @@ DEFAULT_KEEP_DAYS = 7.0
 
 #: Prefix of the temporary files of an atomic local write; listings never count them as data.
 TEMP_PREFIX = ".tmp-"
+#: The file the provider writes into every task instance folder it stages into: cleaning removes only
+#: folders that hold it, and a loader follows a manifest only into a folder that holds it.
+MARKER_FILE = ".gemini-milvus-staging"
+MARKER_TEXT = "written by airflow-provider-gemini-milvus: this folder is removed when it is old\n"
+#: The shortest ``staging_keep_days`` accepted: one hour. A load may run well after its embedding task.
+MIN_KEEP_DAYS = 1 / 24
+#: DAG run states in which a run's staged files may still be read.
+ACTIVE_RUN_STATES = frozenset({"queued", "running"})
 
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
-_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+_SAFE_CHARACTER = re.compile(r"[A-Za-z0-9._-]")
+_ESCAPE = "~"
+_ESCAPED_SEGMENT = re.compile(r"(?:[A-Za-z0-9._-]|~[0-9A-F]{2})+")
 _SEGMENT_MAX_LENGTH = 100
+_SEGMENT_KEPT = 60
 
 
 def default_staging_uri() -> str:
@@ -127,7 +144,7 @@ def configured_keep_days() -> float | None:
     """
     Return ``[gemini_milvus] staging_keep_days`` (default 7), or None when it is empty (never clean).
 
-    :raises ValueError: when the setting is not a number of days at least 0.
+    :raises ValueError: when the setting is not a number of days of at least :data:`MIN_KEEP_DAYS` (one hour).
     """
     raw = _configured(KEEP_DAYS_OPTION) if _has_option(KEEP_DAYS_OPTION) else str(DEFAULT_KEEP_DAYS)
     if not raw:
@@ -136,10 +153,10 @@ def configured_keep_days() -> float | None:
         days = float(raw)
     except ValueError:
         days = math.nan
-    if not math.isfinite(days) or days < 0:
+    if not math.isfinite(days) or days < MIN_KEEP_DAYS:
         raise ValueError(
-            f"[{CONFIG_SECTION}] {KEEP_DAYS_OPTION} must be a number of days >= 0 (empty: never clean), "
-            f"got {raw!r}"
+            f"[{CONFIG_SECTION}] {KEEP_DAYS_OPTION} must be a number of days of at least {MIN_KEEP_DAYS:.4f} "
+            f"(one hour: a load may run long after its embedding task; empty: never clean), got {raw!r}"
         )
     return days
 
@@ -251,15 +268,53 @@ def _base_name(name: str) -> str:
 
 
 def _safe_segment(value: Any, what: str) -> str:
-    """One path segment: unchanged when already safe, else made safe plus a short hash of the original."""
+    """
+    One path segment, made from ``value`` by a reversible escape (see :func:`decode_segment`).
+
+    Letters, digits, ``_``, ``-`` and ``.`` (not leading) stay as they are; every other character becomes
+    ``~`` and the two hex digits of each of its UTF-8 bytes (``:`` is ``~3A``, ``~`` itself ``~7E``). Since
+    decoding undoes it, two different values never share a segment, and a value that needed no escape can
+    never equal the escaped form of another (that one holds a ``~``, which is always escaped). A segment
+    longer than 100 characters keeps its first 60 and ``~~`` and 128 bits of a SHA-256 of the value:
+    ``~~`` never occurs in an escaped value.
+    """
     text = str(value)
     if not text:
         raise ValueError(f"{what} is empty")
-    safe = _UNSAFE_CHARACTERS.sub("_", text).lstrip(".")
-    if safe == text and len(text) <= _SEGMENT_MAX_LENGTH:
-        return text
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{safe[:_SEGMENT_MAX_LENGTH] or '_'}-{digest}"
+    escaped = "".join(
+        character
+        if _SAFE_CHARACTER.fullmatch(character)
+        else "".join(f"{_ESCAPE}{byte:02X}" for byte in character.encode("utf-8", "surrogatepass"))
+        for character in text
+    )
+    if escaped.startswith("."):
+        escaped = f"{_ESCAPE}2E{escaped[1:]}"
+    if len(escaped) <= _SEGMENT_MAX_LENGTH:
+        return escaped
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{escaped[:_SEGMENT_KEPT]}{_ESCAPE}{_ESCAPE}{digest}"
+
+
+def decode_segment(segment: str) -> str | None:
+    """
+    The value a segment of :func:`task_staging_dir` was made from, or None when it was shortened (or is not
+    such a segment at all).
+    """
+    if f"{_ESCAPE}{_ESCAPE}" in segment or not _ESCAPED_SEGMENT.fullmatch(segment):
+        return None
+    raw = bytearray()
+    position = 0
+    while position < len(segment):
+        if segment[position] == _ESCAPE:
+            raw.append(int(segment[position + 1 : position + 3], 16))
+            position += 3
+        else:
+            raw.extend(segment[position].encode("ascii"))
+            position += 1
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
 
 
 def task_staging_dir(
@@ -268,9 +323,9 @@ def task_staging_dir(
     """
     Return ``root/dag_id/run_id/task_id/map_index``: the same folder for every try of a task instance.
 
-    A segment with characters other than letters, digits, ``.``, ``_`` and ``-`` (run ids hold ``:`` and
-    ``+``), or longer than 100 characters, gets them replaced by ``_`` and a hash of the original appended,
-    so two different ids never share a folder.
+    Each id is escaped reversibly (``manual__2025-01-01T00:00:00+00:00`` becomes
+    ``manual__2025-01-01T00~3A00~3A00~2B00~3A00``; see :func:`decode_segment`), so two different task
+    instances never share a folder, whatever their ids.
 
     :param root: the staging root (see :func:`staging_root`).
     :param dag_id: the DAG id.
@@ -286,6 +341,29 @@ def task_staging_dir(
         / _safe_segment(task_id, "task_id")
         / str(int(map_index))
     )
+
+
+def mark_task_folder(folder: ObjectStoragePath) -> None:
+    """
+    Write the provider's marker (:data:`MARKER_FILE`) into a task instance folder, unless it is there.
+
+    Everything that writes into a task instance folder calls it first: cleaning removes only marked folders
+    (so nothing of the user's beside them), and a loader follows a manifest only into a marked one.
+    """
+    marker = folder / MARKER_FILE
+    fs = filesystem(marker)
+    if fs.exists(marker.path):
+        return
+    with atomic_local_file(marker) as local_file, open(local_file, "w", encoding="utf-8") as handle:
+        handle.write(MARKER_TEXT)
+
+
+def is_marked(folder: ObjectStoragePath) -> bool:
+    """True when ``folder`` holds the provider's marker (see :func:`mark_task_folder`)."""
+    marker = folder / MARKER_FILE
+    fs = filesystem(marker)
+    fs.invalidate_cache(folder.path)
+    return bool(fs.exists(marker.path))
 
 
 def _modified(entry: Mapping[str, Any]) -> datetime | None:
@@ -332,22 +410,32 @@ def clean_staging(
     keep_days: float,
     now: datetime | None = None,
     exclude: Iterable[str | ObjectStoragePath] = (),
+    run_state: Callable[[str, str], str | None] | None = None,
 ) -> int:
     """
-    Remove the run folders (``root/dag_id/run_id``) whose newest file is older than ``keep_days``.
+    Remove the task instance folders the provider staged (``root/dag_id/run_id/task_id/map_index``, holding
+    :data:`MARKER_FILE`) of the DAG runs whose staged files are all older than ``keep_days``.
 
-    A folder holding anything modified within ``keep_days`` is kept whole, so a run that still writes or
-    reads its parts is never touched; so is a folder nothing in it can be dated in. Call it with the
-    current task's folder in ``exclude``.
+    Nothing else under ``root`` is touched: a folder without the marker is never removed, whatever its age
+    (``root`` may be a shared folder). A run is judged as a whole: while any of its task folders holds a
+    file modified within ``keep_days``, none is removed. A run ``run_state`` reports as queued or running
+    is kept too, whatever its age (its load may not have run yet); where the state is unknown (``None``, or
+    an id too long to be read back from its folder name) the age alone decides. Emptied folders above a
+    removed one go too.
 
     :param root: the staging root.
-    :param keep_days: age in days (fractions allowed) beyond which a run folder is removed.
+    :param keep_days: age in days (fractions allowed, at least :data:`MIN_KEEP_DAYS`) beyond which a run's
+        staged folders are removed.
     :param now: the time to measure ages from; default the current UTC time.
-    :param exclude: folders never removed, nor any run folder holding one of them.
-    :return: how many run folders were removed.
+    :param exclude: folders never removed, nor any folder of the run holding one of them.
+    :param run_state: ``(dag_id, run_id) -> state`` (e.g. ``"running"``, ``"success"``) or None if unknown.
+    :return: how many runs' folders were removed.
     """
-    if not math.isfinite(keep_days) or keep_days < 0:
-        raise ValueError(f"keep_days must be a number of days >= 0, got {keep_days!r}")
+    if not math.isfinite(keep_days) or keep_days < MIN_KEEP_DAYS:
+        raise ValueError(
+            f"keep_days must be a number of days of at least {MIN_KEEP_DAYS:.4f} (one hour), "
+            f"got {keep_days!r}"
+        )
     base = root if isinstance(root, ObjectStoragePath) else as_path(root)
     fs = filesystem(base)
     cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
@@ -362,10 +450,53 @@ def clean_staging(
             run = str(run_folder).rstrip("/")
             if any(item == run or item.startswith(run + "/") for item in protected):
                 continue
-            newest = _newest(fs, run_folder)
-            if newest is None or newest >= cutoff:
+            staged = [
+                task_folder
+                for task_id_folder in _subfolders(run_folder)
+                for task_folder in _subfolders(task_id_folder)
+                if is_marked(task_folder)
+            ]
+            if not staged:
+                continue  # not the provider's: never touched
+            times = [time for time in (_newest(fs, folder) for folder in staged) if time is not None]
+            if len(times) < len(staged) or max(times) >= cutoff:
                 continue
-            fs.rm(run_folder.path, recursive=True)
+            state = _state(run_state, dag_folder.name, run_folder.name)
+            if state in ACTIVE_RUN_STATES:
+                log.info("Keeping staged folders of %s: the DAG run is %s", run_folder, state)
+                continue
+            for task_folder in staged:
+                fs.rm(task_folder.path, recursive=True)
+            task_id_folders = list(dict.fromkeys(task_folder.parent for task_folder in staged))
+            for folder in [*task_id_folders, run_folder, dag_folder]:  # the deepest first
+                _remove_if_empty(fs, folder)
             removed += 1
-            log.info("Removed staged run folder %s (newest file %s)", run_folder, newest.isoformat())
+            log.info(
+                "Removed %d staged task folders of %s (newest file %s)",
+                len(staged),
+                run_folder,
+                max(times).isoformat(),
+            )
     return removed
+
+
+def _state(
+    run_state: Callable[[str, str], str | None] | None, dag_segment: str, run_segment: str
+) -> str | None:
+    if run_state is None:
+        return None
+    dag_id, run_id = decode_segment(dag_segment), decode_segment(run_segment)
+    if dag_id is None or run_id is None:
+        return None
+    state = run_state(dag_id, run_id)
+    return None if state is None else str(state).lower()
+
+
+def _remove_if_empty(fs: AbstractFileSystem, folder: ObjectStoragePath) -> None:
+    """Remove ``folder`` when nothing is left in it (object stores have no empty folders to remove)."""
+    fs.invalidate_cache(folder.path)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        if fs.ls(folder.path):
+            return
+    with contextlib.suppress(OSError, NotImplementedError):
+        fs.rmdir(folder.path)

@@ -5,16 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_provider_gemini_milvus.staging.parts import (
+    DELETE_LIST_NAME,
+    ID_SCHEMA,
+    PART_NAME,
     count_rows,
     describe_part,
+    id_list_schema,
     iter_id_list,
     iter_part_ids,
 )
+from airflow_provider_gemini_milvus.staging.storage import as_path, is_marked
 
 if TYPE_CHECKING:
     from airflow_provider_gemini_milvus.staging.manifest import StagedManifest
 
-__all__ = ["DELETE_SET_LIMIT", "check_deletes_disjoint", "verify_manifest"]
+__all__ = ["DELETE_SET_LIMIT", "check_deletes_disjoint", "check_locations", "verify_manifest"]
+
+#: Schemes a manifest may never point at: staged files are never fetched from a web server.
+_REFUSED_SCHEMES = ("http://", "https://")
 
 #: Up to this many ids to delete are held in a set and each part's ids streamed against it; above it each
 #: part's ids are held in turn and the delete list is streamed against every part.
@@ -33,6 +41,7 @@ def verify_manifest(manifest: StagedManifest) -> None:
 
     :raises ValueError: naming the part (``manifest parts[2] (uri)``) or the delete list.
     """
+    check_locations(manifest)
     for index, part in enumerate(manifest.parts):
         where = f"manifest parts[{index}] ({part.uri})"
         try:
@@ -48,14 +57,66 @@ def verify_manifest(manifest: StagedManifest) -> None:
     if manifest.delete_ids_uri is not None:
         where = f"manifest delete_ids_uri ({manifest.delete_ids_uri})"
         try:
+            schema = id_list_schema(manifest.delete_ids_uri)
             held = count_rows(manifest.delete_ids_uri)
         except FileNotFoundError:
             raise ValueError(f"{where} {_GONE}") from None
+        if not schema.equals(ID_SCHEMA):
+            raise ValueError(f"{where} is not an id list the provider wrote: its columns are {schema.names}")
         if held != manifest.delete_count:
             raise ValueError(
                 f"{where} holds {held} ids, the manifest says delete_count {manifest.delete_count}"
             )
     check_deletes_disjoint(manifest)
+
+
+def check_locations(manifest: StagedManifest) -> None:
+    """
+    Refuse a manifest that points anywhere but into the producing task instance's staging folder.
+
+    Checked on the URIs alone, before any file is opened: no ``http://`` or ``https://`` URI (nothing is
+    fetched from a web server), a folder without ``.`` or ``..`` segments, every part a
+    ``part-<n>-<hex>.parquet`` directly in it, the delete list its ``delete_ids.parquet``. Then the folder
+    must hold the provider's marker (:data:`~.storage.MARKER_FILE`): a folder the provider staged into.
+
+    :raises ValueError: naming the part or the delete list.
+    """
+    folder = manifest.folder
+    if folder is None:
+        raise ValueError("the manifest names no 'folder' (the producing task instance's staging folder)")
+    folder = folder.rstrip("/")
+    uris = [("manifest folder", folder)]
+    uris += [(f"manifest parts[{index}]", part.uri) for index, part in enumerate(manifest.parts)]
+    if manifest.delete_ids_uri is not None:
+        uris.append(("manifest delete_ids_uri", manifest.delete_ids_uri))
+    for where, uri in uris:
+        if uri.lower().startswith(_REFUSED_SCHEMES):
+            raise ValueError(f"{where} ({uri}) is a web URI: staged files are never fetched over http(s)")
+    path = folder.partition("://")[2] if "://" in folder else folder
+    if any(segment in (".", "..") for segment in path.split("/")[1:]) or "//" in path.lstrip("/"):
+        raise ValueError(f"manifest folder ({folder}) is not a plain staging folder path")
+    for index, part in enumerate(manifest.parts):
+        parent, _, name = part.uri.rpartition("/")
+        if parent != folder or not PART_NAME.fullmatch(name):
+            raise ValueError(
+                f"manifest parts[{index}] ({part.uri}) is not a part in the manifest's folder {folder}: a "
+                "manifest hands on only what its own task instance staged"
+            )
+    if manifest.delete_ids_uri is not None and manifest.delete_ids_uri != f"{folder}/{DELETE_LIST_NAME}":
+        raise ValueError(
+            f"manifest delete_ids_uri ({manifest.delete_ids_uri}) is not the delete list of the manifest's "
+            f"folder ({folder}/{DELETE_LIST_NAME})"
+        )
+    try:
+        marked = is_marked(as_path(folder))
+    except ValueError as err:
+        raise ValueError(f"manifest folder ({folder}): {err}") from None
+    if not marked:
+        raise ValueError(
+            f"manifest folder ({folder}) is not a folder the provider staged into (it holds no marker; "
+            "staged files are removed after [gemini_milvus] staging_keep_days days: run the embedding task "
+            "again to stage them anew)"
+        )
 
 
 def check_deletes_disjoint(manifest: StagedManifest) -> None:

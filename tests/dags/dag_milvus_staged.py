@@ -35,6 +35,7 @@ def milvus_staged() -> None:
             parts.append(writer.write(rows))
             start += count
         return StagedManifest(
+            folder=str(folder),
             parts=parts,
             rows=start,
             dim=4,

@@ -63,3 +63,36 @@ def test_source_problems_are_named(tmp_path: Path) -> None:
         open_document_source("{{ ti.xcom_pull('x') }}")
     with pytest.raises(ValueError, match="got dict"):
         open_document_source({"text": "x"})
+
+
+def test_bad_bytes_deep_nesting_and_non_parquet_files_are_named_by_file_and_line(tmp_path: Path) -> None:
+    bad_utf8 = tmp_path / "bad.jsonl"
+    bad_utf8.write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=r"^bad.jsonl line 2 is not valid UTF-8 \(byte 14 of the line"):
+        flat(open_document_source(str(bad_utf8)))
+
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('"fine"\n' + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^deep.jsonl line 2 nests JSON arrays or objects too deeply"):
+        flat(open_document_source(str(deep)))
+    nested: object = "leaf"
+    for _ in range(150):
+        nested = {"a": nested}
+    deep.write_text(json.dumps({"text": "t", "meta": nested}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^deep.jsonl line 1 nests arrays or objects more than 100 levels"):
+        flat(open_document_source(str(deep)))
+
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    (folder / "empty.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"^empty.parquet is not a Parquet file \(Parquet file size is 0"):
+        flat(open_document_source(str(folder)))
+    (folder / "empty.parquet").write_text('{"text": "I am JSON"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^empty.parquet is not a Parquet file \(Parquet magic bytes"):
+        flat(open_document_source(str(folder)))
+    (folder / "empty.parquet").unlink()
+
+    texts = pa.array([b"fine", b"caf\xe9"], pa.binary()).cast(pa.string(), safe=False)
+    pq.write_table(pa.table({"id": ["1", "2"], "text": texts}), folder / "latin1.parquet")
+    with pytest.raises(ValueError, match=r"^latin1.parquet row 1 column 'text' is not valid UTF-8"):
+        flat(open_document_source(str(folder)))

@@ -190,3 +190,38 @@ def test_documents_and_parts_in_s3_compatible_storage(
     assert all(part["uri"].startswith(f"{s3_bucket}/staging/") for part in manifest["parts"])
     assert gemini_emulator.stats.texts == 150
     assert load(manifest)["written"] == 150
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_a_retry_after_the_source_changed_hands_on_exactly_the_current_documents(
+    tmp_path: Path, gemini_emulator: GeminiEmulator, gemini_connection_factory: GeminiConnectionFactory
+) -> None:
+    from airflow_provider_gemini_milvus.staging import iter_part_rows
+
+    gemini_connection_factory(max_concurrency=1, max_retries=0)
+    gemini_emulator.refuse_texts("POISON")
+    documents = corpus(30, poison=15)
+    with pytest.raises(GeminiAPIError):
+        embed(documents, tmp_path, part_rows=5)
+    assert gemini_emulator.stats.texts == 10, "try 1 staged doc-0000 to doc-0009, then failed"
+
+    gemini_emulator.clear_faults()
+    gemini_emulator.reset_stats()
+    current = [dict(doc) for doc in documents[1:]]  # doc-0000 is gone
+    current[0]["text"] = "document 1, edited after the first try"
+    current[14]["text"] = "document 15, fixed"
+    manifest = embed(current, tmp_path, part_rows=5)
+
+    staged = [row for part in manifest["parts"] for rows in iter_part_rows(part["uri"]) for row in rows]
+    assert sorted(row["id"] for row in staged) == sorted(doc["id"] for doc in current), "each once"
+    assert {row["id"]: row["text"] for row in staged}["doc-0001"] == "document 1, edited after the first try"
+    assert manifest["rows"] == 29
+    assert gemini_emulator.stats.texts == 21, "doc-0002 to doc-0009 are not paid for again"
+    assert load_insert(manifest)["written"] == 29
+    with MilvusHook() as milvus:
+        assert sorted(milvus.list_ids(COLLECTION)) == sorted(doc["id"] for doc in current)
+
+
+def load_insert(result: dict[str, Any]) -> dict[str, Any]:
+    operator = MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=result, mode="insert")
+    return operator.execute(context={})  # type: ignore[arg-type]

@@ -419,6 +419,7 @@ def manifest(
     parts: list[StagedPart], *, dim: int = DIM, delete_uri: str | None = None, deletes: int = 0
 ) -> dict[str, Any]:
     return StagedManifest(
+        folder=(parts[0].uri if parts else str(delete_uri)).rpartition("/")[0],
         parts=parts,
         rows=sum(part.rows for part in parts),
         dim=dim,

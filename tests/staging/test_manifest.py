@@ -23,6 +23,7 @@ def manifest(**changes: Any) -> StagedManifest:
         "stats": {"requests": 2, "seconds": 0.5},
         "skipped_documents": [{"index": 7, "id": "doc-7", "reason": "400 INVALID_ARGUMENT"}],
         "skipped_count": 1,
+        "folder": "file:///s",
     }
     fields.update(changes)
     return StagedManifest(**fields)
@@ -73,6 +74,10 @@ def test_inline_results_are_not_manifests() -> None:
         ({"stats": [1]}, r"manifest\['stats'\] must be a dict"),
         ({"skipped_documents": ["doc-7"]}, r"manifest\['skipped_documents'\] must be a list of dicts"),
         ({"skipped_count": 0}, r"manifest\['skipped_count'\] is 0 but it lists 1 skipped documents"),
+        (
+            {"folder": None},
+            r"the manifest names no 'folder' \(the producing task instance's staging folder\)",
+        ),
     ],
 )
 def test_a_wrong_manifest_is_refused_naming_the_field(change: dict[str, Any], message: str) -> None:

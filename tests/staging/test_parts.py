@@ -24,6 +24,7 @@ from airflow_provider_gemini_milvus.staging import (
     write_id_list,
 )
 from airflow_provider_gemini_milvus.staging.parts import ROW_GROUP_ROWS
+from airflow_provider_gemini_milvus.staging.storage import MARKER_FILE
 
 DIM = 8
 
@@ -97,7 +98,7 @@ def test_a_failed_write_leaves_nothing_a_retry_would_read(
     monkeypatch.setattr(pq, "write_table", crash)
     with pytest.raises(OSError, match="disk full"):
         writer.write(make_rows(2, start=2))
-    assert os.listdir(tmp_path) == [Path(good.uri).name]
+    assert sorted(os.listdir(tmp_path)) == [MARKER_FILE, Path(good.uri).name]
     assert staged_parts(tmp_path) == [good]
 
 
@@ -180,3 +181,32 @@ def test_id_lists_refuse_bad_ids_and_names(tmp_path: Path) -> None:
     for name in ("../x", "part-00000000-0a1b2c3d", ""):
         with pytest.raises(ValueError, match="id list name must be"):
             write_id_list(tmp_path, ["a"], name=name)
+
+
+def test_an_empty_a_foreign_or_a_damaged_part_is_named_by_file_and_row(tmp_path: Path) -> None:
+    part = tmp_path / "part-00000000-0a1b2c3d.parquet"
+    part.write_bytes(b"")
+    for read in (describe_part, count_rows, lambda uri: list(iter_part_rows(uri))):
+        with pytest.raises(ValueError, match=rf"^{part}.* is not a Parquet file \(Parquet file size is 0"):
+            read(str(part))
+    part.write_text('{"id": "d0"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"is not a Parquet file \(Parquet magic bytes not found"):
+        list(iter_part_ids(str(part)))
+
+    rows = make_rows(3)
+    table = PartWriter(tmp_path / "w", DIM)._table(rows)
+    texts = pa.array([b"ok", b"ok", b"caf\xe9"], pa.binary()).cast(pa.string(), safe=False)
+    pq.write_table(table.set_column(2, "text", texts), part)
+    with pytest.raises(
+        ValueError, match=r"part-00000000-0a1b2c3d.parquet rows\[2\] column 'text' is not valid UTF-8"
+    ):
+        list(iter_part_rows(str(part)))
+    metadata = pa.array(["{}", "[" * 100_000, "{}"], pa.string())
+    pq.write_table(table.set_column(5, "metadata", metadata), part)
+    with pytest.raises(
+        ValueError, match=r"rows\[1\] \(id 'doc-1'\): metadata nests arrays or objects too deeply"
+    ):
+        list(iter_part_rows(str(part)))
+    pq.write_table(table.set_column(5, "metadata", pa.array(["{}", "{}", "{oops"], pa.string())), part)
+    with pytest.raises(ValueError, match=r"rows\[2\] \(id 'doc-2'\): metadata is not JSON"):
+        list(iter_part_rows(str(part)))

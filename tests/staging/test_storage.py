@@ -26,6 +26,7 @@ from airflow_provider_gemini_milvus.staging import (
     verify_manifest,
     write_id_list,
 )
+from airflow_provider_gemini_milvus.staging.storage import decode_segment
 
 DAY = 24 * 3600
 
@@ -82,7 +83,7 @@ def test_task_folder_is_the_same_for_every_try_and_path_safe(tmp_path: Path) -> 
     assert folder == task_staging_dir(root, dag_id="ingest", run_id=run_id, task_id="embed", map_index=-1)
     dag, run, task, index = str(folder).rsplit("/", 4)[1:]
     assert (dag, task, index) == ("ingest", "embed", "-1")
-    assert run.startswith("manual__2026-11-30T05_00_00_00_00-")
+    assert run == "manual__2026-11-30T05~3A00~3A00~2B00~3A00"
     # Two ids that differ only in unsafe characters never share a folder.
     other = task_staging_dir(
         root, dag_id="ingest", run_id=run_id.replace(":", "+"), task_id="embed", map_index=-1
@@ -90,10 +91,42 @@ def test_task_folder_is_the_same_for_every_try_and_path_safe(tmp_path: Path) -> 
     assert other != folder
     odd = task_staging_dir(root, dag_id="../up", run_id="x" * 300, task_id=".hidden", map_index=3)
     segments = str(odd).removeprefix(str(root) + "/").split("/")
-    assert all(segment and not segment.startswith(".") and len(segment) <= 109 for segment in segments)
+    assert all(segment and not segment.startswith(".") and len(segment) <= 100 for segment in segments)
     assert len(segments) == 4
     with pytest.raises(ValueError, match="run_id is empty"):
         task_staging_dir(root, dag_id="d", run_id="", task_id="t", map_index=0)
+
+
+def test_no_two_task_instances_share_a_folder(tmp_path: Path) -> None:
+    root = staging_root(str(tmp_path))
+    run_id = "manual__2025-01-01T00:00:00+00:00"
+    folder = task_staging_dir(root, dag_id="ingest", run_id=run_id, task_id="embed", map_index=-1)
+    # The segment the first run got is itself a valid run id: a run triggered with it gets its own folder.
+    segment = folder.parent.parent.name
+    lookalike = task_staging_dir(root, dag_id="ingest", run_id=segment, task_id="embed", map_index=-1)
+    assert lookalike != folder
+    ids = [
+        run_id,
+        segment,
+        "manual__2025-01-01T00_00_00_00_00",
+        "a~3A",
+        "a:",
+        "a~",
+        ".a",
+        "~2Ea",
+        "_a",
+        "x" * 101,
+        "x" * 100,
+        "x" * 60 + "~~" + "0" * 32,
+        "\u00e9t\u00e9",
+        "\ud800",
+    ]
+    folders = {str(task_staging_dir(root, dag_id="d", run_id=i, task_id="t", map_index=0)) for i in ids}
+    assert len(folders) == len(ids)
+    for value in ids:
+        folder = task_staging_dir(root, dag_id="d", run_id=value, task_id="t", map_index=0)
+        decoded = decode_segment(folder.parent.parent.name)
+        assert decoded == (None if len(value) > 100 else value), "shortened segments cannot be decoded"
 
 
 def age(path: Path, days: float) -> None:
@@ -105,14 +138,17 @@ def age(path: Path, days: float) -> None:
         os.utime(folder, (stamp, stamp))
 
 
-def test_clean_removes_only_run_folders_whose_newest_file_is_old(tmp_path: Path) -> None:
+def staged_folder(root: ObjectStoragePath, dag_id: str, run_id: str, task_id: str = "embed") -> Path:
+    """A task instance folder as the provider leaves it: a part (and so its marker) written by PartWriter."""
+    folder = task_staging_dir(root, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=-1)
+    PartWriter(folder, 4).write([{"id": "d0", "vector": np.ones(4), "text": "t"}])
+    return Path(folder.path)
+
+
+def test_clean_removes_only_staged_runs_whose_newest_file_is_old(tmp_path: Path) -> None:
     root = staging_root(str(tmp_path))
-    runs = {name: tmp_path / "dag_a" / name / "embed" / "-1" for name in ("old", "mixed", "new", "current")}
-    for folder in runs.values():
-        folder.mkdir(parents=True)
-        (folder / "part-00000000-0a1b2c3d.parquet").write_bytes(b"x")
-    (tmp_path / "dag_b" / "old" / "embed" / "0").mkdir(parents=True)
-    (tmp_path / "dag_b" / "old" / "embed" / "0" / "delete_ids.parquet").write_bytes(b"x")
+    runs = {name: staged_folder(root, "dag_a", name) for name in ("old", "mixed", "new", "current")}
+    staged_folder(root, "dag_b", "old")
     age(tmp_path / "dag_a" / "old", 10)
     age(tmp_path / "dag_b" / "old", 8)
     age(tmp_path / "dag_a" / "current", 30)
@@ -128,12 +164,69 @@ def test_clean_removes_only_run_folders_whose_newest_file_is_old(tmp_path: Path)
 
     assert removed == 2
     assert sorted(path.name for path in (tmp_path / "dag_a").iterdir()) == ["current", "mixed", "new"]
-    assert list((tmp_path / "dag_b").iterdir()) == []
+    assert not (tmp_path / "dag_b").exists(), "emptied folders above a removed one go too"
     assert clean_staging(root, keep_days=5.5) == 2  # "new" (6 days) and "current", no longer excluded
-    assert clean_staging(root, keep_days=0, now=datetime.now(UTC) + timedelta(minutes=1)) == 1
+    assert clean_staging(root, keep_days=1 / 24, now=datetime.now(UTC) + timedelta(hours=2)) == 1
     assert clean_staging(staging_root(str(tmp_path / "missing")), keep_days=1) == 0
-    with pytest.raises(ValueError, match="keep_days must be a number of days >= 0"):
-        clean_staging(root, keep_days=-1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_clean_never_touches_what_the_provider_did_not_write(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    ledger = shared / "finance" / "2024" / "ledger.csv"
+    documents = shared / "corpus" / "v1" / "docs.jsonl"
+    deep = shared / "a" / "b" / "c" / "d" / "notes.txt"  # as deep as a task folder, without the marker
+    for path in (ledger, documents, deep):
+        path.parent.mkdir(parents=True)
+        path.write_text("the user's\n", encoding="utf-8")
+    root = staging_root(str(shared))
+    staged = staged_folder(root, "ingest", "scheduled__2025")
+    (staged.parent.parent / "user-notes.txt").write_text("beside the provider's folders", encoding="utf-8")
+    age(shared, 30)
+
+    assert clean_staging(root, keep_days=7) == 1
+
+    assert ledger.read_text(encoding="utf-8") == documents.read_text(encoding="utf-8") == "the user's\n"
+    assert deep.exists()
+    assert not staged.exists()
+    assert (staged.parent.parent / "user-notes.txt").exists(), "a run folder holding a user's file stays"
+
+
+def test_clean_keeps_a_run_that_is_still_running_whatever_its_age(tmp_path: Path) -> None:
+    root = staging_root(str(tmp_path))
+    running = staged_folder(root, "ingest", "manual__2025-01-01T00:00:00+00:00")
+    done = staged_folder(root, "ingest", "manual__2025-01-02T00:00:00+00:00")
+    age(tmp_path, 30)
+    asked: list[tuple[str, str]] = []
+
+    def state(dag_id: str, run_id: str) -> str | None:
+        asked.append((dag_id, run_id))
+        return "running" if run_id.startswith("manual__2025-01-01") else "success"
+
+    assert clean_staging(root, keep_days=7, run_state=state) == 1
+    assert running.exists()
+    assert not done.exists()
+    assert sorted(asked) == [
+        ("ingest", "manual__2025-01-01T00:00:00+00:00"),
+        ("ingest", "manual__2025-01-02T00:00:00+00:00"),
+    ], "the ids are read back from the folder names"
+
+
+def test_keep_days_below_an_hour_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for bad in ("0", "1e-9", "0.04"):
+        monkeypatch.setenv("AIRFLOW__GEMINI_MILVUS__STAGING_KEEP_DAYS", bad)
+        with pytest.raises(
+            ValueError,
+            match=r"\[gemini_milvus\] staging_keep_days must be a number of days of at least 0.0417",
+        ):
+            configured_keep_days()
+    monkeypatch.setenv("AIRFLOW__GEMINI_MILVUS__STAGING_KEEP_DAYS", "0.0417")
+    assert configured_keep_days() == 0.0417
+    for days in (0, 1e-9, -1):
+        with pytest.raises(
+            ValueError, match=r"keep_days must be a number of days of at least 0.0417 \(one hour"
+        ):
+            clean_staging(staging_root(str(tmp_path)), keep_days=days)
 
 
 def test_staging_through_an_s3_compatible_store(s3_bucket: str) -> None:
@@ -159,6 +252,7 @@ def test_staging_through_an_s3_compatible_store(s3_bucket: str) -> None:
     assert [ids for ids in iter_id_list(delete_uri)] == [["gone-1", "gone-2"]]
     verify_manifest(
         StagedManifest(
+            folder=str(folder),
             parts=parts,
             rows=5,
             dim=4,
