@@ -26,9 +26,10 @@ files under $AIRFLOW_HOME/gemini_milvus/staging, fine on one machine. An operato
 overrides it.
 """
 _KEEP_DAYS_HELP = """\
-Staged run folders whose newest file is older than this many days are removed when a staged embedding run
-starts; a folder with a newer file, and the current run's, are never touched. Fractions allowed; empty
-means never remove anything.
+Staged task folders (only those carrying the provider's marker) of DAG runs whose newest file is older
+than this many days are removed when a staged embedding run starts; a run with a newer file, a run still
+queued or running, and the current run are never touched. At least 1 hour (fractions of a day allowed);
+empty means never remove anything.
 """
 
 

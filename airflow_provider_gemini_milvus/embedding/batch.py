@@ -65,6 +65,7 @@ from airflow_provider_gemini_milvus.gemini.batch_api import (
 )
 from airflow_provider_gemini_milvus.gemini.models import cost_usd, estimate_tokens
 from airflow_provider_gemini_milvus.gemini.requests import EmbeddingRunStats, RefusedText
+from airflow_provider_gemini_milvus.staging.storage import mark_task_folder
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -143,6 +144,7 @@ class _StagedPlan:
     def write(self, path: ObjectStoragePath) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self)))
+        mark_task_folder(path.parent)  # the provider's folder: cleaning may remove it once it is old
 
     @classmethod
     def read(cls, path: ObjectStoragePath) -> _StagedPlan:
