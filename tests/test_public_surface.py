@@ -76,7 +76,9 @@ PACKAGE_FACES = {
     "airflow_provider_gemini_milvus.utils": [
         "TaskLogger",
         "check_utf8_encodable",
+        "iso_time",
         "parse_bool",
+        "parse_iso_time",
         "to_bool",
         "to_float",
         "to_int",

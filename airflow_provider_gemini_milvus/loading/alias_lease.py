@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gemini_milvus.exceptions import AliasMigrationLockedError
 from airflow_provider_gemini_milvus.milvus.layout import NAME_MAX_LENGTH, check_name
+from airflow_provider_gemini_milvus.utils.times import iso_time, parse_iso_time
 
 if TYPE_CHECKING:
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
@@ -117,13 +118,13 @@ class AliasLease:
             holder = _holder(held) if held else "nobody (its lock collection was dropped)"
             raise AliasMigrationLockedError(
                 f"this task no longer holds the migration lease of alias {self.alias!r} (held by {holder} "
-                f"now; this task's lease ran until {_iso(self.expires_at)}): it stopped before changing "
+                f"now; this task's lease ran until {iso_time(self.expires_at)}): it stopped before changing "
                 "anything more. Raise lease_minutes if a migration takes longer, and run it again once the "
                 "other migration is over"
             )
         expires_at = datetime.now(UTC) + timedelta(minutes=self.minutes)
         self.hook.get_conn().alter_collection_properties(
-            self.name, {PROPERTY_LOCK_EXPIRES_AT: _iso(expires_at)}, timeout=self.hook.timeout
+            self.name, {PROPERTY_LOCK_EXPIRES_AT: iso_time(expires_at)}, timeout=self.hook.timeout
         )
         self.expires_at = expires_at
 
@@ -170,9 +171,9 @@ def acquire_lease(
         if held is None:  # released between the two calls: try again
             continue
         if held.get(PROPERTY_LOCK_TOKEN) == token:
-            log.info("Took the migration lease of alias %s until %s (%s)", alias, _iso(expires_at), name)
+            log.info("Took the migration lease of alias %s until %s (%s)", alias, iso_time(expires_at), name)
             return AliasLease(hook, alias, owner, token, minutes, expires_at)
-        held_expiry = _parse_time(held.get(PROPERTY_LOCK_EXPIRES_AT))
+        held_expiry = parse_iso_time(held.get(PROPERTY_LOCK_EXPIRES_AT))
         if held.get(PROPERTY_LOCK_KEY) == owner.key:
             log.warning("Taking over the migration lease of alias %s from an earlier try of this task", alias)
         elif held_expiry is None or held_expiry <= moment:
@@ -187,7 +188,7 @@ def acquire_lease(
                 f"alias {alias!r} is being migrated by {_holder(held)}, since "
                 f"{held.get(PROPERTY_LOCK_TAKEN_AT)}: only one migration of an alias runs at a time. Run "
                 f"this one again once that one is over. If that task is no longer running, its lease "
-                f"expires at {_iso(held_expiry)}; to clear it now, drop the lock collection: "
+                f"expires at {iso_time(held_expiry)}; to clear it now, drop the lock collection: "
                 f"MilvusClient(...).drop_collection({name!r})"
             )
         _drop_lock(hook, alias)
@@ -217,8 +218,8 @@ def _create_lock(
         PROPERTY_LOCK_OWNER: owner.description,
         PROPERTY_LOCK_KEY: owner.key,
         PROPERTY_LOCK_TOKEN: token,
-        PROPERTY_LOCK_TAKEN_AT: _iso(taken_at),
-        PROPERTY_LOCK_EXPIRES_AT: _iso(expires_at),
+        PROPERTY_LOCK_TAKEN_AT: iso_time(taken_at),
+        PROPERTY_LOCK_EXPIRES_AT: iso_time(expires_at),
     }
     try:
         client.create_collection(name, schema=schema, properties=properties, timeout=hook.timeout)
@@ -262,15 +263,3 @@ def _drop_lock(hook: MilvusHook, alias: str) -> None:
 
 def _holder(held: dict[str, Any]) -> str:
     return str(held.get(PROPERTY_LOCK_OWNER) or "an unnamed migration")
-
-
-def _parse_time(value: object) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")

@@ -49,6 +49,7 @@ from airflow_provider_gemini_milvus.milvus.layout import (
     search_hits,
 )
 from airflow_provider_gemini_milvus.milvus.rows import milvus_string_literal, model_fingerprint
+from airflow_provider_gemini_milvus.utils.times import iso_time, parse_iso_time
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -343,7 +344,7 @@ def record_live(
     properties = _properties(hook, collection) or {}
     wanted: dict[str, str] = {PROPERTY_ALIAS: alias, PROPERTY_RETIRED_AT: ""}
     if promoted or not properties.get(PROPERTY_PROMOTED_AT):
-        wanted[PROPERTY_PROMOTED_AT] = _iso(now)
+        wanted[PROPERTY_PROMOTED_AT] = iso_time(now)
     if fingerprint is not None and (promoted or not properties.get(PROPERTY_MODEL)):
         wanted[PROPERTY_MODEL] = fingerprint
     changes = {key: value for key, value in wanted.items() if properties.get(key) != value}
@@ -374,7 +375,7 @@ def mark_retired(hook: MilvusHook, alias: str, now: datetime) -> list[str]:
         ):
             continue
         hook.get_conn().alter_collection_properties(
-            name, {PROPERTY_RETIRED_AT: _iso(now)}, timeout=hook.timeout
+            name, {PROPERTY_RETIRED_AT: iso_time(now)}, timeout=hook.timeout
         )
         stamped.append(name)
     return stamped
@@ -400,7 +401,7 @@ def retired_versions(hook: MilvusHook, alias: str, log: TaskLogger | None = None
         stamp = properties.get(PROPERTY_RETIRED_AT)
         if not stamp:
             continue
-        retired_at = _parse_time(stamp)
+        retired_at = parse_iso_time(stamp)
         if retired_at is None:
             log.warning(
                 "Keeping collection %s: its %s %r is not an ISO time with a time zone, so retention "
@@ -408,7 +409,7 @@ def retired_versions(hook: MilvusHook, alias: str, log: TaskLogger | None = None
                 name,
                 PROPERTY_RETIRED_AT,
                 str(stamp)[:64],
-                _iso(datetime.now(UTC)),
+                iso_time(datetime.now(UTC)),
             )
             continue
         versions.append(RetiredVersion(name, retired_at))
@@ -491,7 +492,7 @@ def _reason_to_keep(hook: MilvusHook, alias: str, name: str) -> str | None:
     properties = _properties(hook, name)
     if properties is None:
         return "it is gone already"
-    if properties.get(PROPERTY_ALIAS) != alias or _parse_time(properties.get(PROPERTY_RETIRED_AT)) is None:
+    if properties.get(PROPERTY_ALIAS) != alias or parse_iso_time(properties.get(PROPERTY_RETIRED_AT)) is None:
         return f"it is no longer a retired version of alias {alias}"
     return None
 
@@ -506,21 +507,6 @@ def _properties(hook: MilvusHook, name: str) -> dict[str, Any] | None:
             return None
         raise
     return dict(description.get("properties") or {})
-
-
-def _parse_time(value: object) -> datetime | None:
-    """A UTC time written by :func:`_iso`, or None for anything without a readable time and time zone."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def promote(

@@ -1,4 +1,4 @@
-"""Small helpers every layer may use: argument converters, the UTF-8 check, the logger protocol."""
+"""Small helpers every layer may use: argument converters, the UTF-8 check, recorded times, the logger."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from airflow_provider_gemini_milvus.utils.converters import (
     to_str_list,
 )
 from airflow_provider_gemini_milvus.utils.logs import TaskLogger
+from airflow_provider_gemini_milvus.utils.times import iso_time, parse_iso_time
 from airflow_provider_gemini_milvus.utils.unicode import check_utf8_encodable
 
 __all__ = [
     "TaskLogger",
     "check_utf8_encodable",
+    "iso_time",
+    "parse_iso_time",
     "parse_bool",
     "to_bool",
     "to_float",
