@@ -95,3 +95,16 @@ def test_every_declared_module_imports() -> None:
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)
+
+
+def test_every_operator_hook_and_trigger_module_is_registered() -> None:
+    import pkgutil
+
+    import airflow_provider_gemini_milvus as package
+
+    info = get_provider_info()
+    for section in ("operators", "hooks", "triggers"):
+        declared = {module for entry in info[section] for module in entry["python-modules"]}
+        folder = f"{package.__path__[0]}/{section}"
+        shipped = {f"{package.__name__}.{section}.{found.name}" for found in pkgutil.iter_modules([folder])}
+        assert declared == shipped, section
