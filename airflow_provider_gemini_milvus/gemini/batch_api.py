@@ -248,8 +248,8 @@ def submit_embedding_batch(
             job = create()
             break
         except _sdk_errors() as err:
-            failure, delay = _api_error(hook, what, err), _transient_delay(err)
-        if display_name is not None and delay is not None:
+            failure, wait = _api_error(hook, what, err), _retry_wait(hook, err, attempt)
+        if display_name is not None and wait is not None:
             found = _created_job(hook, display_name)
             if found is not None:
                 hook.log.warning(
@@ -259,12 +259,12 @@ def submit_embedding_batch(
                     found,
                 )
                 return found
-        if display_name is None or delay is None or attempt > policy.max_retries:
+        if display_name is None or wait is None or attempt > policy.max_retries:
             if uploaded is not None:
                 delete_batch_file(hook, uploaded)
             raise failure
-        _log_retry(hook, failure, attempt, delay)
-        time.sleep(_wait(hook, attempt, delay))
+        _log_retry(hook, failure, attempt, wait)
+        time.sleep(wait)
     if not job.name:
         raise GeminiAPIError("Gemini answered the batch job creation without a job name")
     hook.log.info(
@@ -684,10 +684,11 @@ def _api_error(hook: GeminiConnection, what: str, err: BaseException) -> GeminiA
     return GeminiAPIError(f"{what} failed: {text}")
 
 
-def _transient_delay(err: BaseException) -> float | None:
+def _retry_wait(hook: GeminiConnection, err: BaseException, attempt: int) -> float | None:
     """
-    ``None`` when ``err`` is not worth another attempt; else the wait the server asked for, or ``-1`` for
-    "no hint" (429 except a daily quota, 408, 5xx, timeouts, dropped or refused connections).
+    ``None`` when ``err`` is not worth another attempt; else the seconds to wait before attempt
+    ``attempt + 1``: the server's delay, or the connection's backoff (429 except a daily quota, 408, 5xx,
+    timeouts, dropped or refused connections).
     """
     from google.genai import errors
 
@@ -695,24 +696,20 @@ def _transient_delay(err: BaseException) -> float | None:
         if not is_retryable_status(err.code) or (err.code == 429 and is_daily_quota(err.details)):
             return None
         delay = server_retry_delay(err.details, response_headers(err))
-        return -1.0 if delay is None else delay
+        return hook.settings.backoff.delay(attempt) if delay is None else delay
     if isinstance(err, (*TRANSIENT_TRANSPORT_ERRORS, ConnectionError)):
-        return -1.0
+        return hook.settings.backoff.delay(attempt)
     return None
 
 
-def _wait(hook: GeminiConnection, attempt: int, delay: float) -> float:
-    return delay if delay >= 0 else hook.settings.backoff.delay(attempt)
-
-
-def _log_retry(hook: GeminiConnection, failure: GeminiAPIError, attempt: int, delay: float) -> None:
+def _log_retry(hook: GeminiConnection, failure: GeminiAPIError, attempt: int, wait: float) -> None:
     text = str(failure)  # names the call
     hook.log.warning(
         "%s; retry %d/%d in %.2fs",
         text[:1].upper() + text[1:],
         attempt,
         hook.settings.backoff.max_retries,
-        _wait(hook, attempt, delay),
+        wait,
     )
 
 
@@ -728,11 +725,11 @@ def _sdk_call(hook: GeminiConnection, what: str, call: Callable[[], _T], *, retr
         try:
             return call()
         except _sdk_errors() as err:
-            failure, delay = _api_error(hook, what, err), _transient_delay(err)
-        if not retry or delay is None or attempt > hook.settings.backoff.max_retries:
+            failure, wait = _api_error(hook, what, err), _retry_wait(hook, err, attempt)
+        if not retry or wait is None or attempt > hook.settings.backoff.max_retries:
             raise failure
-        _log_retry(hook, failure, attempt, delay)
-        time.sleep(_wait(hook, attempt, delay))
+        _log_retry(hook, failure, attempt, wait)
+        time.sleep(wait)
 
 
 async def _asdk_call(
@@ -745,11 +742,11 @@ async def _asdk_call(
         try:
             return await call()
         except _sdk_errors() as err:
-            failure, delay = _api_error(hook, what, err), _transient_delay(err)
-        if not retry or delay is None or attempt > hook.settings.backoff.max_retries:
+            failure, wait = _api_error(hook, what, err), _retry_wait(hook, err, attempt)
+        if not retry or wait is None or attempt > hook.settings.backoff.max_retries:
             raise failure
-        _log_retry(hook, failure, attempt, delay)
-        await asyncio.sleep(_wait(hook, attempt, delay))
+        _log_retry(hook, failure, attempt, wait)
+        await asyncio.sleep(wait)
 
 
 def _job_path(name: str) -> str:
