@@ -283,8 +283,7 @@ def _resume(
         status.state,
     )
     if status.succeeded:
-        outcome = complete_batch(task, args, {"status": "success", "job_name": name})
-        return outcome if isinstance(outcome, BatchDecision) else BatchDecision(name, outcome)
+        return _complete_now(task, args, name)
     if task.state_store is not None and stored != name:
         task.state_store.set(STATE_STORE_KEY, name)
     return BatchDecision(name, submitted_at=float(record.get("submitted_at") or staged.submitted_at))
@@ -301,8 +300,7 @@ def _redo(task: EmbedTask, args: EmbedArguments, staged: _StagedPlan) -> BatchDe
         return None
     decision = _resubmit(task, args, staged, _record_positions(staged, record))
     if decision is None:  # every one of its documents changed meanwhile: complete with what is there
-        outcome = complete_batch(task, args, {"status": "success", "job_name": staged.job_name})
-        return outcome if isinstance(outcome, BatchDecision) else BatchDecision(str(staged.job_name), outcome)
+        return _complete_now(task, args, str(staged.job_name))
     return decision
 
 
@@ -318,13 +316,7 @@ def _submit_fresh(
         check_budget(estimate, args.max_cost_usd)
     keys = [[doc.id, doc.content_hash] for doc in documents]
     now = time.time()
-    record: dict[str, Any] = {
-        "name": None,
-        "display_name": _display_name(task, plan.fingerprint, 0, keys),
-        "positions": None,
-        "request_file": None,
-        "submitted_at": now,
-    }
+    record = _job_record(_display_name(task, plan.fingerprint, 0, keys), None, now)
     staged = _StagedPlan(
         fingerprint=plan.fingerprint,
         documents=[[doc.id, doc.index, doc.content_hash] for doc in documents],
@@ -350,8 +342,7 @@ def _submit_fresh(
         record["name"] = found.name
         _record_job(task, staged, found.name)
         if found.succeeded:
-            outcome = complete_batch(task, args, {"status": "success", "job_name": found.name})
-            return outcome if isinstance(outcome, BatchDecision) else BatchDecision(found.name, outcome)
+            return _complete_now(task, args, found.name)
         return BatchDecision(found.name, submitted_at=now)
     return _submit(task, args, staged, record, documents)
 
@@ -387,6 +378,26 @@ def _submit(
     return BatchDecision(job_name, submitted_at=float(record["submitted_at"]))
 
 
+def _job_record(display_name: str, positions: list[int] | None, submitted_at: float) -> dict[str, Any]:
+    """
+    A job of the plan before it is submitted: its display name, the positions of its documents in the plan
+    (``None``: all of them), and where its name and request file will be recorded.
+    """
+    return {
+        "name": None,
+        "display_name": display_name,
+        "positions": positions,
+        "request_file": None,
+        "submitted_at": submitted_at,
+    }
+
+
+def _complete_now(task: EmbedTask, args: EmbedArguments, job_name: str) -> BatchDecision:
+    """Complete the run with the job ``job_name`` that has already succeeded, as a decision."""
+    outcome = complete_batch(task, args, {"status": "success", "job_name": job_name})
+    return outcome if isinstance(outcome, BatchDecision) else BatchDecision(job_name, outcome)
+
+
 def _record_job(task: EmbedTask, staged: _StagedPlan, job_name: str) -> None:
     staged.write(task.staging_folder / BATCH_PLAN_FILE)
     if task.state_store is not None:
@@ -414,13 +425,7 @@ def _resubmit(
         staged.write(task.staging_folder / BATCH_PLAN_FILE)
         return None
     keys = [[staged.documents[position][0], staged.documents[position][2]] for position in again]
-    record: dict[str, Any] = {
-        "name": None,
-        "display_name": _display_name(task, staged.fingerprint, staged.rounds, keys),
-        "positions": again,
-        "request_file": None,
-        "submitted_at": time.time(),
-    }
+    record = _job_record(_display_name(task, staged.fingerprint, staged.rounds, keys), again, time.time())
     staged.rounds += 1
     staged.jobs.append(record)
     staged.tokens += _tokens(args, documents)
