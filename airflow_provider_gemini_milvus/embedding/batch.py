@@ -57,12 +57,12 @@ from airflow_provider_gemini_milvus.gemini.batch_api import (
     RESUBMIT_STATES,
     BatchJobStatus,
     cancel_batch_job,
-    delete_batch_file,
     find_batch_jobs,
     get_batch_job,
     read_batch_results,
     submit_embedding_batch,
 )
+from airflow_provider_gemini_milvus.gemini.files_api import delete_file
 from airflow_provider_gemini_milvus.gemini.models import cost_usd, estimate_tokens
 from airflow_provider_gemini_milvus.gemini.requests import EmbeddingRunStats, RefusedText
 from airflow_provider_gemini_milvus.staging.storage import mark_task_folder
@@ -476,7 +476,7 @@ def _cancel_if_abandoned(task: EmbedTask, name: str) -> None:
 def _delete_files(task: EmbedTask, names: Sequence[str | None]) -> None:
     for name in names:
         if name:
-            delete_batch_file(task.gemini_hook, name)
+            delete_file(task.gemini_hook, name)
 
 
 def complete_batch(

@@ -8,7 +8,8 @@ generated JSONL file (keyed), and are handed over as L2-normalised float32 rows,
 :meth:`GeminiHook.embed_with_stats <airflow_provider_gemini_milvus.hooks.gemini.GeminiHook.embed_with_stats>`
 hands them over; a request the job could not embed is a :class:`RefusedText` naming its position.
 
-The functions take a :class:`GeminiConnection`: a connection's settings, its SDK client and a logger, which
+The functions take a :class:`~airflow_provider_gemini_milvus.gemini.sdk_calls.GeminiConnection`: a
+connection's settings, its SDK client and a logger, which
 :class:`~airflow_provider_gemini_milvus.hooks.gemini.GeminiHook` is. Batch mode is Gemini-API only: a Vertex
 AI connection is refused before anything is sent.
 Errors never carry the API key and are raised without a cause (the SDK's exception may hold the request).
@@ -25,7 +26,6 @@ not idempotent: it is retried only with a ``display_name``, after looking that n
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import math
@@ -34,12 +34,12 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
-from airflow_provider_gemini_milvus.gemini.attempts import TRANSIENT_TRANSPORT_ERRORS, response_headers
+from airflow_provider_gemini_milvus.gemini.files_api import delete_file
 from airflow_provider_gemini_milvus.gemini.requests import (
     EmbedRequest,
     PlannedRequest,
@@ -50,19 +50,19 @@ from airflow_provider_gemini_milvus.gemini.requests import (
     validated_inputs,
     validated_request,
 )
-from airflow_provider_gemini_milvus.gemini.retries import (
-    is_daily_quota,
-    is_retryable_status,
-    server_retry_delay,
+from airflow_provider_gemini_milvus.gemini.sdk_calls import (
+    api_error,
+    asdk_call,
+    log_retry,
+    retry_wait,
+    sdk_call,
+    sdk_errors,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
-    from google import genai
-
-    from airflow_provider_gemini_milvus.gemini.settings import GeminiConnectionSettings
-    from airflow_provider_gemini_milvus.utils.logs import TaskLogger
+    from airflow_provider_gemini_milvus.gemini.sdk_calls import GeminiConnection
 
 __all__ = [
     "ENDED_STATES",
@@ -71,12 +71,10 @@ __all__ = [
     "RESUBMIT_STATES",
     "BatchJobStatus",
     "BatchResults",
-    "GeminiConnection",
     "acancel_batch_job",
     "aget_batch_job",
     "cancel_batch_job",
     "check_batch_supported",
-    "delete_batch_file",
     "find_batch_jobs",
     "get_batch_job",
     "read_batch_results",
@@ -96,22 +94,6 @@ RESUBMIT_STATES = frozenset({"FAILED", "CANCELLED", "EXPIRED"})
 MAX_LISTED_JOBS = 5000
 _LIST_PAGE_SIZE = 100
 _STATE_PREFIXES = ("JOB_STATE_", "BATCH_STATE_")
-
-_T = TypeVar("_T")
-
-
-class GeminiConnection(Protocol):
-    """What the Batch API calls need of a connection: its id, settings, SDK client and a logger."""
-
-    gemini_conn_id: str
-
-    @property
-    def settings(self) -> GeminiConnectionSettings: ...
-
-    @property
-    def log(self) -> TaskLogger: ...
-
-    def get_conn(self) -> genai.Client: ...
 
 
 @dataclass(frozen=True)
@@ -210,7 +192,7 @@ def submit_embedding_batch(
     """
     check_batch_supported(hook)
     request = validated_request(model, task_type, output_dimensionality, vertexai=False)
-    text_list, title_list = validated_inputs(texts, titles, request)
+    text_list, title_list, _ = validated_inputs(texts, titles, request)
     bodies = [_request_body(text, title, request) for text, title in _with_titles(text_list, title_list)]
     size = sum(len(json.dumps(body)) for body in bodies)
     from google.genai import types
@@ -247,8 +229,8 @@ def submit_embedding_batch(
         try:
             job = create()
             break
-        except _sdk_errors() as err:
-            failure, wait = _api_error(hook, what, err), _retry_wait(hook, err, attempt)
+        except sdk_errors() as err:
+            failure, wait = api_error(hook, what, err), retry_wait(hook, err, attempt)
         if display_name is not None and wait is not None:
             found = _created_job(hook, display_name)
             if found is not None:
@@ -261,9 +243,9 @@ def submit_embedding_batch(
                 return found
         if display_name is None or wait is None or attempt > policy.max_retries:
             if uploaded is not None:
-                delete_batch_file(hook, uploaded)
+                delete_file(hook, uploaded)
             raise failure
-        _log_retry(hook, failure, attempt, wait)
+        log_retry(hook, failure, attempt, wait)
         time.sleep(wait)
     if not job.name:
         raise GeminiAPIError("Gemini answered the batch job creation without a job name")
@@ -302,7 +284,7 @@ def find_batch_jobs(hook: GeminiConnection, display_name_prefix: str) -> list[Ba
         from google.genai import types
 
         config = types.ListBatchJobsConfig(page_size=_LIST_PAGE_SIZE, page_token=token)
-        pager = _sdk_call(hook, "listing batch jobs", functools.partial(client.batches.list, config=config))
+        pager = sdk_call(hook, "listing batch jobs", functools.partial(client.batches.list, config=config))
         for job in pager.page:
             if job.name and (job.display_name or "").startswith(display_name_prefix):
                 found.append(BatchJobStatus(job.name, _short_state(job.state), display_name=job.display_name))
@@ -322,7 +304,7 @@ def get_batch_job(hook: GeminiConnection, name: str) -> BatchJobStatus:
     check_batch_supported(hook)
     client = hook.get_conn()
     path = _job_path(name)
-    raw = _sdk_call(hook, f"reading batch job {name}", lambda: client._api_client.request("get", path, {}))
+    raw = sdk_call(hook, f"reading batch job {name}", lambda: client._api_client.request("get", path, {}))
     return _status_of(name, raw.body, hook.settings.secrets)
 
 
@@ -334,7 +316,7 @@ async def aget_batch_job(hook: GeminiConnection, name: str, *, retry: bool = Fal
     """
     client = hook.get_conn()
     path = _job_path(name)
-    raw = await _asdk_call(
+    raw = await asdk_call(
         hook,
         f"reading batch job {name}",
         lambda: client._api_client.async_request("get", path, {}),
@@ -356,7 +338,7 @@ def cancel_batch_job(hook: GeminiConnection, name: str) -> bool:
         return False
     client = hook.get_conn()
     try:
-        _sdk_call(hook, f"cancelling batch job {name}", lambda: client.batches.cancel(name=name))
+        sdk_call(hook, f"cancelling batch job {name}", lambda: client.batches.cancel(name=name))
     except GeminiAPIError as err:
         # A cancel whose answer was lost and was sent again finds the job ended (400 FAILED_PRECONDITION).
         if err.http_status != 400 or not get_batch_job(hook, name).done:
@@ -379,27 +361,11 @@ async def acancel_batch_job(hook: GeminiConnection, name: str) -> bool:
         return False
     client = hook.get_conn()
     try:
-        await _asdk_call(hook, f"cancelling batch job {name}", lambda: client.aio.batches.cancel(name=name))
+        await asdk_call(hook, f"cancelling batch job {name}", lambda: client.aio.batches.cancel(name=name))
     except GeminiAPIError as err:
         if err.http_status != 400 or not (await aget_batch_job(hook, name, retry=True)).done:
             raise
     hook.log.info("Cancelled Gemini batch job %s", name)
-    return True
-
-
-def delete_batch_file(hook: GeminiConnection, file_name: str) -> bool:
-    """
-    Delete a request or result file from the Files API; return whether it was there. Best effort: a failure
-    is logged, never raised (the service deletes files after 48 hours anyway).
-    """
-    client = hook.get_conn()
-    try:
-        _sdk_call(hook, f"deleting file {file_name}", lambda: client.files.delete(name=file_name))
-    except GeminiAPIError as err:
-        if err.http_status != 404:
-            hook.log.warning("Could not delete %s from the Files API: %s", file_name, err)
-        return False
-    hook.log.info("Deleted %s from the Files API", file_name)
     return True
 
 
@@ -440,7 +406,7 @@ def read_batch_results(
     """
     check_batch_supported(hook)
     client = hook.get_conn()
-    job = _sdk_call(hook, f"reading batch job {name}", lambda: client.batches.get(name=name))
+    job = sdk_call(hook, f"reading batch job {name}", lambda: client.batches.get(name=name))
     if _short_state(job.state) != "SUCCEEDED":
         raise GeminiAPIError(f"batch job {name} has not succeeded (state {_short_state(job.state)})")
     dest = job.dest
@@ -448,7 +414,7 @@ def read_batch_results(
         with tempfile.TemporaryDirectory(prefix="gemini-batch-") as folder:
             path = os.path.join(folder, "results.jsonl")
             file_name = dest.file_name
-            _sdk_call(
+            sdk_call(
                 hook,
                 f"downloading the results of batch job {name}",
                 lambda: client.files.download(file=file_name, destination=path),
@@ -499,7 +465,7 @@ def _upload_requests(hook: GeminiConnection, bodies: list[dict[str, Any]]) -> st
         with open(path, "w", encoding="utf-8") as lines:
             for position, body in enumerate(bodies):
                 lines.write(json.dumps({"key": str(position), "request": body}, ensure_ascii=False) + "\n")
-        uploaded = _sdk_call(
+        uploaded = sdk_call(
             hook,
             f"uploading {len(bodies)} batch requests",
             lambda: client.files.upload(
@@ -664,89 +630,6 @@ def _short_state(state: Any) -> str:
         if text.startswith(prefix):
             return text[len(prefix) :]
     return text
-
-
-# -- calling the SDK without leaking the key ------------------------------------------------------------
-
-
-def _sdk_errors() -> tuple[type[BaseException], ...]:
-    from google.genai import errors
-
-    return (errors.APIError, ValueError, KeyError, OSError, *TRANSIENT_TRANSPORT_ERRORS)
-
-
-def _api_error(hook: GeminiConnection, what: str, err: BaseException) -> GeminiAPIError:
-    from google.genai import errors
-
-    text = scrubbed(f"{type(err).__name__}: {err}", hook.settings.secrets)
-    if isinstance(err, errors.APIError):
-        return GeminiAPIError(f"{what} failed: {text}", http_status=err.code, status=err.status)
-    return GeminiAPIError(f"{what} failed: {text}")
-
-
-def _retry_wait(hook: GeminiConnection, err: BaseException, attempt: int) -> float | None:
-    """
-    ``None`` when ``err`` is not worth another attempt; else the seconds to wait before attempt
-    ``attempt + 1``: the server's delay, or the connection's backoff (429 except a daily quota, 408, 5xx,
-    timeouts, dropped or refused connections).
-    """
-    from google.genai import errors
-
-    if isinstance(err, errors.APIError):
-        if not is_retryable_status(err.code) or (err.code == 429 and is_daily_quota(err.details)):
-            return None
-        delay = server_retry_delay(err.details, response_headers(err))
-        return hook.settings.backoff.delay(attempt) if delay is None else delay
-    if isinstance(err, (*TRANSIENT_TRANSPORT_ERRORS, ConnectionError)):
-        return hook.settings.backoff.delay(attempt)
-    return None
-
-
-def _log_retry(hook: GeminiConnection, failure: GeminiAPIError, attempt: int, wait: float) -> None:
-    text = str(failure)  # names the call
-    hook.log.warning(
-        "%s; retry %d/%d in %.2fs",
-        text[:1].upper() + text[1:],
-        attempt,
-        hook.settings.backoff.max_retries,
-        wait,
-    )
-
-
-def _sdk_call(hook: GeminiConnection, what: str, call: Callable[[], _T], *, retry: bool = True) -> _T:
-    """
-    Run one SDK call, retrying transient failures with the connection's retry policy; a failure is raised
-    as :class:`GeminiAPIError` outside the ``except`` block, so it has no ``__cause__`` or ``__context__``
-    (the SDK's error may hold a gateway's echo of the key). Only for calls that are safe to repeat.
-    """
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return call()
-        except _sdk_errors() as err:
-            failure, wait = _api_error(hook, what, err), _retry_wait(hook, err, attempt)
-        if not retry or wait is None or attempt > hook.settings.backoff.max_retries:
-            raise failure
-        _log_retry(hook, failure, attempt, wait)
-        time.sleep(wait)
-
-
-async def _asdk_call(
-    hook: GeminiConnection, what: str, call: Callable[[], Awaitable[_T]], *, retry: bool = True
-) -> _T:
-    """:func:`_sdk_call` for the triggerer's event loop."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await call()
-        except _sdk_errors() as err:
-            failure, wait = _api_error(hook, what, err), _retry_wait(hook, err, attempt)
-        if not retry or wait is None or attempt > hook.settings.backoff.max_retries:
-            raise failure
-        _log_retry(hook, failure, attempt, wait)
-        await asyncio.sleep(wait)
 
 
 def _job_path(name: str) -> str:

@@ -113,6 +113,8 @@ class EmbeddingModel:
     :param retired_on: the date Google retired the model on the Gemini API (requests answer 404 since).
     :param replacement: the model to use instead of a retired one.
     :param vertex_only: served by Vertex AI only, not by the Gemini API.
+    :param media_usd_per_million_tokens: list price of media input tokens by what they are billed as
+        (``image``, ``audio``, ``video``); a model without any embeds text only.
     """
 
     name: str
@@ -128,6 +130,22 @@ class EmbeddingModel:
     retired_on: str | None = None
     replacement: str | None = None
     vertex_only: bool = False
+    media_usd_per_million_tokens: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def embeds_media(self) -> bool:
+        """Whether the model embeds images, PDFs, audio and video (gemini-embedding-2), not text only."""
+        return bool(self.media_usd_per_million_tokens)
+
+    def usd_per_million(self, modality: str, *, batch: bool = False) -> float | None:
+        """
+        The price of a million input tokens of ``modality`` (``text``, ``image``, ``audio``, ``video``),
+        at the list price or through the Batch API (half); None where unpublished.
+        """
+        if modality == "text":
+            return self.batch_usd_per_million_tokens if batch else self.usd_per_million_tokens
+        listed = dict(self.media_usd_per_million_tokens).get(modality)
+        return None if listed is None else (listed / 2 if batch else listed)
 
     @property
     def supports_task_type(self) -> bool:
@@ -183,6 +201,8 @@ _GEMINI_EMBEDDING_2 = EmbeddingModel(
     normalises_truncated=True,
     usd_per_million_tokens=0.20,
     batch_usd_per_million_tokens=0.10,
+    # Media tokens (258 an image or PDF page, 32 a second of audio, 263 of video) at their own prices.
+    media_usd_per_million_tokens=(("image", 0.45), ("audio", 6.50), ("video", 12.00)),
 )
 
 #: The models this package knows. Checked against Google's pages on :data:`CATALOGUE_CHECKED`.

@@ -9,11 +9,12 @@ nothing) or on each answer (vector checks, so a wrong answer is a failed request
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
+from airflow_provider_gemini_milvus.gemini.media import INLINE_MAX_BYTES
 from airflow_provider_gemini_milvus.gemini.models import (
     MAX_TEXTS_PER_REQUEST,
     EmbeddingModel,
@@ -24,6 +25,9 @@ from airflow_provider_gemini_milvus.gemini.models import (
     resolve_model,
 )
 from airflow_provider_gemini_milvus.utils.unicode import check_utf8_encodable
+
+if TYPE_CHECKING:
+    from airflow_provider_gemini_milvus.gemini.media import MediaPart
 
 __all__ = [
     "ON_DOCUMENT_ERROR_CHOICES",
@@ -36,6 +40,10 @@ __all__ = [
     "UnusableResponse",
     "check_sendable",
     "checked_rows",
+    "content_parts",
+    "validated_media",
+    "element_tokens",
+    "mixed_cost_usd",
     "per_request_bodies",
     "plan_requests",
     "scrubbed",
@@ -74,16 +82,32 @@ class EmbeddingRunStats:
     split_requests: int = 0
     seconds: float = 0.0
     usd_per_million_tokens: float | None = None
+    image_tokens: int = 0
+    audio_tokens: int = 0
+    video_tokens: int = 0
+    media_usd_per_million_tokens: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def media_tokens(self) -> dict[str, int]:
+        """The part of ``tokens`` media make up, by what they are billed as (images include PDF pages)."""
+        return {"image": self.image_tokens, "audio": self.audio_tokens, "video": self.video_tokens}
 
     @property
     def estimated_cost_usd(self) -> float | None:
-        return cost_usd(self.tokens, self.usd_per_million_tokens)
+        return mixed_cost_usd(
+            self.tokens,
+            self.media_tokens,
+            self.usd_per_million_tokens,
+            dict(self.media_usd_per_million_tokens),
+        )
 
     def as_dict(self) -> dict[str, Any]:
+        media = {modality: tokens for modality, tokens in self.media_tokens.items() if tokens}
         return {
             "model": self.model,
             "texts": self.texts,
             "estimated_tokens": self.tokens,
+            **({"estimated_media_tokens": media} if media else {}),
             "requests": self.requests,
             "retries": self.retries,
             "rate_limited": self.rate_limited,
@@ -92,6 +116,28 @@ class EmbeddingRunStats:
             "seconds": round(self.seconds, 3),
             "estimated_cost_usd": self.estimated_cost_usd,
         }
+
+
+def mixed_cost_usd(
+    tokens: int,
+    media_tokens: dict[str, int],
+    usd_per_million_tokens: float | None,
+    media_usd_per_million_tokens: dict[str, float],
+) -> float | None:
+    """
+    The price of ``tokens`` input tokens of which ``media_tokens`` are media, each at its own price; None
+    when a kind of token present has no published price.
+    """
+    media_total = sum(media_tokens.values())
+    cost = cost_usd(tokens - media_total, usd_per_million_tokens)
+    for modality, count in media_tokens.items():
+        if not count:
+            continue
+        price = cost_usd(count, media_usd_per_million_tokens.get(modality))
+        if cost is None or price is None:
+            return None
+        cost += price
+    return cost
 
 
 @dataclass(frozen=True)
@@ -136,13 +182,29 @@ class EmbedRequest:
 
 @dataclass(frozen=True)
 class PlannedRequest:
-    """One request: ``texts[start : start + len(texts)]`` of the caller's list."""
+    """
+    One request: ``texts[start : start + len(texts)]`` of the caller's list, with their media (a text is
+    empty where a media item goes alone).
+    """
 
     index: int
     start: int
     texts: list[str]
     titles: list[str | None] | None
     tokens: int
+    media: list[MediaPart | None] | None = None
+
+    def media_tokens(self) -> dict[str, int]:
+        """The part of ``tokens`` its media make up, by what they are billed as."""
+        counts = {"image": 0, "audio": 0, "video": 0}
+        for part in self.media or ():
+            if part is not None:
+                counts[part.facts.modality] += part.facts.tokens
+        return counts
+
+    def with_media(self, media: list[MediaPart | None]) -> PlannedRequest:
+        """This request with its media replaced (uploaded ones sent by reference)."""
+        return replace(self, media=media)
 
     def describe(self) -> str:
         """``request 3 (texts[200..249])``: how errors and logs name this request."""
@@ -157,13 +219,25 @@ class PlannedRequest:
 
     def _part(self, begin: int, end: int) -> PlannedRequest:
         texts = self.texts[begin:end]
+        media = self.media[begin:end] if self.media is not None else None
         return PlannedRequest(
             index=self.index,
             start=self.start + begin,
             texts=texts,
             titles=self.titles[begin:end] if self.titles is not None else None,
-            tokens=sum(estimate_tokens(text) for text in texts),
+            tokens=sum(
+                element_tokens(text, media[offset] if media is not None else None)
+                for offset, text in enumerate(texts)
+            ),
+            media=media,
         )
+
+
+def element_tokens(text: str, media: MediaPart | None = None) -> int:
+    """The tokens one request element counts: its text's estimate, plus its media's."""
+    if media is None:
+        return estimate_tokens(text)
+    return (estimate_tokens(text) if text else 0) + media.facts.tokens
 
 
 class UnusableResponse(Exception):
@@ -216,8 +290,14 @@ def check_sendable(where: str, value: str, model: EmbeddingModel) -> None:
         )
 
 
-def validated_texts(texts: Sequence[str], model: EmbeddingModel) -> list[str]:
-    """Return ``texts`` as a list, or raise ``ValueError`` naming the first bad ``texts[i]``."""
+def validated_texts(
+    texts: Sequence[str], model: EmbeddingModel, media: Sequence[MediaPart | None] | None = None
+) -> list[str]:
+    """
+    Return ``texts`` as a list, or raise ``ValueError`` naming the first bad ``texts[i]``.
+
+    :param media: one media item (or None) per text; a text may be empty where it has one.
+    """
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
         raise ValueError(f"texts must be a list of strings, got {type(texts).__name__}")
     if not texts:
@@ -225,10 +305,43 @@ def validated_texts(texts: Sequence[str], model: EmbeddingModel) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"texts[{index}] is not a string (got {type(text).__name__})")
+        if media is not None and media[index] is not None and not text:
+            continue
         if not text.strip():
             raise ValueError(f"texts[{index}] is empty or only whitespace")
         check_sendable(f"texts[{index}]", text, model)
     return list(texts)
+
+
+def validated_media(
+    media: Sequence[MediaPart | None] | None, count: int, model: EmbeddingModel
+) -> list[MediaPart | None] | None:
+    """
+    Return ``media`` as a list (None when no text has any), or raise ``ValueError`` naming the first bad one.
+
+    :param media: one :class:`~.media.MediaPart` (or None) per text.
+    :param count: how many texts there are.
+    :param model: the model: one that embeds text only refuses them.
+    """
+    if media is None:
+        return None
+    from airflow_provider_gemini_milvus.gemini.media import MediaPart
+
+    if isinstance(media, (str, bytes)) or not isinstance(media, Sequence):
+        raise ValueError(f"media must be a list with one item (or None) per text, got {type(media).__name__}")
+    if len(media) != count:
+        raise ValueError(f"got {len(media)} media items for {count} texts; give one (or None) per text")
+    for index, part in enumerate(media):
+        if part is None:
+            continue
+        if not isinstance(part, MediaPart):
+            raise ValueError(f"media[{index}] is not a MediaPart (got {type(part).__name__})")
+        if not model.embeds_media:
+            raise ValueError(
+                f"{part.where} is {part.facts.mime_type}, but {model.name} embeds text only; use "
+                "gemini-embedding-2 for images, PDFs, audio and video"
+            )
+    return list(media) if any(part is not None for part in media) else None
 
 
 def validated_titles(
@@ -253,28 +366,39 @@ def validated_titles(
 
 
 def validated_inputs(
-    texts: Sequence[str], titles: Sequence[str | None] | None, request: EmbedRequest
-) -> tuple[list[str], list[str | None] | None]:
+    texts: Sequence[str],
+    titles: Sequence[str | None] | None,
+    request: EmbedRequest,
+    media: Sequence[MediaPart | None] | None = None,
+) -> tuple[list[str], list[str | None] | None, list[MediaPart | None] | None]:
     """
-    Check ``texts`` and ``titles`` and return them as they are sent.
+    Check ``texts``, ``titles`` and ``media`` and return them as they are sent.
 
     For a model that takes the task in the text (gemini-embedding-2), each text carries its task prefix
     and, for a document, its title (:func:`~.models.prompted_text`); no title goes as a field. The length
-    check and every token estimate then count the prefix.
+    check and every token estimate then count the prefix. A media item with neither text nor title goes
+    alone.
 
-    :raises ValueError: naming the first bad ``texts[i]`` or ``titles[i]``, before any request.
+    :raises ValueError: naming the first bad ``texts[i]``, ``titles[i]`` or media item, before any request.
     """
-    text_list = validated_texts(texts, request.model)
+    if isinstance(texts, Sequence) and not isinstance(texts, (str, bytes)):
+        media_list = validated_media(media, len(texts), request.model)
+    else:
+        media_list = None
+    text_list = validated_texts(texts, request.model, media_list)
     title_list = validated_titles(titles, len(text_list), request.task_type, request.model)
     if request.model.task_format != "prompt":
-        return text_list, title_list
-    sent = []
+        return text_list, title_list, media_list
+    sent: list[str] = []
     for index, text in enumerate(text_list):
         title = title_list[index] if title_list is not None else None
+        if not text and not title:
+            sent.append(text)
+            continue
         prompted = request.model.sent_text(request.task_type, text, title)
         check_sendable(f"texts[{index}] with its task prefix", prompted, request.model)
         sent.append(prompted)
-    return sent, None
+    return sent, None, media_list
 
 
 def validated_batch_size(batch_size: int) -> int:
@@ -294,16 +418,25 @@ def validated_concurrency(max_concurrency: int | None, default: int) -> int:
 
 
 def plan_requests(
-    texts: list[str], titles: list[str | None] | None, batch_size: int, tokens_per_minute: int | None
+    texts: list[str],
+    titles: list[str | None] | None,
+    batch_size: int,
+    tokens_per_minute: int | None,
+    media: list[MediaPart | None] | None = None,
 ) -> list[PlannedRequest]:
-    """Split into requests of at most ``batch_size`` texts, and at most one minute of token quota."""
+    """
+    Split into requests of at most ``batch_size`` texts, at most one minute of token quota, and inline media
+    of at most :data:`~.media.INLINE_MAX_BYTES` (a request is at most 20 MB).
+    """
     batches: list[PlannedRequest] = []
     start = 0
     while start < len(texts):
         end = start
         tokens = 0
+        inline_bytes = 0
         while end < len(texts) and end - start < batch_size:
-            text_tokens = estimate_tokens(texts[end])
+            part = media[end] if media is not None else None
+            text_tokens = element_tokens(texts[end], part)
             if tokens_per_minute is not None and text_tokens > tokens_per_minute:
                 raise ValueError(
                     f"texts[{end}] is about {text_tokens} tokens, more than the connection's "
@@ -311,7 +444,11 @@ def plan_requests(
                 )
             if tokens_per_minute is not None and end > start and tokens + text_tokens > tokens_per_minute:
                 break
+            part_bytes = part.facts.size_bytes if part is not None and part.facts.inline else 0
+            if end > start and inline_bytes + part_bytes > INLINE_MAX_BYTES:
+                break
             tokens += text_tokens
+            inline_bytes += part_bytes
             end += 1
         batches.append(
             PlannedRequest(
@@ -320,6 +457,7 @@ def plan_requests(
                 texts=texts[start:end],
                 titles=titles[start:end] if titles is not None else None,
                 tokens=tokens,
+                media=media[start:end] if media is not None else None,
             )
         )
         start = end
@@ -340,19 +478,28 @@ def per_request_bodies(
     through ``HttpOptions.extra_body``, which replaces the ``requests`` list it would have built.
     """
     titles = batch.titles or [None] * len(batch.texts)
+    media = batch.media or [None] * len(batch.texts)
     bodies: list[dict[str, Any]] = []
-    for text, title in zip(batch.texts, titles, strict=True):
+    for text, title, part in zip(batch.texts, titles, media, strict=True):
         config: dict[str, Any] = {"taskType": request.task_type} if request.model.supports_task_type else {}
         if title is not None:
             config["title"] = title
         if request.output_dimensionality is not None:
             config["outputDimensionality"] = request.output_dimensionality
-        content = {"parts": [{"text": text}], "role": "user"}
+        content = {"parts": content_parts(text, part), "role": "user"}
         if vertexai:
             bodies.append({"content": content, "embedContentConfig": config})
         else:
             bodies.append({"model": f"models/{request.model.name}", "content": content, **config})
     return bodies
+
+
+def content_parts(text: str, media: MediaPart | None = None) -> list[dict[str, Any]]:
+    """The parts of one request element: its text (if any), then its media item (if any)."""
+    parts: list[dict[str, Any]] = [{"text": text}] if text or media is None else []
+    if media is not None:
+        parts.append(media.wire())
+    return parts
 
 
 def checked_rows(embeddings: Sequence[Any] | None, batch: PlannedRequest, dim: int) -> np.ndarray:

@@ -32,6 +32,7 @@ from airflow_provider_gemini_milvus.gemini.attempts import (
     unparsable_response_errors,
 )
 from airflow_provider_gemini_milvus.gemini.concurrency import DEFAULT_INITIAL_WINDOW, AdaptiveConcurrency
+from airflow_provider_gemini_milvus.gemini.files_api import delete_file, upload_media
 from airflow_provider_gemini_milvus.gemini.models import (
     DEFAULT_MODEL,
     MAX_TEXTS_PER_REQUEST,
@@ -70,6 +71,8 @@ if TYPE_CHECKING:
 
     from google import genai
     from google.genai import types
+
+    from airflow_provider_gemini_milvus.gemini.media import MediaPart
 
 __all__ = [
     "ON_DOCUMENT_ERROR_CHOICES",
@@ -289,6 +292,7 @@ class GeminiHook(BaseHook):
         max_concurrency: int | None = None,
         on_result: Callable[[Sequence[int], np.ndarray], None] | None = None,
         on_document_error: str = "fail",
+        media: Sequence[MediaPart | None] | None = None,
     ) -> EmbeddingResult:
         """
         Embed ``texts``; return the vectors with this call's requests, retries, tokens and cost.
@@ -319,6 +323,10 @@ class GeminiHook(BaseHook):
             until each refused text stands alone; those are left out and listed in
             :attr:`EmbeddingResult.refused` with Gemini's reason, the rest are embedded. 429, 5xx and
             other errors are retried or raised as with ``"fail"``.
+        :param media: one :class:`~airflow_provider_gemini_milvus.gemini.media.MediaPart` (or None) per
+            text, for a model that embeds media (gemini-embedding-2): each text and its media item make one
+            vector (the text may then be empty). Small items go inline, larger ones through the Files API
+            (uploaded, then deleted once their request is done). Gemini API connections only.
         :return: :class:`EmbeddingResult` with float32 ``vectors`` of shape ``(len(texts), dim)``, or
             ``(0, dim)`` with ``on_result``.
         :raises ValueError: bad input, naming ``texts[i]`` or ``titles[i]``, before any request.
@@ -333,9 +341,17 @@ class GeminiHook(BaseHook):
         if on_result is not None and not callable(on_result):
             raise ValueError(f"on_result must be callable, got {type(on_result).__name__}")
         request = validated_request(model, task_type, output_dimensionality, vertexai=self.settings.vertexai)
-        text_list, title_list = validated_inputs(texts, titles, request)
+        text_list, title_list, media_list = validated_inputs(texts, titles, request, media)
+        if media_list is not None and self.settings.vertexai:
+            raise ValueError(
+                "media documents are embedded through the Gemini API; this connection calls Vertex AI"
+            )
         batches = plan_requests(
-            text_list, title_list, validated_batch_size(batch_size), self.settings.tokens_per_minute
+            text_list,
+            title_list,
+            validated_batch_size(batch_size),
+            self.settings.tokens_per_minute,
+            media_list,
         )
         concurrency = validated_concurrency(max_concurrency, self.settings.max_concurrency)
         adaptive = self.settings.adaptive_concurrency
@@ -388,6 +404,10 @@ class GeminiHook(BaseHook):
 
         run_all(run, batches, concurrency, call.cancelled, deliver)
         counters = call.counters
+        media_tokens = {"image": 0, "audio": 0, "video": 0}
+        for batch in batches:
+            for modality, count in batch.media_tokens().items():
+                media_tokens[modality] += count
         stats = EmbeddingRunStats(
             model=request.model.name,
             texts=len(text_list),
@@ -399,6 +419,10 @@ class GeminiHook(BaseHook):
             split_requests=counters.split_requests,
             seconds=time.monotonic() - started,
             usd_per_million_tokens=request.model.usd_per_million_tokens,
+            image_tokens=media_tokens["image"],
+            audio_tokens=media_tokens["audio"],
+            video_tokens=media_tokens["video"],
+            media_usd_per_million_tokens=request.model.media_usd_per_million_tokens,
         )
         if call.concurrency is not None:
             self.log.info("Adaptive concurrency: %.1f requests in flight", call.concurrency.window)
@@ -432,9 +456,24 @@ class GeminiHook(BaseHook):
 
     def _embed_request(self, batch: PlannedRequest, call: _Call, emit: Callable[[_Delivery], None]) -> None:
         """Send one planned request, emit its vectors; with ``skip_refused``, isolate what Gemini refuses."""
-        refusal = self._send_part(batch, call, emit, split=False)
-        if refusal is not None:
-            self._isolate_refused(batch, refusal, call, emit)
+        uploads: list[str] = []
+        try:
+            if batch.media is not None and any(part and not part.facts.inline for part in batch.media):
+                batch = batch.with_media([self._uploaded(part, uploads) for part in batch.media])
+            refusal = self._send_part(batch, call, emit, split=False)
+            if refusal is not None:
+                self._isolate_refused(batch, refusal, call, emit)
+        finally:
+            for name in uploads:
+                delete_file(self, name)
+
+    def _uploaded(self, part: MediaPart | None, uploads: list[str]) -> MediaPart | None:
+        """``part`` as sent: inline if small, else uploaded to the Files API (its name put in ``uploads``)."""
+        if part is None or part.facts.inline:
+            return part
+        name, uri = upload_media(self, part)
+        uploads.append(name)
+        return part.uploaded(uri)
 
     def _send_part(
         self, part: PlannedRequest, call: _Call, emit: Callable[[_Delivery], None], *, split: bool

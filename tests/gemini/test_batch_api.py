@@ -14,12 +14,12 @@ from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
 from airflow_provider_gemini_milvus.gemini.batch_api import (
     aget_batch_job,
     cancel_batch_job,
-    delete_batch_file,
     find_batch_jobs,
     get_batch_job,
     read_batch_results,
     submit_embedding_batch,
 )
+from airflow_provider_gemini_milvus.gemini.files_api import delete_file
 from airflow_provider_gemini_milvus.gemini.models import estimate_tokens
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
@@ -209,8 +209,8 @@ def test_every_batch_call_is_retried_on_a_503(hook: GeminiHook, gemini_emulator:
     assert sorted(collector.rows) == [0, 1, 2, 3]
     assert len(gemini_emulator.batches.jobs()) == 1
     assert results.result_file is not None
-    assert delete_batch_file(hook, results.result_file) is True
-    assert delete_batch_file(hook, results.result_file) is False  # already gone: nothing to do
+    assert delete_file(hook, results.result_file) is True
+    assert delete_file(hook, results.result_file) is False  # already gone: nothing to do
 
 
 def test_a_create_whose_answer_was_lost_is_found_not_sent_again(

@@ -26,7 +26,7 @@ TEXT = "Why is the sky blue?"
 
 def bodies(model: str, task_type: str, titles: list[str | None] | None) -> list[dict[str, Any]]:
     request = validated_request(model, task_type, 768)
-    texts, sent_titles = validated_inputs([TEXT], titles, request)
+    texts, sent_titles, _ = validated_inputs([TEXT], titles, request)
     planned = PlannedRequest(index=0, start=0, texts=texts, titles=sent_titles, tokens=0)
     return per_request_bodies(planned, request, vertexai=False)
 
