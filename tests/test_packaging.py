@@ -80,10 +80,19 @@ def test_installed_pymilvus_brings_milvus_lite_with_the_extra(pyproject: dict[st
     )
 
 
+def _runtime_requirements(pyproject: dict[str, Any]) -> dict[str, Any]:
+    """The dependencies and those of the extras users install (``media``), not the developers' ones."""
+    project = pyproject["project"]
+    requirements = _requirements(project["dependencies"])
+    for extra, listed in project["optional-dependencies"].items():
+        if extra not in ("test", "dev"):
+            requirements.update(_requirements(listed))
+    return requirements
+
+
 def test_every_declared_floor_is_pinned_in_the_lowest_constraints(pyproject: dict[str, Any]) -> None:
     floors = {
-        name: _floor(requirement.specifier)
-        for name, requirement in _requirements(pyproject["project"]["dependencies"]).items()
+        name: _floor(requirement.specifier) for name, requirement in _runtime_requirements(pyproject).items()
     }
     pins = _lowest_pins()
 
@@ -94,7 +103,7 @@ def test_every_declared_floor_is_pinned_in_the_lowest_constraints(pyproject: dic
 def test_lowest_constraints_pin_only_declared_dependencies(pyproject: dict[str, Any]) -> None:
     # Other lines of the file may cap a transitive dependency (`<`), never pin one: an `==` pin of a package
     # we do not declare would be a floor users never get.
-    declared = set(_requirements(pyproject["project"]["dependencies"]))
+    declared = set(_runtime_requirements(pyproject))
 
     assert set(_lowest_pins()) <= declared
 

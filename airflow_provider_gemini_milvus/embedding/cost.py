@@ -10,22 +10,22 @@ token), so a dry run's numbers match what the run reports afterwards.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from airflow_provider_gemini_milvus.gemini.models import (
     MAX_TEXTS_PER_REQUEST,
     EmbeddingModel,
-    cost_usd,
     estimate_tokens,
     normalise_task_type,
     resolve_model,
 )
-from airflow_provider_gemini_milvus.gemini.requests import plan_requests
+from airflow_provider_gemini_milvus.gemini.requests import mixed_cost_usd, plan_requests
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from airflow_provider_gemini_milvus.embedding.inputs import Document, EmbedArguments
+    from airflow_provider_gemini_milvus.gemini.media import MediaPart
     from airflow_provider_gemini_milvus.utils.logs import TaskLogger
 
 __all__ = [
@@ -53,6 +53,7 @@ class DryRunReport(TypedDict):
     to_delete: int
     requests: int
     estimated_tokens: int
+    estimated_media_tokens: NotRequired[dict[str, int]]
     estimated_cost_usd: float | None
     estimated_sync_cost_usd: float | None
     estimated_batch_cost_usd: float | None
@@ -82,16 +83,27 @@ class RunCostEstimate:
     tokens: int = 0
     usd_per_million_tokens: float | None = None
     batch_usd_per_million_tokens: float | None = None
+    image_tokens: int = 0
+    audio_tokens: int = 0
+    video_tokens: int = 0
+    media_usd_per_million_tokens: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def media_tokens(self) -> dict[str, int]:
+        """The part of ``tokens`` media make up, by what they are billed as (images include PDF pages)."""
+        return {"image": self.image_tokens, "audio": self.audio_tokens, "video": self.video_tokens}
 
     @property
     def sync_cost_usd(self) -> float | None:
         """The estimate at the list price, or None when the model has none."""
-        return cost_usd(self.tokens, self.usd_per_million_tokens)
+        media_prices = dict(self.media_usd_per_million_tokens)
+        return mixed_cost_usd(self.tokens, self.media_tokens, self.usd_per_million_tokens, media_prices)
 
     @property
     def batch_cost_usd(self) -> float | None:
-        """The estimate at the Batch API price, or None when the model has none."""
-        return cost_usd(self.tokens, self.batch_usd_per_million_tokens)
+        """The estimate at the Batch API price (half the list price), or None when the model has none."""
+        media_prices = {modality: price / 2 for modality, price in self.media_usd_per_million_tokens}
+        return mixed_cost_usd(self.tokens, self.media_tokens, self.batch_usd_per_million_tokens, media_prices)
 
     @property
     def cost_usd(self) -> float | None:
@@ -104,13 +116,18 @@ class RunCostEstimate:
             documents=self.documents + other.documents,
             requests=self.requests + other.requests,
             tokens=self.tokens + other.tokens,
+            image_tokens=self.image_tokens + other.image_tokens,
+            audio_tokens=self.audio_tokens + other.audio_tokens,
+            video_tokens=self.video_tokens + other.video_tokens,
         )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe counts and costs, under the names the run's stats use."""
+        media = {modality: tokens for modality, tokens in self.media_tokens.items() if tokens}
         return {
             "requests": self.requests,
             "estimated_tokens": self.tokens,
+            **({"estimated_media_tokens": media} if media else {}),
             "estimated_cost_usd": self.cost_usd,
             "estimated_sync_cost_usd": self.sync_cost_usd,
             "estimated_batch_cost_usd": self.batch_cost_usd,
@@ -126,6 +143,7 @@ def estimate_run_cost(
     task_type: str = "RETRIEVAL_DOCUMENT",
     batch_size: int = MAX_TEXTS_PER_REQUEST,
     tokens_per_minute: int | None = None,
+    media: Sequence[MediaPart | None] | None = None,
 ) -> RunCostEstimate:
     """
     Estimate what embedding ``texts`` (with ``titles``) in one call would send and cost.
@@ -141,17 +159,28 @@ def estimate_run_cost(
         is sent each text with its task prefix (and title), which counts.
     :param batch_size: texts per synchronous request.
     :param tokens_per_minute: the connection's token quota, which splits requests further; None for none.
+    :param media: one media item (or None) per text: each counts its own tokens at its own price.
     """
     spec = model if isinstance(model, EmbeddingModel) else resolve_model(model)
     text_list = list(texts)
     title_list = list(titles) if titles is not None else None
+    media_list = list(media) if media is not None and any(media) else None
     if spec.task_format == "prompt":
         task = normalise_task_type(task_type)
         titled = title_list if title_list is not None else [None] * len(text_list)
-        text_list = [spec.sent_text(task, text, title) for text, title in zip(text_list, titled, strict=True)]
+        text_list = [
+            spec.sent_text(task, text, title) if text or title else text
+            for text, title in zip(text_list, titled, strict=True)
+        ]
         title_list = None
-    requests = plan_requests(text_list, title_list, batch_size, tokens_per_minute) if text_list else []
+    requests = (
+        plan_requests(text_list, title_list, batch_size, tokens_per_minute, media_list) if text_list else []
+    )
     title_tokens = sum(estimate_tokens(title) for title in title_list or () if title)
+    media_tokens = {"image": 0, "audio": 0, "video": 0}
+    for request in requests:
+        for modality, count in request.media_tokens().items():
+            media_tokens[modality] += count
     return RunCostEstimate(
         model=spec.name,
         batch=batch,
@@ -160,6 +189,10 @@ def estimate_run_cost(
         tokens=sum(request.tokens for request in requests) + title_tokens,
         usd_per_million_tokens=spec.usd_per_million_tokens,
         batch_usd_per_million_tokens=spec.batch_usd_per_million_tokens,
+        image_tokens=media_tokens["image"],
+        audio_tokens=media_tokens["audio"],
+        video_tokens=media_tokens["video"],
+        media_usd_per_million_tokens=spec.media_usd_per_million_tokens,
     )
 
 
@@ -189,6 +222,7 @@ def estimate_chunks(
         batch=batch,
         usd_per_million_tokens=model.usd_per_million_tokens,
         batch_usd_per_million_tokens=model.batch_usd_per_million_tokens,
+        media_usd_per_million_tokens=model.media_usd_per_million_tokens,
     )
     for documents in chunks:
         total += estimate_run_cost(
@@ -199,6 +233,7 @@ def estimate_chunks(
             task_type=task_type,
             batch_size=batch_size,
             tokens_per_minute=tokens_per_minute,
+            media=[doc.media.part() if doc.media else None for doc in documents],
         )
     return total
 
@@ -313,7 +348,7 @@ def dry_run_report(
         usd_text(estimate.sync_cost_usd),
         usd_text(estimate.batch_cost_usd),
     )
-    return {
+    report: DryRunReport = {
         "dry_run": True,
         "model": fingerprint,
         "documents": counts["documents"],
@@ -330,3 +365,7 @@ def dry_run_report(
         "max_cost_usd": max_cost_usd,
         "over_budget": over_budget,
     }
+    media = {modality: tokens for modality, tokens in estimate.media_tokens.items() if tokens}
+    if media:
+        report["estimated_media_tokens"] = media
+    return report

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_gemini_milvus.embedding.media import read_media
 from airflow_provider_gemini_milvus.gemini.requests import check_sendable
 from airflow_provider_gemini_milvus.milvus.rows import check_id, check_text, content_hash
 from airflow_provider_gemini_milvus.utils.unicode import check_utf8_encodable
 
 if TYPE_CHECKING:
+    from airflow_provider_gemini_milvus.embedding.media import DocumentMedia
     from airflow_provider_gemini_milvus.embedding.sources import DocumentSource, SourcedDocument
     from airflow_provider_gemini_milvus.gemini.models import EmbeddingModel, TaskType
     from airflow_provider_gemini_milvus.gemini.requests import OnDocumentError
@@ -48,6 +50,7 @@ class EmbedArguments:
     id_field: str
     title_field: str | None
     metadata_fields: list[str] | None
+    media_field: str | None
     batch_size: int
     max_concurrency: int | None
     collection_name: str | None
@@ -73,11 +76,14 @@ class Document:
     """Position in the user's ``documents``."""
     where: str = field(compare=False, default="")
     """How messages name it: ``documents[7]`` or ``documents[7] (a.jsonl line 8)``."""
+    media: DocumentMedia | None = field(compare=False, default=None)
+    """Its image, PDF, recording or video, if it has one (its text may then be empty)."""
 
     @cached_property
     def content_hash(self) -> str:
         """What the row stores as ``content_hash`` (embedding input and metadata, hashed apart)."""
-        return content_hash(self.text, title=self.title, metadata=self.metadata)
+        media = f"{self.media.facts.mime_type}:{self.media.facts.sha256}" if self.media else None
+        return content_hash(self.text, title=self.title, metadata=self.metadata, media=media)
 
 
 @dataclass(frozen=True)
@@ -154,24 +160,44 @@ class DocumentReader:
         if not isinstance(item, Mapping):
             raise ValueError(f"{where} must be a string or a dict, got {type(item).__name__}")
         fields = self.args
-        if fields.text_field not in item:
+        media = self._media(where, item)
+        if media is not None and item.get(fields.text_field) is None:
+            text = ""
+        elif fields.text_field not in item:
             raise ValueError(f"{where} has no {fields.text_field!r} field (text_field)")
-        text = self._text(where, item[fields.text_field])
+        else:
+            text = self._text(where, item[fields.text_field])
         title = self._title(where, item)
         self._check_prompted(where, text, title)
+        metadata = self._metadata(where, item)
+        if media is not None:
+            metadata[str(fields.media_field)] = media.descriptor()
         return Document(
-            self._id(where, item.get(fields.id_field), text),
+            self._id(where, item.get(fields.id_field), media.facts.sha256 if media and not text else text),
             text,
             title,
-            self._metadata(where, item),
+            metadata,
             sourced.index,
             where,
+            media,
         )
+
+    def _media(self, where: str, item: Mapping[str, Any]) -> DocumentMedia | None:
+        """The document's media (``media_field``), read and checked; None when it has none."""
+        media_field = self.args.media_field
+        if media_field is None or item.get(media_field) is None:
+            return None
+        if not self.args.model.embeds_media:
+            raise ValueError(
+                f"{where} has media in field {media_field!r}, but {self.args.model.name} embeds text only; "
+                "use model='gemini-embedding-2' for images, PDFs, audio and video"
+            )
+        return read_media(item[media_field], f"{where} field {media_field!r}")
 
     def _check_prompted(self, where: str, text: str, title: str | None) -> None:
         """For a model that takes the task in the text, the text as sent (prefix, title) must fit too."""
         model = self.args.model
-        if model.task_format == "prompt":
+        if model.task_format == "prompt" and (text or title):
             sent = model.sent_text(self.args.task_type, text, title)
             check_sendable(f"{where} text with its task prefix", sent, model)
 
@@ -210,7 +236,7 @@ class DocumentReader:
 
     def _metadata(self, where: str, item: Mapping[str, Any]) -> dict[str, Any]:
         fields = self.args
-        reserved = {fields.id_field, fields.text_field, fields.title_field}
+        reserved = {fields.id_field, fields.text_field, fields.title_field, fields.media_field}
         if fields.metadata_fields is None:
             metadata = {key: value for key, value in item.items() if key not in reserved}
         else:

@@ -89,7 +89,7 @@ def sum_stats(total: EmbeddingRunStats, more: EmbeddingRunStats) -> EmbeddingRun
     added = {
         item.name: getattr(total, item.name) + getattr(more, item.name)
         for item in fields(EmbeddingRunStats)
-        if item.name not in ("model", "usd_per_million_tokens")
+        if item.name not in ("model", "usd_per_million_tokens", "media_usd_per_million_tokens")
     }
     return replace(total, **added)
 

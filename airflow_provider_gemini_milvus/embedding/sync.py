@@ -42,7 +42,10 @@ __all__ = ["run_inline", "run_staged"]
 
 def run_inline(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> InlineResult:
     """Embed the plan's documents in one hook call and return their rows in XCom."""
-    stats = EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
+    stats = EmbeddingRunStats(
+        usd_per_million_tokens=args.model.usd_per_million_tokens,
+        media_usd_per_million_tokens=args.model.media_usd_per_million_tokens,
+    )
     rows: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
     wanted = {doc_id: key.index for doc_id, key in {**plan.to_embed, **plan.metadata_only}.items()}
@@ -122,7 +125,10 @@ def run_staged(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Manife
     if args.max_cost_usd is not None:
         _check_budget(task, args, planned_chunks(task, plan, wanted, staged=True))
     sink = PartSink(staging.PartWriter(directory, args.dim), plan.fingerprint, args.part_rows)
-    stats = EmbeddingRunStats(usd_per_million_tokens=args.model.usd_per_million_tokens)
+    stats = EmbeddingRunStats(
+        usd_per_million_tokens=args.model.usd_per_million_tokens,
+        media_usd_per_million_tokens=args.model.media_usd_per_million_tokens,
+    )
     refused: list[dict[str, Any]] = []
     chunked_source = task.chunked_source()
     try:
@@ -175,6 +181,7 @@ def _embed(
         max_concurrency=args.max_concurrency,
         on_result=on_result,
         on_document_error=args.on_document_error,
+        media=[doc.media.part() if doc.media else None for doc in documents] if args.media_field else None,
     )
     refused = [
         {

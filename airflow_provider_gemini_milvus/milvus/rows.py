@@ -180,16 +180,21 @@ def _sha256_hex(value: Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def embedding_input_hash(text: str, title: str | None = None) -> str:
+def embedding_input_hash(text: str, title: str | None = None, media: str | None = None) -> str:
     """
-    Return the hash of what Gemini embeds for a document: its text and title.
+    Return the hash of what Gemini embeds for a document: its text, title and media.
 
     The model, dimensionality and task type are recorded apart, in the row's ``model`` field.
 
     :param text: the text that is embedded.
     :param title: the document title sent with the text, if any.
+    :param media: ``<MIME type>:<SHA-256 of the bytes>`` of the document's media, if any: the same bytes
+        at another URI are the same input.
     """
-    return _sha256_hex({"text": text, "title": title})[:EMBEDDING_HASH_HEX]
+    embedded: dict[str, Any] = {"text": text, "title": title}
+    if media is not None:
+        embedded["media"] = media
+    return _sha256_hex(embedded)[:EMBEDDING_HASH_HEX]
 
 
 def metadata_hash(metadata: Mapping[str, Any] | None = None) -> str:
@@ -201,7 +206,13 @@ def metadata_hash(metadata: Mapping[str, Any] | None = None) -> str:
     return _sha256_hex(dict(metadata or {}))[:METADATA_HASH_HEX]
 
 
-def content_hash(text: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None) -> str:
+def content_hash(
+    text: str,
+    *,
+    title: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    media: str | None = None,
+) -> str:
     """
     Return the fingerprint rows store as ``content_hash``: ``<embedding-input hash>:<metadata hash>``.
 
@@ -215,8 +226,9 @@ def content_hash(text: str, *, title: str | None = None, metadata: Mapping[str, 
     :param text: the text that was embedded.
     :param title: the document title sent with the text, if any.
     :param metadata: the metadata stored with the row; None means ``{}``.
+    :param media: the document's media as :func:`embedding_input_hash` takes it, if any.
     """
-    return f"{embedding_input_hash(text, title)}{CONTENT_HASH_SEPARATOR}{metadata_hash(metadata)}"
+    return f"{embedding_input_hash(text, title, media)}{CONTENT_HASH_SEPARATOR}{metadata_hash(metadata)}"
 
 
 def embedding_part(stored_hash: str) -> str | None:

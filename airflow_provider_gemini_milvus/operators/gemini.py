@@ -127,6 +127,10 @@ class GeminiEmbedOperator(BaseOperator):
     :param id_field: key of the id in dict documents.
     :param title_field: key of the title in dict documents (``RETRIEVAL_DOCUMENT`` only).
     :param metadata_fields: keys kept as metadata; ``None`` keeps every key but id, text and title.
+    :param media_field: key of a document's image, PDF, recording or video (a URI, bytes, or a dict with
+        ``uri`` or ``data`` and ``mime_type``), embedded with its text, if any, into one vector
+        (gemini-embedding-2; see the docs' "Multimodal documents"). The row stores its URI, MIME type,
+        SHA-256 and size in the metadata under this key, never the bytes. ``None`` (default): text only.
     :param batch_size: texts per Gemini request, at most 100.
     :param max_concurrency: requests in flight at once; default from the connection.
     :param collection_name: target Milvus collection; setting it turns on incremental mode.
@@ -163,6 +167,7 @@ class GeminiEmbedOperator(BaseOperator):
         "id_field",
         "title_field",
         "metadata_fields",
+        "media_field",
         "batch_size",
         "max_concurrency",
         "collection_name",
@@ -194,6 +199,7 @@ class GeminiEmbedOperator(BaseOperator):
         id_field: str = "id",
         title_field: str | None = None,
         metadata_fields: Sequence[str] | None = None,
+        media_field: str | None = None,
         batch_size: int | str = MAX_TEXTS_PER_REQUEST,
         max_concurrency: int | str | None = None,
         collection_name: str | None = None,
@@ -222,6 +228,7 @@ class GeminiEmbedOperator(BaseOperator):
         self.id_field = id_field
         self.title_field = title_field
         self.metadata_fields = metadata_fields
+        self.media_field = media_field
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
         self.collection_name = collection_name
@@ -354,6 +361,17 @@ class GeminiEmbedOperator(BaseOperator):
         title_field = to_str(self.title_field, "title_field", optional=True)
         if title_field is not None and task_type != "RETRIEVAL_DOCUMENT":
             raise ValueError(f"title_field is only used with task_type RETRIEVAL_DOCUMENT, not {task_type}")
+        media_field = to_str(self.media_field, "media_field", optional=True)
+        if media_field is not None and not model.embeds_media:
+            raise ValueError(
+                f"media_field is set, but {model.name} embeds text only; use model='gemini-embedding-2' "
+                "for images, PDFs, audio and video"
+            )
+        if media_field is not None and to_bool(self.deferrable, "deferrable"):
+            raise ValueError(
+                "media_field cannot be used in batch mode (deferrable=True): batch jobs here embed text; "
+                "embed media documents with deferrable=False"
+            )
         collection_name = to_str(self.collection_name, "collection_name", optional=True)
         delete_missing = to_bool(self.delete_missing, "delete_missing")
         if delete_missing and not collection_name:
@@ -373,6 +391,7 @@ class GeminiEmbedOperator(BaseOperator):
             id_field=to_str(self.id_field, "id_field"),
             title_field=title_field,
             metadata_fields=to_str_list(self.metadata_fields, "metadata_fields", optional=True),
+            media_field=media_field,
             batch_size=to_int(self.batch_size, "batch_size", minimum=1, maximum=MAX_TEXTS_PER_REQUEST),
             max_concurrency=to_int(self.max_concurrency, "max_concurrency", minimum=1, optional=True),
             collection_name=collection_name,
