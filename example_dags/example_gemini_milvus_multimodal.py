@@ -40,7 +40,9 @@ COLLECTION = "gemini_multimodal_demo"
 MODEL = "gemini-embedding-2"
 DIM = 768
 #: The folder of photos, PDFs and a JSONL of text documents: the samples next to this file by default.
-MEDIA_FOLDER = os.environ.get("GEMINI_MILVUS_MEDIA_FOLDER", str(Path(__file__).parent / "data" / "multimodal"))
+MEDIA_FOLDER = os.environ.get(
+    "GEMINI_MILVUS_MEDIA_FOLDER", str(Path(__file__).parent / "data" / "multimodal")
+)
 MEDIA_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".mp3", ".wav", ".mp4", ".mov")
 
 QUESTIONS = ["a jacket that keeps the rain out", "how do I clean my tent?"]
@@ -88,9 +90,7 @@ def example_gemini_milvus_multimodal() -> None:
         """Embed each question as a query and log the photos, pages and texts it finds."""
         vectors = GeminiHook().encode_queries(questions, model=MODEL, output_dimensionality=DIM)
         with MilvusHook() as milvus:
-            results = milvus.search(
-                COLLECTION, vectors.tolist(), limit=3, output_fields=("text", "metadata")
-            )
+            results = milvus.search(COLLECTION, vectors.tolist(), limit=3, output_fields=("text", "metadata"))
         answers = []
         for question, hits in zip(questions, results, strict=True):
             log.info("Q: %s", question)
