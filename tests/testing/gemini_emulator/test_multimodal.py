@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import warnings
 from typing import Any
 
 import numpy as np
@@ -375,3 +376,27 @@ def test_a_request_body_over_20_mib_is_refused_before_anything(
     assert len(json.dumps(just_under).encode()) == limit
     assert under.status == 400
     assert under.body["error"]["message"] == "API key not valid. Please pass a valid API key."
+
+
+def test_a_batch_job_embeds_media_as_the_synchronous_route_does(
+    gemini_emulator: GeminiEmulator, client: genai.Client
+) -> None:
+    contents = [types.Content(parts=[_image(JACKET)]), types.Content(parts=[_image(b"\x00", "image/gif")])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # create_embeddings is marked experimental
+        job = client.batches.create_embeddings(
+            model=MODEL, src={"inlined_requests": types.EmbedContentBatch(contents=contents)}
+        )
+    assert job.name is not None
+
+    done = client.batches.get(name=job.name)
+
+    assert done.dest is not None
+    assert done.dest.inlined_embed_content_responses is not None
+    first, second = done.dest.inlined_embed_content_responses
+    assert first.response is not None
+    assert first.response.embedding is not None
+    assert first.response.embedding.values == emulated_embedding([], model=MODEL, media=("image/png", JACKET))
+    assert second.error is not None
+    assert second.error.message == "Unsupported MIME type: image/gif"
+    assert gemini_emulator.stats.media_parts == {"image/png": 1}
