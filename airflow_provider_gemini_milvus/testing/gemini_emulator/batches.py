@@ -8,7 +8,7 @@ Written against the SDK's captured requests (``tests/testing/gemini_emulator/bat
   or ``{"batch": {"inputConfig": {"file_name": "files/x"}}}`` (``fileName`` accepted too) creates a job;
 * ``GET /{ver}/batches/{id}``, ``POST /{ver}/batches/{id}:cancel``, and
   ``GET /{ver}/batches?pageSize&pageToken`` (answering ``{"operations", "nextPageToken"}``);
-* the Files API's upload, download and delete routes, answered by :class:`~.files.FileStore` (see
+* the Files API's upload, get, download and delete routes, answered by :class:`~.files.FileStore` (see
   :mod:`.files`).
 
 A job is an operation ``{"name": "batches/..", "metadata": {"state": "BATCH_STATE_..", "output"?, ..},
@@ -106,6 +106,7 @@ _ROUTES = (
     ("POST", re.compile(rf"^/upload/{_VERSION}/files$"), "upload_start"),
     ("POST", re.compile(rf"^{UPLOAD_SESSION_PREFIX}(?P<id>[^/]+)$"), "upload_bytes"),
     ("GET", re.compile(rf"^/{_VERSION}/files/(?P<id>[^/:]+):download$"), "download"),
+    ("GET", re.compile(rf"^/{_VERSION}/files/(?P<id>[^/:]+)$"), "get_file"),
     ("DELETE", re.compile(rf"^/{_VERSION}/files/(?P<id>[^/:]+)$"), "delete_file"),
 )
 #: Ways :meth:`BatchService.spoil_next_results` can spoil a job's results.
@@ -116,7 +117,7 @@ SPOIL_KINDS = ("nan", "short", "missing", "token_count")
 class BatchRoute:
     """A matched batch or file URL."""
 
-    kind: str  # create, get, cancel, list, upload_start, upload_bytes, download, delete_file
+    kind: str  # create, get, cancel, list, upload_start, upload_bytes, download, get_file, delete_file
     version: str = ""
     model: str = ""
     resource_id: str = ""
@@ -365,6 +366,8 @@ class BatchService:
             return self.files.receive_upload(route.resource_id, headers, body)
         if route.kind == "delete_file":
             return self.files.delete(route.resource_id)
+        if route.kind == "get_file":
+            return self.files.get_resource(route.resource_id)
         return self.files.download(route.resource_id)
 
     def _create(self, route: BatchRoute, body: dict[str, Any]) -> dict[str, Any]:
@@ -380,7 +383,9 @@ class BatchService:
                 "* EmbedContentBatch.input_config: input_config is required.\n", "input_config"
             )
         parser = RequestParser(
-            model, Route(kind="embed", version=route.version, model=model.name, method="embedContent")
+            model,
+            Route(kind="embed", version=route.version, model=model.name, method="embedContent"),
+            files=self.files.resolve,
         )
         file_name = input_config.get("fileName") or input_config.get("file_name")
         inlined = input_config.get("requests")
@@ -572,7 +577,7 @@ def _answer(model: EmbeddingModel, request: _Request) -> dict[str, Any]:
         return {"error": {"code": _INVALID_ARGUMENT, "message": request.error or "Invalid request."}}
     item = request.item
     values = vector_json(model.name, item.task_type, item.title, item.parts, item.output_dimensionality)
-    return {"response": {"embedding": {"values": values}, "tokenCount": str(item.tokens)}}
+    return {"response": {"embedding": {"values": values}, "tokenCount": str(item.total_tokens)}}
 
 
 def _operation(job: _Job, *, with_output: bool = True) -> dict[str, Any]:

@@ -9,13 +9,22 @@ Written against the SDK's captured requests (``tests/testing/gemini_emulator/bat
   ``X-Goog-Upload-Offset``; the last answer carries ``x-goog-upload-status: final`` and ``{"file"}``;
 * ``GET /{ver}/files/{id}:download?alt=media`` returns a generated file (a job's results); an uploaded file
   cannot be downloaded, as on the real service;
+* ``GET /{ver}/files/{id}`` (``client.files.get(name="files/x")``) answers the ``File`` resource; its
+  ``state`` is ``PROCESSING`` for the first :attr:`FileStore.processing_polls` gets of a file uploaded
+  while that knob was set (and in the upload's own answer), ``ACTIVE`` from then on; 403
+  ``PERMISSION_DENIED`` ("You do not have permission to access the File {id} or it may not exist.") when
+  there is none, as the real service answers an unknown file;
 * ``DELETE /{ver}/files/{id}`` (``client.files.delete(name="files/x")``) deletes an uploaded or generated
   file, answering ``{}``; 404 when there is none.
+
+A file's ``uri`` is ``{base_url}/v1beta/files/{id}``; an embed request's ``file_data.file_uri`` is resolved
+by :meth:`FileStore.resolve` (any URI whose path ends in ``files/{id}``, or ``files/{id}`` itself).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,10 +37,16 @@ from airflow_provider_gemini_milvus.testing.gemini_emulator.protocol import Repl
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["UPLOAD_SESSION_PREFIX", "FileStore", "StoredFile", "timestamp"]
+__all__ = ["UPLOAD_SESSION_PREFIX", "FileStore", "StoredFile", "timestamp", "unknown_file_error"]
 
 #: Path prefix of upload session URLs.
 UPLOAD_SESSION_PREFIX = "/upload-sessions/"
+_FILE_URI_RE = re.compile(r"(?:^|/)files/(?P<id>[A-Za-z0-9_-]+)$")
+
+
+def unknown_file_error(resource_id: str) -> ApiError:
+    """The real service's answer for a file that does not exist or belongs to another project."""
+    return ApiError(403, f"You do not have permission to access the File {resource_id} or it may not exist.")
 
 
 def timestamp() -> str:
@@ -50,6 +65,7 @@ class StoredFile:
     :param data: its bytes.
     :param generated: made by the service (only those download).
     :param created: when it was stored.
+    :param processing_polls: ``get`` calls still to answer ``PROCESSING`` (it cannot be used meanwhile).
     """
 
     name: str
@@ -58,6 +74,11 @@ class StoredFile:
     data: bytes
     generated: bool
     created: str
+    processing_polls: int = 0
+
+    @property
+    def state(self) -> str:
+        return "PROCESSING" if self.processing_polls > 0 else "ACTIVE"
 
     def resource(self, base_url: str, version: str = "v1beta") -> dict[str, Any]:
         """The ``File`` resource the API answers."""
@@ -70,7 +91,7 @@ class StoredFile:
             "updateTime": self.created,
             "sha256Hash": hashlib.sha256(self.data).hexdigest(),
             "uri": f"{base_url}/{version}/{self.name}",
-            "state": "ACTIVE",
+            "state": self.state,
             "source": "GENERATED" if self.generated else "UPLOADED",
         }
 
@@ -97,6 +118,8 @@ class FileStore:
         self._lock = threading.Lock()
         self._files: dict[str, StoredFile] = {}
         self._sessions: dict[str, _UploadSession] = {}
+        #: ``get`` calls a file uploaded from now on answers ``PROCESSING`` before it is ``ACTIVE``.
+        self.processing_polls = 0
 
     def get(self, name: str) -> StoredFile | None:
         """The file named ``files/...``, or ``None``."""
@@ -107,6 +130,39 @@ class FileStore:
         """The names of the files held now (uploaded and generated), in the order they were stored."""
         with self._lock:
             return list(self._files)
+
+    def get_resource(self, resource_id: str) -> Reply:
+        """``GET files/{resource_id}``: the ``File`` resource; each call is a poll of a processing file."""
+        with self._lock:
+            file = self._files.get(f"files/{resource_id}")
+            if file is None:
+                raise unknown_file_error(resource_id)
+            resource = file.resource(self._base_url())
+            if file.processing_polls > 0:
+                file.processing_polls -= 1
+        return Reply(200, resource)
+
+    def resolve(self, uri: str) -> tuple[str, bytes]:
+        """
+        The ``(mime type, bytes)`` of the file an embed request's ``file_uri`` names, or the service's error:
+        400 for a URI that names no file of the Files API, 403 for an unknown file, 400
+        ``FAILED_PRECONDITION`` for a file still ``PROCESSING``.
+        """
+        match = _FILE_URI_RE.search(uri.split("?", 1)[0])
+        if match is None:
+            raise invalid_argument(f"Invalid or unsupported file uri: {uri}")
+        resource_id = match["id"]
+        with self._lock:
+            file = self._files.get(f"files/{resource_id}")
+        if file is None:
+            raise unknown_file_error(resource_id)
+        if file.processing_polls > 0:
+            raise ApiError(
+                400,
+                f"The File {resource_id} is not in an ACTIVE state and usage is not allowed.",
+                status="FAILED_PRECONDITION",
+            )
+        return file.mime_type, file.data
 
     def delete(self, resource_id: str) -> Reply:
         """Delete the file ``files/{resource_id}``."""
@@ -170,7 +226,13 @@ class FileStore:
                 )
             name = f"files/upload{next(self._ids):04d}"
             file = StoredFile(
-                name, session.display_name, session.mime_type, bytes(session.received), False, timestamp()
+                name,
+                session.display_name,
+                session.mime_type,
+                bytes(session.received),
+                False,
+                timestamp(),
+                processing_polls=self.processing_polls,
             )
             self._files[name] = file
         return Reply(

@@ -1,16 +1,35 @@
 """
 The wire protocol: the routes served, embed request bodies parsed and validated the way the real service
 does (first problem found wins, named by its field path), and the answer bodies of each route.
+
+Media parts (gemini-embedding-2 only; other models answer 400 "only supports text content") come as
+``{"inline_data": {"mime_type", "data": base64}}`` or ``{"file_data": {"mime_type"?, "file_uri"}}`` (the
+SDK's snake_case; camelCase ``inlineData``/``mimeType``/``fileData``/``fileUri`` accepted too). Checked in
+this order, the first problem answering:
+
+* the MIME type is required (for ``file_data`` the uploaded file's own type stands in) and must be one of
+  :data:`~.media.SUPPORTED_MEDIA_TYPES`, else 400 ``Unsupported MIME type: {type}``;
+* ``data`` must be base64 (standard or URL-safe, padding optional, as proto-JSON reads bytes), else 400
+  ``Invalid value at '...inline_data.data' (TYPE_BYTES), Base64 decoding failed for "..."``;
+* ``file_uri`` must name a file of the Files API (``.../files/{id}``): 400 ``Invalid or unsupported file
+  uri: ...`` when it does not look like one, 403 ``PERMISSION_DENIED`` "You do not have permission to
+  access the File {id} or it may not exist." when there is no such file (the real service's answer for an
+  unknown or foreign file), 400 ``FAILED_PRECONDITION`` while it is still ``PROCESSING``;
+* a PDF has at most 6 pages (``/Type /Page`` objects), a ``Content`` at most 6 images.
+
+The 20 MiB limit on the whole request body is checked by the server before parsing
+(:data:`~.media.MAX_REQUEST_BYTES`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import binascii
 import json
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gemini_milvus.gemini.models import (
     MAX_TEXTS_PER_REQUEST,
@@ -20,11 +39,25 @@ from airflow_provider_gemini_milvus.gemini.models import (
     estimate_tokens,
 )
 from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import ApiError, invalid_argument
+from airflow_provider_gemini_milvus.testing.gemini_emulator.media import (
+    MAX_IMAGES_PER_CONTENT,
+    MAX_PDF_PAGES,
+    SUPPORTED_MEDIA_TYPES,
+    MediaFacts,
+    inspect_media,
+)
 from airflow_provider_gemini_milvus.testing.gemini_emulator.vectors import (
     BLOB_MARKER,
     encode_json,
+    media_part,
     vector_json,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    #: Resolves a ``file_uri`` to the file's ``(mime type, bytes)``, or raises the service's error.
+    FileResolver = Callable[[str], tuple[str, bytes]]
 
 __all__ = [
     "JSON_CONTENT_TYPE",
@@ -54,13 +87,19 @@ _ACCEPTED_TASK_TYPES = frozenset((*TASK_TYPES, "TASK_TYPE_UNSPECIFIED"))
 
 @dataclass(frozen=True)
 class EmbedItem:
-    """One element to embed: the parts of one ``Content`` and its settings."""
+    """
+    One element to embed: the parts of one ``Content`` and its settings.
+
+    :param parts: its texts, and its media parts as :func:`~.vectors.media_part` strings, in part order.
+    :param media: the facts of its media parts, in part order.
+    """
 
     parts: tuple[str, ...]
     task_type: str | None
     title: str | None
     output_dimensionality: int | None
     truncated: bool = False
+    media: tuple[MediaFacts, ...] = ()
 
     @property
     def texts(self) -> list[str]:
@@ -68,7 +107,18 @@ class EmbedItem:
 
     @property
     def tokens(self) -> int:
+        """Tokens of the texts (what the input limit counts)."""
         return sum(estimate_tokens(text) for text in self.texts)
+
+    @property
+    def media_tokens(self) -> int:
+        """Tokens of the media parts (258 an image or PDF page, 32 a second of audio, 263 of video)."""
+        return sum(facts.tokens for facts in self.media)
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens of texts and media: what quotas count and answers report."""
+        return self.tokens + self.media_tokens
 
 
 @dataclass(frozen=True)
@@ -198,6 +248,27 @@ _VERTEX_CONFIG_FIELDS = frozenset(
 )
 _CONTENT_FIELDS = frozenset({"parts", "role"})
 _PART_FIELDS = frozenset({"text", "inlineData", "inline_data", "fileData", "file_data"})
+_BLOB_FIELDS = frozenset({"mimeType", "mime_type", "data", "displayName", "display_name"})
+_FILE_DATA_FIELDS = frozenset({"mimeType", "mime_type", "fileUri", "file_uri", "displayName", "display_name"})
+_BASE64_RE = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+
+
+def _decode_base64(data: Any) -> bytes | None:
+    """Bytes as proto-JSON reads them: standard or URL-safe base64, padding optional; ``None`` if invalid."""
+    if not isinstance(data, str):
+        return None
+    text = data.strip()
+    if not _BASE64_RE.match(text):
+        return None
+    body = text.rstrip("=").replace("-", "+").replace("_", "/")
+    if len(body) % 4 == 1:
+        return None
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except binascii.Error:
+        return None
+
+
 _PREDICT_INSTANCE_FIELDS = frozenset({"content", "task_type", "taskType", "title", "mimeType", "mime_type"})
 _PREDICT_PARAMETER_FIELDS = frozenset(
     {"outputDimensionality", "output_dimensionality", "autoTruncate", "auto_truncate"}
@@ -211,11 +282,14 @@ class RequestParser:
 
     :param model: catalogue entry of the model in the URL.
     :param route: the matched route (Gemini API or Vertex, and which method).
+    :param files: resolves the ``file_uri`` of a ``file_data`` part (the emulator's Files API); without
+        it every file is unknown.
     """
 
-    def __init__(self, model: EmbeddingModel, route: Route) -> None:
+    def __init__(self, model: EmbeddingModel, route: Route, files: FileResolver | None = None) -> None:
         self.model = model
         self.route = route
+        self.files = files
         self.request_name = {
             "batchEmbedContents": "BatchEmbedContentsRequest",
             "embedContent": "EmbedContentRequest",
@@ -270,7 +344,7 @@ class RequestParser:
         # nested too).
         settings = config if self.route.vertex else {**element, **config}
         self._check_element_model(element.get("model"), prefix)
-        parts = self._parse_content(element.get("content"), f"{prefix}content")
+        parts, media = self._parse_content(element.get("content"), f"{prefix}content")
         task_type = self._parse_task_type(_pick(settings, "taskType", "task_type"), f"{prefix}task_type")
         title = _pick(settings, "title", "title")
         if title is not None and not isinstance(title, str):
@@ -282,7 +356,7 @@ class RequestParser:
         )
         auto_truncate = _pick(settings, "autoTruncate", "auto_truncate")
         return self._limit_length(
-            EmbedItem(parts=parts, task_type=task_type, title=title, output_dimensionality=dim),
+            EmbedItem(parts=parts, task_type=task_type, title=title, output_dimensionality=dim, media=media),
             where or "content",
             truncate=self.route.vertex and auto_truncate is not False,
         )
@@ -298,7 +372,7 @@ class RequestParser:
                 f"(models/{self.model.name}).",
             )
 
-    def _parse_content(self, content: Any, where: str) -> tuple[str, ...]:
+    def _parse_content(self, content: Any, where: str) -> tuple[tuple[str, ...], tuple[MediaFacts, ...]]:
         if content is None:
             raise self._violation(where, "content is required.")
         content = _as_object(content, where)
@@ -306,25 +380,93 @@ class RequestParser:
         raw_parts = content.get("parts") or []
         if not isinstance(raw_parts, list) or not raw_parts:
             raise self._violation(f"{where}.parts", "contents.parts must not be empty.")
-        return tuple(self._parse_part(part, f"{where}.parts[{i}]") for i, part in enumerate(raw_parts))
+        parts: list[str] = []
+        media: list[MediaFacts] = []
+        images = 0
+        for i, raw_part in enumerate(raw_parts):
+            text, facts = self._parse_part(raw_part, f"{where}.parts[{i}]")
+            parts.append(text)
+            if facts is None:
+                continue
+            media.append(facts)
+            images += facts.kind == "image"
+            if images > MAX_IMAGES_PER_CONTENT:
+                raise self._violation(
+                    where,
+                    f"The number of images in a content ({images} so far) exceeds the maximum allowed "
+                    f"({MAX_IMAGES_PER_CONTENT}).",
+                )
+        return tuple(parts), tuple(media)
 
-    def _parse_part(self, part: Any, where: str) -> str:
+    def _parse_part(self, part: Any, where: str) -> tuple[str, MediaFacts | None]:
         part = _as_object(part, where)
         _reject_unknown_fields(part, _PART_FIELDS, where)
         text = part.get("text")
-        blob = _pick(part, "inlineData", "inline_data") or _pick(part, "fileData", "file_data")
+        inline = _pick(part, "inlineData", "inline_data")
+        file = _pick(part, "fileData", "file_data")
         if text:
             if not isinstance(text, str):
                 raise invalid_argument(
                     f"Invalid value at '{where}.text' (TYPE_STRING), {json.dumps(text)}", f"{where}.text"
                 )
-            return text
-        if blob:
+            return text, None
+        if inline or file:
             if not self.model.one_content_per_text:
                 raise self._violation(where, f"models/{self.model.name} only supports text content.")
-            digest = hashlib.blake2b(json.dumps(blob, sort_keys=True).encode(), digest_size=16).hexdigest()
-            return f"{BLOB_MARKER}{digest}"
+            if inline:
+                mime_type, data = self._parse_inline_data(_as_object(inline, f"{where}.inline_data"), where)
+            else:
+                mime_type, data = self._parse_file_data(_as_object(file, f"{where}.file_data"), where)
+            facts = inspect_media(mime_type, data)
+            if facts.pages is not None and facts.pages > MAX_PDF_PAGES:
+                raise self._violation(
+                    where,
+                    f"The document has {facts.pages} pages, which exceeds the maximum number of pages "
+                    f"allowed ({MAX_PDF_PAGES}).",
+                )
+            return media_part(facts.mime_type, facts.sha256, facts.description), facts
         raise self._violation(f"{where}.data", "required oneof field 'data' must have one initialized field")
+
+    def _check_mime_type(self, mime_type: Any, where: str) -> str:
+        if mime_type is None or mime_type == "":
+            raise self._violation(where, "mime_type is required.")
+        if not isinstance(mime_type, str) or mime_type.strip().lower() not in SUPPORTED_MEDIA_TYPES:
+            raise invalid_argument(f"Unsupported MIME type: {mime_type}", where)
+        return mime_type.strip().lower()
+
+    def _parse_inline_data(self, blob: dict[str, Any], where: str) -> tuple[str, bytes]:
+        _reject_unknown_fields(blob, _BLOB_FIELDS, f"{where}.inline_data")
+        mime_type = self._check_mime_type(
+            _pick(blob, "mimeType", "mime_type"), f"{where}.inline_data.mime_type"
+        )
+        data = blob.get("data")
+        decoded = _decode_base64(data)
+        if decoded is None:
+            shown = data if isinstance(data, str) and len(data) <= 40 else f"{str(data)[:40]}..."
+            raise invalid_argument(
+                f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), Base64 decoding failed for "
+                f"{json.dumps(shown)}",
+                f"{where}.inline_data.data",
+            )
+        if not decoded:
+            raise self._violation(f"{where}.inline_data.data", "data must not be empty.")
+        return mime_type, decoded
+
+    def _parse_file_data(self, file: dict[str, Any], where: str) -> tuple[str, bytes]:
+        _reject_unknown_fields(file, _FILE_DATA_FIELDS, f"{where}.file_data")
+        uri = _pick(file, "fileUri", "file_uri")
+        if not isinstance(uri, str) or not uri:
+            raise self._violation(f"{where}.file_data.file_uri", "file_uri is required.")
+        if self.files is None:
+            raise invalid_argument(f"Invalid or unsupported file uri: {uri}", f"{where}.file_data.file_uri")
+        try:
+            stored_type, data = self.files(uri)
+        except ApiError as error:
+            if error.status != "INVALID_ARGUMENT":
+                raise
+            raise invalid_argument(error.message, f"{where}.file_data.file_uri") from None
+        mime_type = _pick(file, "mimeType", "mime_type") or stored_type
+        return self._check_mime_type(mime_type, f"{where}.file_data.mime_type"), data
 
     def _parse_task_type(self, task_type: Any, where: str) -> str | None:
         if task_type is None:
@@ -368,7 +510,9 @@ class RequestParser:
             kept.append(part[: max(0, budget)])
             budget -= len(kept[-1])
         parts = tuple(part for part in kept if part)
-        return EmbedItem(parts, item.task_type, item.title, item.output_dimensionality, truncated=True)
+        return EmbedItem(
+            parts, item.task_type, item.title, item.output_dimensionality, truncated=True, media=item.media
+        )
 
     def _parse_predict(self, body: dict[str, Any]) -> list[EmbedItem]:
         _reject_unknown_fields(body, frozenset({"instances", "parameters"}), "")
@@ -454,13 +598,13 @@ def embed_response(model: EmbeddingModel, route: Route, items: list[EmbedItem]) 
             return {"embedding": {"values": vectors[0]}}
         return {"embeddings": [{"values": values} for values in vectors]}
     if route.method == "embedContent":
-        tokens = items[0].tokens
+        tokens = items[0].total_tokens
         return {
             "embedding": {"values": vectors[0]},
             "usageMetadata": {"promptTokenCount": tokens, "totalTokenCount": tokens},
             "truncated": items[0].truncated,
         }
-    statistics = [{"truncated": item.truncated, "token_count": item.tokens} for item in items]
+    statistics = [{"truncated": item.truncated, "token_count": item.total_tokens} for item in items]
     if route.method == "predict":
         return {
             "predictions": [

@@ -31,6 +31,7 @@ from airflow_provider_gemini_milvus.testing.gemini_emulator.errors import (
 )
 from airflow_provider_gemini_milvus.testing.gemini_emulator.faults import CORRUPTION_KINDS, Fault, corrupt
 from airflow_provider_gemini_milvus.testing.gemini_emulator.http_server import EmulatorHTTPServer
+from airflow_provider_gemini_milvus.testing.gemini_emulator.media import MAX_REQUEST_BYTES
 from airflow_provider_gemini_milvus.testing.gemini_emulator.protocol import (
     EmbedItem,
     Reply,
@@ -331,6 +332,21 @@ class GeminiEmulator:
         return self._batches
 
     @property
+    def files_processing_polls(self) -> int:
+        """
+        ``client.files.get`` calls a file uploaded from now on answers ``state: PROCESSING`` (the upload's
+        own answer too) before it turns ``ACTIVE``; an embed request naming it meanwhile gets 400
+        ``FAILED_PRECONDITION``. 0 (the default): files are ``ACTIVE`` at once.
+        """
+        return self._batches.files.processing_polls
+
+    @files_processing_polls.setter
+    def files_processing_polls(self, polls: int) -> None:
+        if isinstance(polls, bool) or not isinstance(polls, int) or polls < 0:
+            raise ValueError(f"files_processing_polls must be a non-negative int, got {polls!r}")
+        self._batches.files.processing_polls = polls
+
+    @property
     def stats(self) -> EmulatorStats:
         """A thread-safe snapshot of the counters."""
         with self._lock:
@@ -403,6 +419,9 @@ class GeminiEmulator:
         self, route: Route, headers: dict[str, str], query: dict[str, list[str]], body: bytes
     ) -> Reply | None:
         try:
+            if len(body) > MAX_REQUEST_BYTES:
+                # The front end refuses an oversized body before anything else, as the real service does.
+                raise invalid_argument(f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes.")
             self._check_key(headers, query, vertex=route.vertex)
             model = lookup_model(route)
             fault = self._next_queued_fault()
@@ -413,7 +432,9 @@ class GeminiEmulator:
                 return dataclasses.replace(reply, headers=(("Retry-After", fault.retry_after),))
             if fault is not None:
                 raise fault_error(fault.status, model.name, fault.retry_delay)
-            items = RequestParser(model, route).parse(parse_json_body(body))
+            items = RequestParser(model, route, files=self._batches.files.resolve).parse(
+                parse_json_body(body)
+            )
             self._refuse_listed_texts(route, items)
             self._maybe_random_fault(model)
             self._spend_quota(model, items)
@@ -476,7 +497,7 @@ class GeminiEmulator:
                 model.name,
                 now=time.monotonic(),
                 request_cost=float(len(items)) if self.quota_counts_texts else 1.0,
-                token_cost=float(sum(item.tokens for item in items)),
+                token_cost=float(sum(item.total_tokens for item in items)),
                 window_seconds=self.quota_window_seconds,
                 requests_per_minute=self.requests_per_minute,
                 tokens_per_minute=self.tokens_per_minute,

@@ -4,6 +4,11 @@ settings and the words, so similar texts are near neighbours and small retrieval
 
 A text becomes word, character 3-gram and answer-type cue features (``where`` in a question, ``in London``
 in a document); each feature is hashed into signed slots spread so that every Matryoshka prefix holds it.
+
+A media part (gemini-embedding-2: an image, a PDF, audio, video) becomes one feature unique to its MIME type
+and bytes (``blob:{mime}:{sha256}``) plus the text features of the description found in its bytes (see
+:mod:`.media`), so a text question finds a picture whose PNG says what it shows. The parts of one
+``Content`` (text and media) merge into one vector, as the model does.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import hashlib
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from airflow_provider_gemini_milvus.gemini.models import MODELS, EmbeddingModel
+from airflow_provider_gemini_milvus.testing.gemini_emulator.media import inspect_media
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,6 +35,7 @@ __all__ = [
     "RawJson",
     "emulated_embedding",
     "encode_json",
+    "media_part",
     "vector_json",
 ]
 
@@ -49,8 +56,10 @@ _WORD_RE = re.compile(r"[^\W_]+")
 _YEAR_RE = re.compile(r"\d{3,4}")
 _TASK_PROMPT_RE = re.compile(r"^\s*task:\s*(?P<task>[^|]*?)\s*\|\s*query:\s*", re.IGNORECASE)
 _TITLE_PROMPT_RE = re.compile(r"^\s*title:\s*(?P<title>[^|]*?)\s*\|\s*text:\s*", re.IGNORECASE)
-#: How a non-text part (inline or file data) is carried among the texts: this marker and a digest.
+#: How a media part (inline or file data) is carried among the texts: this marker, then
+#: ``{mime type}:{sha256}``, then ``\x1f`` and the description found in its bytes (see :func:`media_part`).
 BLOB_MARKER = "\x00blob:"
+_DESCRIPTION_SEPARATOR = "\x1f"
 
 _WORD_WEIGHT = 1.0
 _TRIGRAM_WEIGHT = 0.25
@@ -85,10 +94,25 @@ def _add_word(features: dict[str, float], word: str, weight: float) -> None:
         features[gram] = features.get(gram, 0.0) + _TRIGRAM_WEIGHT * weight
 
 
+def media_part(mime_type: str, sha256: str, description: str) -> str:
+    """
+    How a media part is carried among the text parts of an element (and keyed in the vector caches).
+
+    :param mime_type: its MIME type.
+    :param sha256: the hex SHA-256 of its bytes.
+    :param description: the description found in its bytes, or ``""``.
+    """
+    return f"{BLOB_MARKER}{mime_type}:{sha256}{_DESCRIPTION_SEPARATOR}{description}"
+
+
 def _add_text_features(features: dict[str, float], text: str, *, query_like: bool, weight: float) -> None:
     """Add word, character 3-gram and answer-type cue features of ``text`` to ``features``."""
     if text.startswith(BLOB_MARKER):
-        features[text] = features.get(text, 0.0) + _WORD_WEIGHT * weight
+        identity, _, description = text[len(BLOB_MARKER) :].partition(_DESCRIPTION_SEPARATOR)
+        key = f"blob:{identity}"
+        features[key] = features.get(key, 0.0) + _WORD_WEIGHT * weight
+        if description:
+            _add_text_features(features, description, query_like=False, weight=weight)
         return
     words = _WORD_RE.findall(text)
     content_words: list[str] = []
@@ -255,6 +279,13 @@ def encode_json(value: Any) -> str:
     return json.dumps(value)
 
 
+def _media_list(media: tuple[str, bytes] | Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """One ``(mime_type, bytes)`` or a sequence of them, as a list."""
+    if len(media) == 2 and isinstance(media[0], str):
+        return [cast("tuple[str, bytes]", media)]
+    return list(cast("Sequence[tuple[str, bytes]]", media))
+
+
 def emulated_embedding(
     text: str | Sequence[str],
     *,
@@ -262,19 +293,30 @@ def emulated_embedding(
     task_type: str | None = None,
     title: str | None = None,
     output_dimensionality: int | None = None,
+    media: tuple[str, bytes] | Sequence[tuple[str, bytes]] = (),
 ) -> list[float]:
     """
     Return exactly the vector the emulator answers for one request element, without any HTTP.
 
-    :param text: the text, or the texts of the parts of one ``Content`` (merged into one vector).
+    :param text: the text, or the texts of the parts of one ``Content`` (merged into one vector); ``[]``
+        for a media part alone.
     :param model: a model of the catalogue, with or without ``models/``.
     :param task_type: the ``taskType`` sent, if any.
     :param title: the ``title`` sent, if any (used with ``RETRIEVAL_DOCUMENT`` only).
     :param output_dimensionality: the ``outputDimensionality`` sent, if any.
+    :param media: ``(mime_type, bytes)`` of a media part sent after the text parts, or a sequence of them
+        (in part order); the same vector whether the bytes go inline or through the Files API. Only for
+        models that take media (gemini-embedding-2).
     """
     catalogue_entry = MODELS[model.removeprefix("models/")]
     catalogue_entry.check_output_dimensionality(output_dimensionality)
     texts = (text,) if isinstance(text, str) else tuple(text)
+    media_parts = _media_list(media)
+    if media_parts and not catalogue_entry.one_content_per_text:
+        raise ValueError(f"models/{catalogue_entry.name} only supports text content.")
+    for mime_type, data in media_parts:
+        facts = inspect_media(mime_type, bytes(data))
+        texts = (*texts, media_part(facts.mime_type, facts.sha256, facts.description))
     full = _full_vector(catalogue_entry.name, task_type, title, texts)
     values: list[float] = _output_array(full, catalogue_entry, output_dimensionality).tolist()
     return values
