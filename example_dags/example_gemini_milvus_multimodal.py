@@ -45,7 +45,7 @@ MEDIA_FOLDER = os.environ.get(
 )
 MEDIA_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".mp3", ".wav", ".mp4", ".mov")
 
-QUESTIONS = ["a jacket that keeps the rain out", "how do I clean my tent?"]
+QUESTIONS = ["a jacket that keeps the rain out", "how do I keep my tent out of the sunlight?"]
 
 
 @dag(

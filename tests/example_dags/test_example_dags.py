@@ -42,12 +42,14 @@ def test_dagbag_imports_every_example_without_errors() -> None:
     assert {Path(stat.file).name for stat in bag.dagbag_stats} == {
         "example_gemini_milvus_ingest.py",
         "example_gemini_milvus_model_migration.py",
+        "example_gemini_milvus_multimodal.py",
         "example_gemini_milvus_reembed.py",
         "example_gemini_milvus_sharded.py",
     }, "run_demo.py is a script, listed in .airflowignore"
     dag_ids = (
         "example_gemini_milvus_ingest",
         "example_gemini_milvus_model_migration",
+        "example_gemini_milvus_multimodal",
         "example_gemini_milvus_reembed",
         "example_gemini_milvus_sharded",
     )
@@ -78,6 +80,24 @@ def test_ingest_dag_answers_each_seed_question_with_the_right_document(
     assert summary["written"] == len(module.DOCUMENTS)
     with MilvusHook() as milvus:
         assert milvus.count(module.COLLECTION) == len(module.DOCUMENTS)
+
+
+def test_multimodal_dag_finds_photos_and_pages_with_text_questions(gemini_emulator: GeminiEmulator) -> None:
+    module = load_example("example_gemini_milvus_multimodal")
+    run = run_dag(module, "example_gemini_milvus_multimodal")
+
+    answers = xcom_return_value("example_gemini_milvus_multimodal", "search", run.run_id)
+    top = {answer["question"]: answer["hits"][0] for answer in answers}
+    assert top["a jacket that keeps the rain out"]["id"] == "red_hiking_jacket.png"
+    assert top["a jacket that keeps the rain out"]["mime_type"] == "image/png"
+    assert top["how do I keep my tent out of the sunlight?"]["id"] == "care_guide.pdf"
+    assert top["how do I keep my tent out of the sunlight?"]["uri"].startswith("file://")
+    assert dict(gemini_emulator.stats.media_parts) == {"image/png": 4, "application/pdf": 1}
+
+    gemini_emulator.reset_stats()
+    run_dag(module, "example_gemini_milvus_multimodal")
+    assert gemini_emulator.stats.media_parts == {}  # unchanged files: nothing embedded again
+    assert gemini_emulator.stats.texts == 2  # the two questions
 
 
 def test_ingest_dag_rerun_leaves_the_same_rows() -> None:
