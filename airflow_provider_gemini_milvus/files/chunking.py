@@ -14,7 +14,8 @@ own content only, as content-defined chunking does for backups:
    :data:`TARGET_FRACTION` of ``max_tokens`` on average before step 3). Both decisions depend on one unit
    or one section only, so the boundaries after an edit fall where they fell before.
 3. A group still above ``max_tokens`` is cut at its strongest boundary (a heading first, then the unit with
-   the lowest hash score), again and again until every piece fits: the cut depends on the group alone.
+   the lowest hash score) among those that leave both halves within the limit, else at its strongest, and
+   again until every piece fits: the cut depends on the group alone.
 
 A chunk's id is ``<source key>#<first 16 hex of SHA-256 of its own text>`` (``-2``, ``-3``, ... for a
 repeated identical text in one source), so it changes only when the chunk's own text does. Overlap (the
@@ -60,7 +61,7 @@ DEFAULT_MAX_TOKENS = 512
 #: The smallest ``max_tokens`` accepted.
 MIN_MAX_TOKENS = 32
 #: Average size of a chunk, as a fraction of ``max_tokens``, that the content-defined boundaries aim at.
-TARGET_FRACTION = 0.75
+TARGET_FRACTION = 0.5
 #: A heading starts a new chunk only when the section before it holds at least this fraction of
 #: ``max_tokens``: a run of tiny sections shares a chunk.
 MIN_SECTION_FRACTION = 0.5
@@ -430,15 +431,28 @@ def _fit(
     last: int,
     max_tokens: int,
 ) -> list[tuple[int, int]]:
-    """The span split at its strongest boundaries until every part fits ``max_tokens``."""
-    if first == last or estimate_tokens(text[units[first].start : units[last].end]) <= max_tokens:
+    """
+    The span split at its strongest boundaries until every part fits ``max_tokens``: in two when some
+    boundary leaves both halves within the limit (the strongest such one), so that a span just over the
+    limit becomes two chunks and an edit in it changes at most those two; else at the strongest boundary,
+    and the halves again.
+    """
+
+    def tokens(start: int, end: int) -> int:
+        return estimate_tokens(text[units[start].start : units[end].end])
+
+    if first == last or tokens(first, last) <= max_tokens:
         return [(first, last)]
     candidates = [index for index in range(first, last) if strengths[index] is not None]
     if not candidates:  # only headings inside: cut after one anyway
         candidates = list(range(first, last))
-    best = min(
-        candidates, key=lambda index: (strengths[index] if strengths[index] is not None else 0.0, index)
-    )
+
+    def strength(index: int) -> tuple[float, int]:
+        value = strengths[index]
+        return (value if value is not None else 0.0, index)
+
+    halves = [index for index in candidates if tokens(first, index) <= max_tokens >= tokens(index + 1, last)]
+    best = min(halves or candidates, key=strength)
     return _fit(text, units, strengths, first, best, max_tokens) + _fit(
         text, units, strengths, best + 1, last, max_tokens
     )
