@@ -11,6 +11,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 __all__ = [
     "AliasMigrationLockedError",
+    "FileLoadError",
+    "FilesExtraMissingError",
     "BulkImportFailed",
     "GeminiAPIError",
     "GeminiMilvusProviderError",
@@ -53,6 +55,14 @@ class MilvusCollectionMismatchError(GeminiMilvusProviderError, ValueError):
 
 class BulkImportFailed(GeminiMilvusProviderError):
     """A Milvus bulk import job failed (the server's reason is in the message); completed jobs are kept."""
+
+
+class FileLoadError(GeminiMilvusProviderError, AirflowFailException, ValueError):
+    """A file cannot be read as its format (bad UTF-8, a damaged PDF, ...); the message names the file."""
+
+
+class FilesExtraMissingError(FileLoadError):
+    """A PDF or Office file met an install without the ``files`` extra; the message says how to add it."""
 
 
 class MigrationCheckError(GeminiMilvusProviderError, AirflowFailException):

@@ -110,7 +110,7 @@ PROBES = {
 COLLECTION = (
     "{{ versioned_collection_name(alias, params.model, params.output_dimensionality, params.task_type) }}"
 )
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "model": "{{ params.model }}",
     "output_dimensionality": "{{ params.output_dimensionality }}",
     "task_type": "{{ params.task_type }}",

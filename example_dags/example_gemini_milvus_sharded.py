@@ -25,12 +25,21 @@ setting that differs between targets, so create it before the first run:
 The scheduler does not run a task whose pool does not exist (it logs a warning and shows a DAG warning).
 ``dag.test()`` runs one task at a time and does not look at pools.
 
-**No ``delete_missing`` per shard.** Incremental mode (``collection_name=`` on the embed task) may be added
-to the ``partial``: each shard then embeds only its new or changed documents. ``delete_missing=True`` must
-not: a shard sees only its own documents, so it would take every other shard's rows for deleted ones (and
-delete them, or trip ``max_delete_fraction``). Prune vanished documents in one task that sees the whole
-corpus, after all loads. On Milvus Lite, incremental mode also opens the file from the embedding tasks,
-which then need the pool too.
+**No corpus-wide ``delete_missing`` per shard.** Incremental mode (``collection_name=`` on the embed task)
+may be added to the ``partial``: each shard then embeds only its new or changed documents.
+``delete_missing=True`` must not: a shard sees only its own documents, so it would take every other shard's
+rows for deleted ones (and delete them, or trip ``max_delete_fraction``). Prune vanished documents in one
+task that sees the whole corpus, after all loads. On Milvus Lite, incremental mode also opens the file from
+the embedding tasks, which then need the pool too.
+
+**A folder of files shards by source.** For Markdown, HTML, text or PDF files, skip ``split_corpus``: every
+shard lists the same folder and takes the files whose URI hashes to it, and per-source cleanup is safe per
+shard (it never touches another shard's sources)::
+
+    GeminiEmbedOperator.partial(
+        task_id="embed_shard", documents="s3://bucket/handbook/", chunking={"max_tokens": 512},
+        collection_name=COLLECTION, delete_missing="source",
+    ).expand(source_shard=[f"{i}/{SHARDS}" for i in range(SHARDS)])
 
 Connections: ``gemini_default`` (the API key in the password) and ``milvus_default`` (the URI in the host:
 ``http://...:19530`` for a server, empty for a Lite file in ``$AIRFLOW_HOME``).

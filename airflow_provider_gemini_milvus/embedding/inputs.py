@@ -22,8 +22,10 @@ from airflow_provider_gemini_milvus.milvus.rows import check_id, check_text, con
 from airflow_provider_gemini_milvus.utils.unicode import check_utf8_encodable
 
 if TYPE_CHECKING:
+    from airflow_provider_gemini_milvus.embedding.chunked import SourceShard
     from airflow_provider_gemini_milvus.embedding.media import DocumentMedia
     from airflow_provider_gemini_milvus.embedding.sources import DocumentSource, SourcedDocument
+    from airflow_provider_gemini_milvus.files.chunking import ChunkingSpec
     from airflow_provider_gemini_milvus.gemini.models import EmbeddingModel, TaskType
     from airflow_provider_gemini_milvus.gemini.requests import OnDocumentError
 
@@ -62,6 +64,9 @@ class EmbedArguments:
     on_document_error: OnDocumentError
     dry_run: bool = False
     max_cost_usd: float | None = None
+    chunking: ChunkingSpec | None = None
+    delete_per_source: bool = False
+    source_shard: SourceShard | None = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +105,13 @@ def text_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def check_corpus(source: DocumentSource, reader: DocumentReader) -> tuple[dict[str, DocumentKey], int]:
+def check_corpus(
+    source: DocumentSource, reader: DocumentReader, *, allow_empty: bool = False
+) -> tuple[dict[str, DocumentKey], int]:
     """
     Check every document; return ``{id: DocumentKey}`` in source order (exact repeats once) and the count.
 
+    :param allow_empty: a source that yields nothing is fine (chunked sources that did not change).
     :raises ValueError: naming the first bad document, or an id used twice with different content.
     """
     keys: dict[str, DocumentKey] = {}
@@ -120,7 +128,7 @@ def check_corpus(source: DocumentSource, reader: DocumentReader) -> tuple[dict[s
                     f"{document.where} has id {document.id!r}, already used by {seen.where} "
                     "with different content"
                 )
-    if not count:
+    if not count and not allow_empty:
         raise ValueError(f"documents is empty: nothing to embed (read {source.describe()})")
     return keys, count
 

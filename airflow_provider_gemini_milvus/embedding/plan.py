@@ -10,13 +10,15 @@ never sees the operator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gemini_milvus.embedding.changes import Changes, check_delete_fraction, classify_changes
+from airflow_provider_gemini_milvus.embedding.chunked import ChunkedSource, StoredSources, source_deletions
 from airflow_provider_gemini_milvus.embedding.cost import DryRunReport, dry_run_report, estimate_planned
 from airflow_provider_gemini_milvus.embedding.inputs import DocumentReader, check_corpus, documents_to_embed
 from airflow_provider_gemini_milvus.embedding.sources import open_document_source
+from airflow_provider_gemini_milvus.files.chunking import ChunkingSpec
 from airflow_provider_gemini_milvus.gemini.models import resolve_model
 from airflow_provider_gemini_milvus.milvus.layout import (
     ID_MAX_LENGTH,
@@ -109,25 +111,35 @@ def plan_run(task: EmbedTask, args: EmbedArguments) -> EmbedPlan:
     """
     # The connection's API decides which models it serves (Vertex AI only ones are refused on the Gemini API).
     resolve_model(args.model.name, vertexai=task.gemini_hook.settings.vertexai)
-    source = open_document_source(task.documents)
+    fingerprint = model_fingerprint(args.model.name, args.dim, args.task_type, args.model.request_format)
     collection = _target_collection(task, args)
+    source: DocumentSource
+    stored = StoredSources()
+    if args.chunking is not None:
+        source = _chunked_source(task, args)
+        if collection is not None:
+            stored = _stored_sources(task, args, source, fingerprint)
+            source.skip_hashes = stored.current_hashes
+    else:
+        source = open_document_source(task.documents)
     reader = DocumentReader(
         args,
         text_max_length=(collection.text_max_length if collection else None) or TEXT_MAX_LENGTH,
         id_max_length=(collection.id_max_length if collection else None) or ID_MAX_LENGTH,
     )
-    keys, count = check_corpus(source, reader)
+    keys, count = check_corpus(source, reader, allow_empty=isinstance(source, ChunkedSource))
     if len(keys) < count:
         task.log.info("Dropped %d exact duplicate documents", count - len(keys))
-    fingerprint = model_fingerprint(args.model.name, args.dim, args.task_type, args.model.request_format)
     changes = Changes(new=keys, changed={}, metadata_only={}, unchanged=0, other_model=0)
     delete_ids: list[str] = []
     if collection is not None:
         changes, delete_ids = _changes_against_collection(task, keys, fingerprint, args)
+    if isinstance(source, ChunkedSource):
+        changes, delete_ids = _per_source(task, args, source, stored, changes, delete_ids, keys)
     to_embed = changes.to_embed
     task.log.info(
         "%d documents from %s: %d new, %d changed, %d metadata-only, %d unchanged, %d to delete",
-        len(keys),
+        len(keys) + sum(len(stored.ids_by_source[source_id]) for source_id in _unchanged(source)),
         source.describe(),
         len(changes.new),
         len(changes.changed),
@@ -135,8 +147,9 @@ def plan_run(task: EmbedTask, args: EmbedArguments) -> EmbedPlan:
         changes.unchanged,
         len(delete_ids),
     )
+    skipped_chunks = sum(len(stored.ids_by_source[source_id]) for source_id in _unchanged(source))
     counts = {
-        "documents": len(keys),
+        "documents": len(keys) + skipped_chunks,
         "embedded": len(to_embed),
         "metadata_only": len(changes.metadata_only),
         "unchanged": changes.unchanged,
@@ -152,7 +165,7 @@ def planned_chunks(
 ) -> Iterable[Sequence[Document]]:
     """The documents to send, grouped as the run's hook calls: one inline, one per chunk staged."""
     if staged:
-        return documents_to_embed(task.chunked_source(), plan.reader, wanted)
+        return documents_to_embed(plan.source.reopened(EMBED_CHUNK_DOCUMENTS), plan.reader, wanted)
     return [[doc for chunk in documents_to_embed(plan.source, plan.reader, wanted) for doc in chunk]]
 
 
@@ -211,4 +224,57 @@ def _changes_against_collection(
         task.log.info(
             "%d stored rows were embedded with another model setting; re-embedding", changes.other_model
         )
+    return changes, delete_ids
+
+
+def _chunked_source(task: EmbedTask, args: EmbedArguments) -> ChunkedSource:
+    """The sources of a ``chunking`` run, with the model's limit checked against the chunk size."""
+    spec = args.chunking or ChunkingSpec()
+    spec.check_model(args.model)
+    return ChunkedSource(
+        task.documents,
+        spec=spec,
+        id_field=args.id_field,
+        text_field=args.text_field,
+        title_field=args.title_field,
+        shard=args.source_shard,
+    )
+
+
+def _stored_sources(
+    task: EmbedTask, args: EmbedArguments, source: ChunkedSource, fingerprint: str
+) -> StoredSources:
+    """One scan of the chunks the target collection holds of the sources in scope."""
+    try:
+        rows = task.milvus_hook.iter_source_rows(str(args.collection_name), prefix=source.folder_prefix)
+        return StoredSources.from_rows(rows, fingerprint)
+    finally:
+        task.milvus_hook.close()
+
+
+def _unchanged(source: DocumentSource) -> set[str]:
+    return source.unchanged if isinstance(source, ChunkedSource) else set()
+
+
+def _per_source(
+    task: EmbedTask,
+    args: EmbedArguments,
+    source: ChunkedSource,
+    stored: StoredSources,
+    changes: Changes,
+    delete_ids: list[str],
+    keys: dict[str, DocumentKey],
+) -> tuple[Changes, list[str]]:
+    """Count the chunks of unchanged sources as unchanged; with ``delete_missing="source"``, the deletions."""
+    skipped = sum(len(stored.ids_by_source[source_id]) for source_id in source.unchanged)
+    if source.unchanged:
+        task.log.info(
+            "%d sources unchanged since their chunks were stored (%d chunks): not read again",
+            len(source.unchanged),
+            skipped,
+        )
+    changes = replace(changes, unchanged=changes.unchanged + skipped)
+    if args.delete_per_source:
+        delete_ids, in_scope = source_deletions(source, stored, keys)
+        check_delete_fraction(len(delete_ids), in_scope, args.max_delete_fraction)
     return changes, delete_ids

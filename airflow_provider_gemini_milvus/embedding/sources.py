@@ -68,6 +68,12 @@ class DocumentSource:
         """True for a list given in XCom or DAG code, False for files."""
         return self._inline is not None
 
+    def reopened(self, chunk_documents: int) -> DocumentSource:
+        """The same documents, to read again ``chunk_documents`` at a time."""
+        return DocumentSource(
+            self._inline if self._inline is not None else self._location, chunk_documents=chunk_documents
+        )
+
     def describe(self) -> str:
         """A short name of the source for logs: ``"a list of 3"`` or the location."""
         return f"a list of {len(self._inline)}" if self._inline is not None else str(self._location)

@@ -24,7 +24,7 @@ from airflow_provider_gemini_milvus.embedding.outputs import (
     stats_dict,
     sum_stats,
 )
-from airflow_provider_gemini_milvus.embedding.plan import planned_chunks
+from airflow_provider_gemini_milvus.embedding.plan import EMBED_CHUNK_DOCUMENTS, planned_chunks
 from airflow_provider_gemini_milvus.gemini.requests import EmbeddingRunStats
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def run_staged(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Manife
         media_usd_per_million_tokens=args.model.media_usd_per_million_tokens,
     )
     refused: list[dict[str, Any]] = []
-    chunked_source = task.chunked_source()
+    chunked_source = plan.source.reopened(EMBED_CHUNK_DOCUMENTS)
     try:
         if refresh:
             gone = _refresh_metadata(

@@ -23,9 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
-from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError
+from airflow_provider_gemini_milvus.exceptions import FileLoadError, FilesExtraMissingError
 from airflow_provider_gemini_milvus.files.formats import (
     EXTRA_FORMATS,
     FILES_EXTRA_INSTALL,
@@ -69,14 +67,6 @@ DROPPED_HTML_TAGS = (
 )
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
-
-
-class FileLoadError(GeminiMilvusProviderError, AirflowFailException, ValueError):
-    """A file cannot be read as its format (bad UTF-8, a damaged PDF, ...); the message names the file."""
-
-
-class FilesExtraMissingError(FileLoadError):
-    """A PDF or Office file met an install without the ``files`` extra; the message says how to add it."""
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from airflow_provider_gemini_milvus.milvus.rows import (
     ids_in_filter,
     skip_stored_rows,
 )
+from airflow_provider_gemini_milvus.milvus.source_rows import SourceRow, source_filter, source_row
 from airflow_provider_gemini_milvus.milvus.uri import build_client_kwargs, is_lite_uri, redact_token
 
 if TYPE_CHECKING:
@@ -466,7 +467,24 @@ class MilvusHook(BaseHook):
         for page in self._scan(collection, [FIELD_ID, FIELD_CONTENT_HASH, FIELD_MODEL]):
             yield from (_fingerprint(row) for row in page)
 
-    def _scan(self, collection: str, output_fields: list[str]) -> Iterator[list[dict[str, Any]]]:
+    def iter_source_rows(self, collection: str, *, prefix: str | None = None) -> Iterator[SourceRow]:
+        """
+        Yield the rows that carry a ``source_id`` in their metadata (chunks of files or of source documents),
+        a page at a time: each row's id, ``source_id``, ``source_hash``, ``chunk_count`` and ``model``.
+
+        :param collection: collection name; nothing is yielded if it is missing.
+        :param prefix: only the sources whose ``source_id`` starts with it (a listed folder's URI).
+        """
+        where = source_filter(prefix)
+        for page in self._scan(collection, [FIELD_ID, FIELD_MODEL, FIELD_METADATA], where=where):
+            for row in page:
+                source = source_row(row)
+                if source is not None and (prefix is None or source.source_id.startswith(prefix)):
+                    yield source
+
+    def _scan(
+        self, collection: str, output_fields: list[str], *, where: str = ""
+    ) -> Iterator[list[dict[str, Any]]]:
         """
         Pages of at most :data:`LIST_IDS_PAGE` rows by ascending primary key, until an empty page, like
         ``query_iterator``, but with the cursor quoted by :func:`milvus_string_literal`: pymilvus 3.0.2's
@@ -491,7 +509,7 @@ class MilvusHook(BaseHook):
         while True:
             page = client.query(
                 collection,
-                filter=ids_after_filter(last),
+                filter=f"({ids_after_filter(last)}) and ({where})" if where else ids_after_filter(last),
                 output_fields=output_fields,
                 limit=LIST_IDS_PAGE,
                 iterator="True",

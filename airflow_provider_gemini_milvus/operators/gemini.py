@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.embedding import batch as embed_batch
 from airflow_provider_gemini_milvus.embedding import sync as embed_sync
+from airflow_provider_gemini_milvus.embedding.chunked import SourceShard
 from airflow_provider_gemini_milvus.embedding.cost import estimate_run_cost
 from airflow_provider_gemini_milvus.embedding.inputs import EmbedArguments, text_id
 from airflow_provider_gemini_milvus.embedding.outputs import VECTOR_DECIMALS, task_instance_folder
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from airflow_provider_gemini_milvus.embedding.outputs import EmbedResult
 from airflow_provider_gemini_milvus.embedding.plan import EmbedTask, dry_run, plan_run
 from airflow_provider_gemini_milvus.embedding.sources import open_document_source
+from airflow_provider_gemini_milvus.files.chunking import ChunkingSpec
 from airflow_provider_gemini_milvus.gemini.batch_api import cancel_batch_job, check_batch_supported
 from airflow_provider_gemini_milvus.gemini.models import (
     DEFAULT_MODEL,
@@ -135,7 +138,10 @@ class GeminiEmbedOperator(BaseOperator):
     :param max_concurrency: requests in flight at once; default from the connection.
     :param collection_name: target Milvus collection; setting it turns on incremental mode.
     :param milvus_conn_id: the ``milvus`` connection of that collection.
-    :param delete_missing: in incremental mode, also hand on the ids that vanished from the source.
+    :param delete_missing: in incremental mode, also hand on ids to delete: ``True`` (or ``"corpus"``)
+        every stored id absent from ``documents``, which must then be the whole corpus; ``"source"`` (with
+        ``chunking``) only the stale chunks of the sources this run covers: chunks a source no longer
+        produces, and every chunk of a file gone from the listed folder. Safe per shard and per mapped task.
     :param max_delete_fraction: with ``delete_missing``, fail instead of deleting more than this share of
         the stored rows (default 0.5; 1.0 allows any deletion).
     :param staging_uri: where staged parts go; default the ``[gemini_milvus] staging_uri`` setting, else
@@ -155,6 +161,15 @@ class GeminiEmbedOperator(BaseOperator):
         of the run's mode, the batch price with ``deferrable``) and send and write nothing.
     :param max_cost_usd: fail, before the first request, a run whose estimated cost in US dollars exceeds
         this; ``None`` (default) for no budget.
+    :param chunking: cut sources into chunks, each embedded as a document: a
+        :class:`~airflow_provider_gemini_milvus.files.chunking.ChunkingSpec` or a dict of its fields
+        (``{"max_tokens": 512, "overlap_tokens": 64}``), ``{}`` for the defaults. ``documents`` is then a
+        folder or file (Markdown, HTML, text; PDF and Office with the ``files`` extra), or a list of
+        source documents whose ``text_field`` is cut. Chunk ids come from the source and the chunk's own
+        text, so an edit re-embeds only the chunks it touched; an unchanged source is not even parsed.
+        ``None`` (default): each document is embedded whole. See the docs' "Files and chunking".
+    :param source_shard: with ``chunking``, read only the sources of shard ``"i/n"`` (by a hash of their
+        ``source_id``), for one mapped task per shard.
     """
 
     template_fields: Sequence[str] = (
@@ -183,6 +198,8 @@ class GeminiEmbedOperator(BaseOperator):
         "batch_timeout",
         "embed_dry_run",
         "max_cost_usd",
+        "chunking",
+        "source_shard",
     )
     template_fields_renderers = {"documents": "py"}
     ui_color = "#e8f0fe"
@@ -215,6 +232,8 @@ class GeminiEmbedOperator(BaseOperator):
         batch_timeout: float | str | None = None,
         dry_run: bool | str = False,
         max_cost_usd: float | str | None = None,
+        chunking: ChunkingSpec | Mapping[str, Any] | None = None,
+        source_shard: str | Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -246,6 +265,8 @@ class GeminiEmbedOperator(BaseOperator):
         # ``dry_run`` is a method of BaseOperator (it renders the templates).
         self.embed_dry_run = dry_run
         self.max_cost_usd = max_cost_usd
+        self.chunking = chunking
+        self.source_shard = source_shard
 
     @cached_property
     def hook(self) -> GeminiHook:
@@ -373,9 +394,30 @@ class GeminiEmbedOperator(BaseOperator):
                 "embed media documents with deferrable=False"
             )
         collection_name = to_str(self.collection_name, "collection_name", optional=True)
-        delete_missing = to_bool(self.delete_missing, "delete_missing")
-        if delete_missing and not collection_name:
-            raise ValueError("delete_missing=True needs collection_name: the collection to compare against")
+        chunking = _chunking_spec(self.chunking)
+        if chunking is not None and to_bool(self.deferrable, "deferrable"):
+            raise ValueError(
+                "chunking cannot be used in batch mode (deferrable=True) yet; use deferrable=False"
+            )
+        if chunking is not None and media_field is not None:
+            raise ValueError("chunking cuts text; media documents (media_field) are embedded whole")
+        source_shard = SourceShard.parse(self.source_shard)
+        if source_shard is not None and chunking is None:
+            raise ValueError("source_shard needs chunking: it shards the sources that chunking reads")
+        delete_missing, delete_per_source = _delete_mode(self.delete_missing)
+        if (delete_missing or delete_per_source) and not collection_name:
+            raise ValueError("delete_missing needs collection_name: the collection to compare against")
+        if delete_per_source and chunking is None:
+            raise ValueError(
+                "delete_missing='source' needs chunking: chunks record the source they came from"
+            )
+        if delete_missing and source_shard is not None:
+            raise ValueError(
+                "delete_missing=True with source_shard would delete every other shard's rows; "
+                "use delete_missing='source'"
+            )
+        if chunking is not None and title_field is None and task_type == "RETRIEVAL_DOCUMENT":
+            title_field = "title"  # a chunk's title is its source's
         max_cost_usd = to_float(self.max_cost_usd, "max_cost_usd", minimum=0, optional=True)
         if max_cost_usd is not None and model.usd_per_million_tokens is None:
             raise ValueError(
@@ -407,4 +449,39 @@ class GeminiEmbedOperator(BaseOperator):
             ),
             dry_run=to_bool(self.embed_dry_run, "dry_run"),
             max_cost_usd=max_cost_usd,
+            chunking=chunking,
+            delete_per_source=delete_per_source,
+            source_shard=source_shard,
         )
+
+
+def _chunking_spec(value: Any) -> ChunkingSpec | None:
+    """``chunking`` as a spec: a spec, a dict of its fields (rendered strings converted), or its JSON."""
+    if value is None or isinstance(value, ChunkingSpec):
+        return value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except ValueError:
+            raise ValueError(
+                f"chunking must be a dict such as {{'max_tokens': 512}}, got {value[:80]!r}"
+            ) from None
+        if value is None:
+            return None
+    if isinstance(value, Mapping):
+        converters = {"max_tokens": to_int, "overlap_tokens": to_int, "structure_aware": to_bool}
+        value = {
+            key: converters[key](item, f"chunking {key}") if key in converters else item  # type: ignore[operator]
+            for key, item in value.items()
+        }
+    return ChunkingSpec.parse(value)
+
+
+def _delete_mode(value: Any) -> tuple[bool, bool]:
+    """``delete_missing`` as (corpus-wide, per source): a bool, ``"corpus"`` or ``"source"``, rendered."""
+    if isinstance(value, str) and value.strip().lower() in ("source", "corpus"):
+        return value.strip().lower() == "corpus", value.strip().lower() == "source"
+    try:
+        return to_bool(value, "delete_missing"), False
+    except ValueError:
+        raise ValueError(f"delete_missing must be true, false, 'corpus' or 'source', got {value!r}") from None

@@ -179,7 +179,11 @@ def test_exact_duplicates_are_embedded_once(gemini_emulator: GeminiEmulator) -> 
         (["ok"], {"batch_size": "5.5"}, "batch_size must be an integer from 1 to 100, got '5.5'"),
         (["ok"], {"batch_size": 0}, "batch_size must be an integer from 1 to 100"),
         (["ok"], {"metadata_fields": "lang"}, "metadata_fields must be a list of strings, got the string"),
-        (["ok"], {"delete_missing": "treu", "collection_name": "c"}, "delete_missing must be true or false"),
+        (
+            ["ok"],
+            {"delete_missing": "treu", "collection_name": "c"},
+            "delete_missing must be true, false, .corpus.",
+        ),
         (["ok"], {"max_delete_fraction": "half"}, "max_delete_fraction must be a number from 0 to 1"),
         (
             [{"id": "a", "text": "one"}, {"id": "a", "text": "two"}],
@@ -196,7 +200,7 @@ def test_exact_duplicates_are_embedded_once(gemini_emulator: GeminiEmulator) -> 
         (["ok"], {"task_type": "RETRIEVAL"}, "unknown task_type 'RETRIEVAL'"),
         (["ok"], {"output_dimensionality": 5000}, "output_dimensionality=5000 is out of range"),
         (["ok"], {"title_field": "t", "task_type": "RETRIEVAL_QUERY"}, "title_field is only used with"),
-        (["ok"], {"delete_missing": True}, "delete_missing=True needs collection_name"),
+        (["ok"], {"delete_missing": True}, "delete_missing needs collection_name"),
         (["ok", "x" * 10_000], {}, r"documents\[1\] text is about 2500 tokens"),
     ],
 )
