@@ -11,9 +11,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 __all__ = [
     "AliasMigrationLockedError",
+    "BulkImportFailed",
     "FileLoadError",
     "FilesExtraMissingError",
-    "BulkImportFailed",
     "GeminiAPIError",
     "GeminiMilvusProviderError",
     "GeminiQuotaExhaustedError",

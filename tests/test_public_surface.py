@@ -104,6 +104,8 @@ PACKAGE_FACES = {
     "airflow_provider_gemini_milvus.exceptions": [
         "AliasMigrationLockedError",
         "BulkImportFailed",
+        "FileLoadError",
+        "FilesExtraMissingError",
         "GeminiAPIError",
         "GeminiMilvusProviderError",
         "GeminiQuotaExhaustedError",

@@ -19,7 +19,7 @@ from airflow_provider_gemini_milvus.gemini.models import (
     normalise_task_type,
     resolve_model,
 )
-from airflow_provider_gemini_milvus.gemini.requests import mixed_cost_usd, plan_requests
+from airflow_provider_gemini_milvus.gemini.requests import MediaTokenCounts, mixed_cost_usd, plan_requests
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -62,7 +62,7 @@ class DryRunReport(TypedDict):
 
 
 @dataclass(frozen=True)
-class RunCostEstimate:
+class RunCostEstimate(MediaTokenCounts):
     """
     What embedding some documents would send, and its price in synchronous and in batch mode.
 
@@ -83,15 +83,6 @@ class RunCostEstimate:
     tokens: int = 0
     usd_per_million_tokens: float | None = None
     batch_usd_per_million_tokens: float | None = None
-    image_tokens: int = 0
-    audio_tokens: int = 0
-    video_tokens: int = 0
-    media_usd_per_million_tokens: tuple[tuple[str, float], ...] = ()
-
-    @property
-    def media_tokens(self) -> dict[str, int]:
-        """The part of ``tokens`` media make up, by what they are billed as (images include PDF pages)."""
-        return {"image": self.image_tokens, "audio": self.audio_tokens, "video": self.video_tokens}
 
     @property
     def sync_cost_usd(self) -> float | None:

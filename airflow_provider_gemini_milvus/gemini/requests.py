@@ -9,7 +9,7 @@ nothing) or on each answer (vector checks, so a wrong answer is a failed request
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
@@ -36,6 +36,7 @@ __all__ = [
     "EmbedRequest",
     "EmbeddingResult",
     "EmbeddingRunStats",
+    "MediaTokenCounts",
     "RefusedText",
     "UnusableResponse",
     "check_sendable",
@@ -62,7 +63,25 @@ ON_DOCUMENT_ERROR_CHOICES: tuple[OnDocumentError, ...] = get_args(OnDocumentErro
 
 
 @dataclass(frozen=True)
-class EmbeddingRunStats:
+class MediaTokenCounts:
+    """
+    The part of an estimate's ``tokens`` that media make up, by what they are billed as (images include PDF
+    pages), and their prices; keyword-only fields shared by the run stats and the cost estimate.
+    """
+
+    image_tokens: int = field(default=0, kw_only=True)
+    audio_tokens: int = field(default=0, kw_only=True)
+    video_tokens: int = field(default=0, kw_only=True)
+    media_usd_per_million_tokens: tuple[tuple[str, float], ...] = field(default=(), kw_only=True)
+
+    @property
+    def media_tokens(self) -> dict[str, int]:
+        """The media tokens by what they are billed as: ``image``, ``audio``, ``video``."""
+        return {"image": self.image_tokens, "audio": self.audio_tokens, "video": self.video_tokens}
+
+
+@dataclass(frozen=True)
+class EmbeddingRunStats(MediaTokenCounts):
     """
     What one embedding call did; JSON-safe through :meth:`as_dict`.
 
@@ -82,15 +101,6 @@ class EmbeddingRunStats:
     split_requests: int = 0
     seconds: float = 0.0
     usd_per_million_tokens: float | None = None
-    image_tokens: int = 0
-    audio_tokens: int = 0
-    video_tokens: int = 0
-    media_usd_per_million_tokens: tuple[tuple[str, float], ...] = ()
-
-    @property
-    def media_tokens(self) -> dict[str, int]:
-        """The part of ``tokens`` media make up, by what they are billed as (images include PDF pages)."""
-        return {"image": self.image_tokens, "audio": self.audio_tokens, "video": self.video_tokens}
 
     @property
     def estimated_cost_usd(self) -> float | None:

@@ -212,3 +212,15 @@ def test_an_unchanged_source_is_skipped_without_being_parsed(folder: Path) -> No
     assert manual["source_id"] in skipping.listed
     assert not any(item["source_id"] == manual["source_id"] for item in second)
     assert len(second) == len(first) - manual["chunk_count"]
+
+
+def test_a_dry_run_and_the_budget_count_chunks_before_anything_is_paid(
+    folder: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    report = embed(str(folder), dry_run="True")
+
+    assert report["documents"] == report["new"] == len(expected_ids(folder))
+    assert report["estimated_tokens"] > 0
+    with pytest.raises(ValueError, match=r"the run would embed \d+ documents"):
+        embed(str(folder), max_cost_usd="0.0000001")
+    assert gemini_emulator.stats.requests == 0

@@ -5,44 +5,9 @@ from __future__ import annotations
 import io
 import zipfile
 
+from airflow_provider_gemini_milvus.testing.sample_media import pdf_bytes
+
 __all__ = ["docx_bytes", "pdf_bytes", "pptx_bytes"]
-
-
-def pdf_bytes(pages: list[str], *, title: str | None = None) -> bytes:
-    """A PDF whose pages each show one line of ``pages`` in Helvetica, with ``title`` in its metadata."""
-    objects: list[bytes] = []
-    page_ids = [4 + 2 * index for index in range(len(pages))]
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    kids = " ".join(f"{page_id} 0 R" for page_id in page_ids)
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    for index, text in enumerate(pages):
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode()
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-            f"/Contents {page_ids[index] + 1} 0 R >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    info_id = None
-    if title is not None:
-        objects.append(f"<< /Title ({title}) >>".encode())
-        info_id = len(objects)
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for offset in offsets:
-        out.write(f"{offset:010d} 00000 n \n".encode())
-    info = f" /Info {info_id} 0 R" if info_id else ""
-    out.write(
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return out.getvalue()
 
 
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
