@@ -122,10 +122,15 @@ def _uri(value: Any, where: str) -> str:
 @contextmanager
 def _opened(uri: str, where: str) -> Iterator[IO[bytes]]:
     """The file at ``uri`` opened for reading; a missing or unreadable one raises ``ValueError``."""
-    from airflow_provider_gemini_milvus.staging.storage import as_path
+    from airflow_provider_gemini_milvus.staging.storage import as_path, filesystem
 
     try:
-        handle = as_path(uri).open("rb")
+        path = as_path(uri)
+        filesystem(path)  # resolves s3:// and the like as staging does, or says what is missing
+    except ValueError as err:
+        raise ValueError(f"{where} cannot be opened: {err}") from None
+    try:
+        handle = path.open("rb")
     except FileNotFoundError:
         raise ValueError(f"{where} does not exist") from None
     except (OSError, ValueError) as err:

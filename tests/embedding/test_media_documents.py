@@ -165,3 +165,37 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return (
         struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
     )
+
+
+@pytest.mark.usefixtures("gemini_connection")
+def test_media_are_read_from_s3_and_from_a_parquet_binary_column(
+    s3_bucket: str, tmp_path: Path, gemini_emulator: GeminiEmulator
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import s3fs
+
+    photo = png_bytes(4, 4, (9, 9, 9), description="a grey backpack")
+    s3fs.S3FileSystem(skip_instance_cache=True).pipe(f"{s3_bucket}/photos/backpack.png", photo)
+    guide = pdf_bytes(["Pack the heaviest items close to your back"])
+    table = pa.table(
+        {
+            "id": ["guide"],
+            "media": [{"data": guide, "mime_type": "application/pdf"}],
+            "text": [None],
+        }
+    )
+    pq.write_table(table, tmp_path / "docs.parquet")
+
+    from_s3 = embed([{"id": "backpack", "media": f"{s3_bucket}/photos/backpack.png"}])
+    from_parquet = embed(str(tmp_path / "docs.parquet"))
+
+    assert from_s3["rows"][0]["metadata"]["media"]["uri"] == f"{s3_bucket}/photos/backpack.png"
+    assert from_s3["rows"][0]["metadata"]["media"]["sha256"] == hashlib.sha256(photo).hexdigest()
+    assert from_parquet["rows"][0]["metadata"]["media"] == {
+        "uri": None,
+        "mime_type": "application/pdf",
+        "sha256": hashlib.sha256(guide).hexdigest(),
+        "size_bytes": len(guide),
+    }
+    assert dict(gemini_emulator.stats.media_parts) == {"image/png": 1, "application/pdf": 1}
