@@ -10,7 +10,8 @@ own content only, as content-defined chunking does for backups:
    longer than the limit (a code block alone, a PDF page without blank lines) is split into pieces at
    line, sentence and word boundaries by ``semchunk``; a code block is never split otherwise.
 2. A chunk ends before a heading (unless the section before it is small, see :data:`MIN_SECTION_FRACTION`),
-   and after any unit whose SHA-256 falls under a threshold proportional to its size (a chunk would hold
+   and after any unit whose SHA-256 (of its first :data:`ANCHOR_CHARS` characters: an edit further into
+   the unit keeps it) falls under a threshold proportional to its size (a chunk would hold
    :data:`TARGET_FRACTION` of ``max_tokens`` on average before step 3). Both decisions depend on one unit
    or one section only, so the boundaries after an edit fall where they fell before.
 3. A group still above ``max_tokens`` is cut at its strongest boundary (a heading first, then the unit with
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from airflow_provider_gemini_milvus.gemini.models import EmbeddingModel
 
 __all__ = [
+    "ANCHOR_CHARS",
     "CHUNK_HASH_HEX",
     "DEFAULT_MAX_TOKENS",
     "MIN_MAX_TOKENS",
@@ -65,6 +67,9 @@ TARGET_FRACTION = 0.5
 #: A heading starts a new chunk only when the section before it holds at least this fraction of
 #: ``max_tokens``: a run of tiny sections shares a chunk.
 MIN_SECTION_FRACTION = 0.5
+#: A unit's boundary draw hashes its first characters only: an edit further in (most edits) keeps the
+#: draw, so the chunk boundaries around the edited unit stay where they were.
+ANCHOR_CHARS = 64
 #: Hex digits of the chunk text's SHA-256 in its id.
 CHUNK_HASH_HEX = 16
 #: Tokens kept free for gemini-embedding-2's document prompt (``title: ... | text: ``) with a title of up
@@ -375,11 +380,12 @@ def _split_long_units(text: str, units: list[_Unit], max_tokens: int) -> list[_U
 
 def _unit_score(text: str, unit: _Unit, target_tokens: float) -> float:
     """
-    A uniform draw from the unit's SHA-256, divided by its share of the target size: below 1, the unit
-    ends a chunk. Larger units end chunks more often, so chunks average ``target_tokens`` whatever the
-    units' sizes.
+    A uniform draw from the SHA-256 of the unit's first :data:`ANCHOR_CHARS` characters, divided by its
+    share of the target size: below 1, the unit ends a chunk. Larger units end chunks more often, so
+    chunks average ``target_tokens`` whatever the units' sizes.
     """
-    digest = hashlib.sha256(text[unit.start : unit.end].encode("utf-8", "surrogatepass")).digest()
+    anchor = text[unit.start : unit.end].lstrip()[:ANCHOR_CHARS]
+    digest = hashlib.sha256(anchor.encode("utf-8", "surrogatepass")).digest()
     draw = int.from_bytes(digest[:8], "big") / 2**64
     return draw * target_tokens / max(1, estimate_tokens(text[unit.start : unit.end]))
 
