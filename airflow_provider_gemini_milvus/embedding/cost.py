@@ -19,7 +19,12 @@ from airflow_provider_gemini_milvus.gemini.models import (
     normalise_task_type,
     resolve_model,
 )
-from airflow_provider_gemini_milvus.gemini.requests import MediaTokenCounts, mixed_cost_usd, plan_requests
+from airflow_provider_gemini_milvus.gemini.requests import (
+    MediaTokenCounts,
+    media_tokens_of,
+    mixed_cost_usd,
+    plan_requests,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -168,10 +173,7 @@ def estimate_run_cost(
         plan_requests(text_list, title_list, batch_size, tokens_per_minute, media_list) if text_list else []
     )
     title_tokens = sum(estimate_tokens(title) for title in title_list or () if title)
-    media_tokens = {"image": 0, "audio": 0, "video": 0}
-    for request in requests:
-        for modality, count in request.media_tokens().items():
-            media_tokens[modality] += count
+    media_tokens = media_tokens_of(requests)
     return RunCostEstimate(
         model=spec.name,
         batch=batch,

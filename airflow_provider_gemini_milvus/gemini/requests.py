@@ -8,7 +8,7 @@ nothing) or on each answer (vector checks, so a wrong answer is a failed request
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -44,6 +44,7 @@ __all__ = [
     "content_parts",
     "validated_media",
     "element_tokens",
+    "media_tokens_of",
     "mixed_cost_usd",
     "per_request_bodies",
     "plan_requests",
@@ -206,11 +207,7 @@ class PlannedRequest:
 
     def media_tokens(self) -> dict[str, int]:
         """The part of ``tokens`` its media make up, by what they are billed as."""
-        counts = {"image": 0, "audio": 0, "video": 0}
-        for part in self.media or ():
-            if part is not None:
-                counts[part.facts.modality] += part.facts.tokens
-        return counts
+        return media_tokens_of([self])
 
     def with_media(self, media: list[MediaPart | None]) -> PlannedRequest:
         """This request with its media replaced (uploaded ones sent by reference)."""
@@ -241,6 +238,16 @@ class PlannedRequest:
             ),
             media=media,
         )
+
+
+def media_tokens_of(requests: Iterable[PlannedRequest]) -> dict[str, int]:
+    """The media tokens of ``requests`` together, by what they are billed as (image, audio, video)."""
+    counts = {"image": 0, "audio": 0, "video": 0}
+    for request in requests:
+        for part in request.media or ():
+            if part is not None:
+                counts[part.facts.modality] += part.facts.tokens
+    return counts
 
 
 def element_tokens(text: str, media: MediaPart | None = None) -> int:

@@ -49,6 +49,7 @@ from airflow_provider_gemini_milvus.gemini.requests import (
     RefusedText,
     UnusableResponse,
     checked_rows,
+    media_tokens_of,
     plan_requests,
     scrubbed,
     validated_batch_size,
@@ -404,10 +405,7 @@ class GeminiHook(BaseHook):
 
         run_all(run, batches, concurrency, call.cancelled, deliver)
         counters = call.counters
-        media_tokens = {"image": 0, "audio": 0, "video": 0}
-        for batch in batches:
-            for modality, count in batch.media_tokens().items():
-                media_tokens[modality] += count
+        media_tokens = media_tokens_of(batches)
         stats = EmbeddingRunStats(
             model=request.model.name,
             texts=len(text_list),
