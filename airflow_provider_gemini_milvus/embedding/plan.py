@@ -134,12 +134,15 @@ def plan_run(task: EmbedTask, args: EmbedArguments) -> EmbedPlan:
     delete_ids: list[str] = []
     if collection is not None:
         changes, delete_ids = _changes_against_collection(task, keys, fingerprint, args)
+    skipped_chunks = 0  # chunks of unchanged sources, not read again
     if isinstance(source, ChunkedSource):
-        changes, delete_ids = _per_source(task, args, source, stored, changes, delete_ids, keys)
+        changes, delete_ids, skipped_chunks = _per_source(
+            task, args, source, stored, changes, delete_ids, keys
+        )
     to_embed = changes.to_embed
     task.log.info(
         "%d documents from %s: %d new, %d changed, %d metadata-only, %d unchanged, %d to delete",
-        len(keys) + sum(len(stored.ids_by_source[source_id]) for source_id in _unchanged(source)),
+        len(keys) + skipped_chunks,
         source.describe(),
         len(changes.new),
         len(changes.changed),
@@ -147,7 +150,6 @@ def plan_run(task: EmbedTask, args: EmbedArguments) -> EmbedPlan:
         changes.unchanged,
         len(delete_ids),
     )
-    skipped_chunks = sum(len(stored.ids_by_source[source_id]) for source_id in _unchanged(source))
     counts = {
         "documents": len(keys) + skipped_chunks,
         "embedded": len(to_embed),
@@ -252,10 +254,6 @@ def _stored_sources(
         task.milvus_hook.close()
 
 
-def _unchanged(source: DocumentSource) -> set[str]:
-    return source.unchanged if isinstance(source, ChunkedSource) else set()
-
-
 def _per_source(
     task: EmbedTask,
     args: EmbedArguments,
@@ -264,8 +262,11 @@ def _per_source(
     changes: Changes,
     delete_ids: list[str],
     keys: dict[str, DocumentKey],
-) -> tuple[Changes, list[str]]:
-    """Count the chunks of unchanged sources as unchanged; with ``delete_missing="source"``, the deletions."""
+) -> tuple[Changes, list[str], int]:
+    """
+    Count the chunks of unchanged sources as unchanged; with ``delete_missing="source"``, the deletions.
+    Also return how many chunks the unchanged sources have.
+    """
     skipped = sum(len(stored.ids_by_source[source_id]) for source_id in source.unchanged)
     if source.unchanged:
         task.log.info(
@@ -277,4 +278,4 @@ def _per_source(
     if args.delete_per_source:
         delete_ids, in_scope = source_deletions(source, stored, keys)
         check_delete_fraction(len(delete_ids), in_scope, args.max_delete_fraction)
-    return changes, delete_ids
+    return changes, delete_ids, skipped
