@@ -382,20 +382,21 @@ class GeminiEmbedOperator(BaseOperator):
         title_field = to_str(self.title_field, "title_field", optional=True)
         if title_field is not None and task_type != "RETRIEVAL_DOCUMENT":
             raise ValueError(f"title_field is only used with task_type RETRIEVAL_DOCUMENT, not {task_type}")
+        batch_mode = to_bool(self.deferrable, "deferrable")
         media_field = to_str(self.media_field, "media_field", optional=True)
         if media_field is not None and not model.embeds_media:
             raise ValueError(
                 f"media_field is set, but {model.name} embeds text only; use model='gemini-embedding-2' "
                 "for images, PDFs, audio and video"
             )
-        if media_field is not None and to_bool(self.deferrable, "deferrable"):
+        if media_field is not None and batch_mode:
             raise ValueError(
                 "media_field cannot be used in batch mode (deferrable=True): batch jobs here embed text; "
                 "embed media documents with deferrable=False"
             )
         collection_name = to_str(self.collection_name, "collection_name", optional=True)
         chunking = _chunking_spec(self.chunking)
-        if chunking is not None and to_bool(self.deferrable, "deferrable"):
+        if chunking is not None and batch_mode:
             raise ValueError(
                 "chunking cannot be used in batch mode (deferrable=True) yet; use deferrable=False"
             )
