@@ -173,6 +173,11 @@ class ChunkedSource(DocumentSource):
         uri = source_id_of(self._root)
         return uri if uri.endswith("/") or not self._root.is_dir() else uri + "/"
 
+    @property
+    def is_inline(self) -> bool:
+        """True for source documents given as a list, False for files."""
+        return self._records is not None
+
     def reopened(self, chunk_documents: int) -> ChunkedSource:
         """The same sources, read again with other chunk sizes and the same skips."""
         return ChunkedSource(

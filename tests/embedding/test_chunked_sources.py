@@ -196,6 +196,7 @@ def test_an_unchanged_source_is_skipped_without_being_parsed(folder: Path) -> No
         str(folder), spec=ChunkingSpec(**SPEC), id_field="id", text_field="text", title_field="title"
     )
     first = [sourced.item for chunk in source.chunks() for sourced in chunk]
+    assert not source.is_inline  # a folder of files, not a list
     manual = next(item for item in first if item["source_id"].endswith("/manual.pdf"))
     skipping = ChunkedSource(
         str(folder),
