@@ -102,7 +102,7 @@ def read_media(value: Any, where: str) -> DocumentMedia:
 def _uri(value: Any, where: str) -> str:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_gemini_milvus.staging.storage import as_path
+    from airflow_provider_gemini_milvus.staging.storage import as_path, is_location
 
     if isinstance(value, ObjectStoragePath):
         return str(value)
@@ -112,7 +112,7 @@ def _uri(value: Any, where: str) -> str:
             f"{type(value).__name__}"
         )
     text = value.strip()
-    if not ("://" in text or text.startswith("/")):
+    if not is_location(text):
         raise ValueError(
             f"{where} must be a URI (s3://..., file:///...) or an absolute path, got {text[:80]!r}"
         )

@@ -135,11 +135,11 @@ def open_document_source(documents: Any, *, chunk_documents: int = DEFAULT_CHUNK
 def _location(documents: Any) -> Any:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_gemini_milvus.staging.storage import as_path, filesystem
+    from airflow_provider_gemini_milvus.staging.storage import as_path, filesystem, is_location
 
     if isinstance(documents, str):
         text = documents.strip()
-        if "{{" in text or not ("://" in text or text.startswith("/")):
+        if not is_location(text):
             raise ValueError(
                 "documents must be a list of strings or of dicts, or the URI of JSONL / Parquet files, "
                 f"got the string {text[:80]!r} (a template that did not render to a list?)"

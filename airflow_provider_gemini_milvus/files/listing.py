@@ -99,13 +99,13 @@ def open_location(
     """
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_gemini_milvus.staging.storage import as_path, filesystem
+    from airflow_provider_gemini_milvus.staging.storage import as_path, filesystem, is_location
 
     if isinstance(location, os.PathLike) and not isinstance(location, ObjectStoragePath):
         location = os.fspath(location)
     if isinstance(location, str):
         text = location.strip()
-        if "{{" in text or not ("://" in text or text.startswith("/")):
+        if not is_location(text):
             raise ValueError(
                 "a files location must be a URI (s3://bucket/folder/, file:///data) or an absolute path, "
                 f"got {text[:80]!r} (a template that did not render?)"

@@ -52,6 +52,7 @@ __all__ = [
     "decode_segment",
     "default_staging_uri",
     "filesystem",
+    "is_location",
     "is_marked",
     "list_entries",
     "mark_task_folder",
@@ -96,6 +97,14 @@ def _configured(option: str) -> str:
 
     value = conf.get(CONFIG_SECTION, option, fallback="")
     return "" if value is None else str(value).strip()
+
+
+def is_location(text: str) -> bool:
+    """
+    Whether a rendered string names a location: a URI (``s3://...``, ``file:///...``) or an absolute path,
+    and not a template that did not render (``{{ ... }}``).
+    """
+    return "{{" not in text and ("://" in text or text.startswith("/"))
 
 
 def as_path(location: str | ObjectStoragePath, *, conn_id: str | None = None) -> ObjectStoragePath:
