@@ -209,6 +209,7 @@ def start_batch(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Batch
     """
     if not plan.to_embed:
         return None
+    task.milvus_hook.close()  # the metadata-only rows are read when the job is done
     path = task.staging_folder / BATCH_PLAN_FILE
     store = task.state_store
     stored = store.get(STATE_STORE_KEY) if store is not None else None

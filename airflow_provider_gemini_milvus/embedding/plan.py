@@ -106,6 +106,10 @@ def plan_run(task: EmbedTask, args: EmbedArguments) -> EmbedPlan:
     Check every document and decide what the run sends: in incremental mode only what is new or changed in
     the target collection, and the ids gone from the source with ``delete_missing``.
 
+    The collection is opened once, for its description and the one pass over its rows, and left open for the
+    metadata-only refresh that follows: the run closes ``task.milvus_hook`` before it waits on Gemini (a
+    Milvus Lite file is then free for other tasks), and the operator closes it whatever happens.
+
     :raises ValueError: naming ``documents[i]``, before any request.
     :raises MilvusCollectionMismatchError: when the rows could never be loaded into the collection.
     """
@@ -196,10 +200,7 @@ def _target_collection(task: EmbedTask, args: EmbedArguments) -> CollectionInfo 
     """
     if args.collection_name is None:
         return None
-    try:
-        info = task.milvus_hook.describe(args.collection_name)
-    finally:
-        task.milvus_hook.close()
+    info = task.milvus_hook.describe(args.collection_name)
     if info is not None:
         check_collection_matches(info, dim=args.dim)
     return info
@@ -211,16 +212,13 @@ def _changes_against_collection(
     """How the documents differ from their stored rows, and the ids gone from the source."""
     collection = str(args.collection_name)
     delete_ids: list[str] = []
-    try:
-        if args.delete_missing:
-            # One scan of the collection gives both what is stored and what vanished.
-            stored = dict(task.milvus_hook.iter_fingerprints(collection))
-            delete_ids = sorted(set(stored) - set(keys))
-            check_delete_fraction(len(delete_ids), len(stored), args.max_delete_fraction)
-        else:
-            stored = task.milvus_hook.fetch_fingerprints(collection, list(keys))
-    finally:
-        task.milvus_hook.close()
+    if args.delete_missing:
+        # One scan of the collection gives both what is stored and what vanished.
+        stored = dict(task.milvus_hook.iter_fingerprints(collection))
+        delete_ids = sorted(set(stored) - set(keys))
+        check_delete_fraction(len(delete_ids), len(stored), args.max_delete_fraction)
+    else:
+        stored = task.milvus_hook.fetch_fingerprints(collection, list(keys))
     changes = classify_changes(keys, stored, fingerprint)
     if changes.other_model:
         task.log.info(
@@ -247,11 +245,8 @@ def _stored_sources(
     task: EmbedTask, args: EmbedArguments, source: ChunkedSource, fingerprint: str
 ) -> StoredSources:
     """One scan of the chunks the target collection holds of the sources in scope."""
-    try:
-        rows = task.milvus_hook.iter_source_rows(str(args.collection_name), prefix=source.folder_prefix)
-        return StoredSources.from_rows(rows, fingerprint)
-    finally:
-        task.milvus_hook.close()
+    rows = task.milvus_hook.iter_source_rows(str(args.collection_name), prefix=source.folder_prefix)
+    return StoredSources.from_rows(rows, fingerprint)
 
 
 def _per_source(

@@ -64,6 +64,7 @@ def run_inline(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Inline
             [[doc for doc in documents if doc.id in plan.metadata_only]],
             lambda batch: refreshed.extend({**row, "vector": row["vector"].tolist()} for row in batch),
         )
+    task.milvus_hook.close()  # nothing more to read: the Milvus Lite file is free while Gemini answers
     documents = [doc for doc in documents if doc.id in plan.to_embed or doc.id in gone]
     if documents:
         vectors, stats, refused = _embed(task, documents, args)
@@ -137,6 +138,7 @@ def run_staged(task: EmbedTask, args: EmbedArguments, plan: EmbedPlan) -> Manife
                 task, args, plan, documents_to_embed(chunked_source, plan.reader, refresh), sink.add_rows
             )
             wanted.update({doc_id: plan.metadata_only[doc_id].index for doc_id in gone})
+        task.milvus_hook.close()  # nothing more to read: the Milvus Lite file is free while Gemini answers
         for documents in documents_to_embed(chunked_source, plan.reader, wanted):
             sink.start(documents)
             _, call_stats, call_refused = _embed(task, documents, args, on_result=sink.add)

@@ -282,14 +282,19 @@ class GeminiEmbedOperator(BaseOperator):
         args = self.converted_arguments()
         batch = self.batch_arguments()  # refuses a Vertex AI connection in batch mode
         task = self.embed_task(context, args)
-        plan = plan_run(task, args)
-        if args.dry_run:
-            return dry_run(task, args, plan, batch=batch is not None)
-        if batch is not None and (decision := embed_batch.start_batch(task, args, plan)) is not None:
-            return self._follow(decision, batch)
-        if plan.staged(args.inline_max_rows):
-            return embed_sync.run_staged(task, args, plan)
-        return embed_sync.run_inline(task, args, plan)
+        try:
+            plan = plan_run(task, args)
+            if args.dry_run:
+                return dry_run(task, args, plan, batch=batch is not None)
+            if batch is not None and (decision := embed_batch.start_batch(task, args, plan)) is not None:
+                return self._follow(decision, batch)
+            if plan.staged(args.inline_max_rows):
+                return embed_sync.run_staged(task, args, plan)
+            return embed_sync.run_inline(task, args, plan)
+        finally:
+            # The plan opens the collection once and the run closes it before Gemini is called; this
+            # closes it on every other way out (a dry run, a refusal, a deferral).
+            self.milvus_hook.close()
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> EmbedResult:
         """Batch mode: the job ended; return its rows as :meth:`execute` would."""

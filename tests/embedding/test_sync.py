@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from airflow_provider_gemini_milvus.exceptions import GeminiAPIError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus.lite import lite_file_locked
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
@@ -225,3 +227,40 @@ def test_a_retry_after_the_source_changed_hands_on_exactly_the_current_documents
 def load_insert(result: dict[str, Any]) -> dict[str, Any]:
     operator = MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=result, mode="insert")
     return operator.execute(context={})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("inline_max_rows", ["1000", "0"], ids=["inline", "staged"])
+@pytest.mark.usefixtures("gemini_connection")
+def test_an_incremental_run_opens_the_collection_once_and_frees_it(
+    tmp_path: Path,
+    milvus_connection: str,
+    milvus_db_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    inline_max_rows: str,
+) -> None:
+    documents = corpus(30)
+    load(embed(documents, tmp_path / "first", collection_name=COLLECTION))
+    documents[0]["text"] += " (edited)"
+    documents[1]["lang"] = "fr"
+    del documents[2]
+    caplog.clear()
+
+    with caplog.at_level(logging.INFO):
+        result = embed(
+            documents,
+            tmp_path / "second",
+            collection_name=COLLECTION,
+            delete_missing="True",
+            inline_max_rows=inline_max_rows,
+        )
+
+    assert {key: result["stats"][key] for key in ("embedded", "metadata_only", "to_delete")} == {
+        "embedded": 1,
+        "metadata_only": 1,
+        "to_delete": 1,
+    }
+    opens = [
+        record for record in caplog.records if record.getMessage().startswith("MilvusLite server started")
+    ]
+    assert len(opens) == 1, "the description, the scan and the stored vectors are read in one open"
+    assert not lite_file_locked(str(milvus_db_path)), "the task leaves the Milvus Lite file free"
