@@ -139,11 +139,17 @@ def documents_to_embed(
     """
     Read the source again and yield, a chunk at a time, the documents whose ``wanted[id]`` is their index.
 
+    Only the wanted positions are read and checked again (the plan checked every document): an incremental
+    run with little to do passes over the rest without building them.
+
     :param wanted: id to the index of the one occurrence to embed.
     """
+    positions = set(wanted.values())
     for chunk in source.chunks():
         documents = []
         for sourced in chunk:
+            if sourced.index not in positions:
+                continue
             document = reader.read(sourced)
             if wanted.get(document.id) == document.index:
                 documents.append(document)
