@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from airflow_provider_gemini_milvus.utils.converters import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import jinja2
     from airflow.sdk import Context, ObjectStoragePath, XComArg
 
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
@@ -278,6 +280,23 @@ class GeminiEmbedOperator(BaseOperator):
 
         return MilvusHook(milvus_conn_id=self.milvus_conn_id)
 
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """
+        Render the templated arguments, but not the contents of a literal ``documents`` list: its texts and
+        metadata are data, sent and stored as written (a text about Jinja keeps its ``{{ }}``), and
+        compiling thousands of strings as templates would cost seconds. An XCom or a templated location is
+        rendered as usual, and so is a list holding an XCom.
+        """
+        literal = self.documents
+        if not isinstance(literal, (list, tuple)) or any(_resolvable(item) for item in literal):
+            super().render_template_fields(context, jinja_env)
+            return
+        self.documents = []  # an empty field is left alone
+        try:
+            super().render_template_fields(context, jinja_env)
+        finally:
+            self.documents = literal
+
     def execute(self, context: Context) -> EmbedResult | DryRunReport:
         args = self.converted_arguments()
         batch = self.batch_arguments()  # refuses a Vertex AI connection in batch mode
@@ -459,6 +478,11 @@ class GeminiEmbedOperator(BaseOperator):
             delete_per_source=delete_per_source,
             source_shard=source_shard,
         )
+
+
+def _resolvable(item: Any) -> bool:
+    """True for what Airflow resolves when it renders (an XCom), as its templater tells it."""
+    return not isinstance(item, os.PathLike) and callable(getattr(item, "resolve", None))
 
 
 def _chunking_spec(value: Any) -> ChunkingSpec | None:

@@ -363,3 +363,27 @@ def test_rendered_numbers_and_lists_are_converted(gemini_emulator: GeminiEmulato
     assert result["dim"] == 256
     assert gemini_emulator.stats.requests == 2
     assert result["rows"][0]["metadata"] == {"lang": "en"}
+
+
+def test_literal_documents_are_data_never_rendered_as_jinja() -> None:
+    documents = [
+        {"id": "a", "text": "Write {{ ds }} where the date goes", "tag": "{{ ds }}"},
+        "A {% raw %} block opens and never closes",
+    ]
+    operator = GeminiEmbedOperator(
+        task_id="embed", documents=documents, model="{{ params.model }}", output_dimensionality=768
+    )
+
+    operator.render_template_fields({"ds": "2026-12-06", "params": {"model": "gemini-embedding-001"}})  # type: ignore[arg-type]
+
+    assert operator.documents == [
+        {"id": "a", "text": "Write {{ ds }} where the date goes", "tag": "{{ ds }}"},
+        "A {% raw %} block opens and never closes",
+    ]
+    assert operator.model == "gemini-embedding-001", "the other arguments are still rendered"
+
+
+def test_a_documents_location_is_still_rendered() -> None:
+    operator = GeminiEmbedOperator(task_id="embed", documents="file:///data/{{ ds }}.jsonl")
+    operator.render_template_fields({"ds": "2026-12-06"})  # type: ignore[arg-type]
+    assert operator.documents == "file:///data/2026-12-06.jsonl"
