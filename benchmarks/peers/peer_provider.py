@@ -3,7 +3,8 @@ This provider on the benchmark's corpus, run in a fresh process of the project's
 
 ``dag``: the Quickstart DAG (``quickstart_dag.py``) under ``dag.test()``; ``operators``: its two operators
 called directly (``execute``), the same arguments. Connections come from ``AIRFLOW_CONN_*`` variables set
-by ``run_peers.py``; ``AIRFLOW_HOME`` is a temporary folder (migrated beforehand for ``dag``).
+by ``run_peers.py``; ``AIRFLOW_HOME`` is a temporary folder (migrated beforehand for ``dag``), and the DAGs
+folder a temporary one holding ``quickstart_dag.py`` alone.
 
 Usage: ``peer_provider.py {dag,operators} CORPUS.jsonl``
 """
@@ -18,8 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-
 
 def quiet_logs() -> None:
     logging.basicConfig(level=logging.WARNING, force=True)
@@ -30,7 +29,8 @@ def quiet_logs() -> None:
 def run_dag() -> None:
     from airflow.sdk import DagRunState
 
-    spec = importlib.util.spec_from_file_location("quickstart_dag", HERE / "quickstart_dag.py")
+    dag_file = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "quickstart_dag.py"
+    spec = importlib.util.spec_from_file_location("quickstart_dag", dag_file)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -274,6 +274,10 @@ class Bench:
         self.emulator = emulator
         self.corpora = corpora
         self.airflow_template = tmp / "airflow-home-template"
+        # A DAGs folder holding the Quickstart DAG alone: dag.test() parses every file of the folder.
+        self.dags_folder = tmp / "dags"
+        self.dags_folder.mkdir()
+        shutil.copy(HERE / "quickstart_dag.py", self.dags_folder / "quickstart_dag.py")
 
     def base_env(self) -> dict[str, str]:
         env = {
@@ -298,7 +302,7 @@ class Bench:
                 "AIRFLOW_HOME": str(home),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(HERE),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps(
                     {
                         "conn_type": "gemini",
