@@ -12,7 +12,7 @@ LOWEST_BIN   := $(LOWEST_VENV)/bin
 LOWEST_STAMP := $(LOWEST_VENV)/.installed
 CONSTRAINTS_LOWEST := ci/constraints-lowest.txt
 
-.PHONY: install check-lite lint typecheck test install-lowest test-lowest test-server dist docs demo bench emulator test-distributed clean
+.PHONY: install check-lite lint typecheck test install-lowest test-lowest test-server dist docs demo bench bench-peers emulator test-distributed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,25 @@ bench: install
 	else \
 		echo "bench_bulk_import: SKIPPED: milvus==2.3.5 could not be installed into $(MILVUS_SERVER_DIR)"; \
 	fi
+	$(MAKE) --no-print-directory bench-peers
+
+# The provider side by side with what users would pick instead (LangChain's indexing API, LlamaIndex's
+# IngestionPipeline, the seed's GeminiEmbeddingFunction + upserts), each peer in a virtualenv of its own under
+# .venv-bench/ (their latest releases conflict on google-genai and pymilvus), installed with the pip that ships
+# with Python from the exact pins in benchmarks/peers/requirements-<peer>.txt; rebuilt only when the pins change.
+PEERS_DIR := .venv-bench
+PEERS     := langchain llamaindex seed
+# e.g. PEERS_ARGS=--quick (400 documents, one round) or "--only seed provider-dag"
+PEERS_ARGS ?=
+
+$(PEERS_DIR)/%/.installed: benchmarks/peers/requirements-%.txt
+	rm -rf $(PEERS_DIR)/$*
+	$(PYTHON) -m venv $(PEERS_DIR)/$*
+	$(PEERS_DIR)/$*/bin/python -m pip install --quiet -r $<
+	touch $@
+
+bench-peers: install $(foreach peer,$(PEERS),$(PEERS_DIR)/$(peer)/.installed)
+	$(BIN)/python benchmarks/peers/run_peers.py $(PEERS_ARGS)
 
 emulator: install
 	$(BIN)/python -m airflow_provider_gemini_milvus.testing.gemini_emulator --port 8765
@@ -131,4 +150,4 @@ test-distributed: install
 clean:
 	rm -rf $(VENV) $(LOWEST_VENV) .venv-distributed .distributed dist build .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
 	rm -rf docs/_build docs/api/generated .grimp_cache .import_linter_cache
-	rm -rf $(MILVUS_SERVER_DIR) .milvus-server
+	rm -rf $(MILVUS_SERVER_DIR) .milvus-server $(PEERS_DIR)
