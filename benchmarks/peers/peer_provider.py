@@ -2,11 +2,12 @@
 This provider on the benchmark's corpus, run in a fresh process of the project's ``.venv``.
 
 ``dag``: the Quickstart DAG (``quickstart_dag.py``) under ``dag.test()``; ``operators``: its two operators
-called directly (``execute``), the same arguments. Connections come from ``AIRFLOW_CONN_*`` variables set
-by ``run_peers.py``; ``AIRFLOW_HOME`` is a temporary folder (migrated beforehand for ``dag``), and the DAGs
-folder a temporary one holding ``quickstart_dag.py`` alone.
+called directly (``execute``), the same arguments; ``floor``: ``empty_dag.py``, the same DAG shape with
+tasks that do nothing (what Airflow's ``dag.test()`` costs by itself). Connections come from
+``AIRFLOW_CONN_*`` variables set by ``run_peers.py``; ``AIRFLOW_HOME`` is a temporary folder (migrated
+beforehand), and the DAGs folder a temporary one holding the DAG file alone.
 
-Usage: ``peer_provider.py {dag,operators} CORPUS.jsonl``
+Usage: ``peer_provider.py {dag,operators,floor} CORPUS.jsonl``
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ def quiet_logs() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run_dag() -> None:
+def run_dag(name: str = "quickstart_dag") -> None:
     from airflow.sdk import DagRunState
 
-    dag_file = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "quickstart_dag.py"
-    spec = importlib.util.spec_from_file_location("quickstart_dag", dag_file)
+    dag_file = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, dag_file)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -62,6 +63,8 @@ def main() -> None:
     if mode == "dag":
         os.environ["BENCH_PEERS_CORPUS"] = corpus_path
         run_dag()
+    elif mode == "floor":
+        run_dag("empty_dag")
     else:
         corpus = [json.loads(line) for line in Path(corpus_path).read_text(encoding="utf-8").splitlines()]
         run_operators(corpus)

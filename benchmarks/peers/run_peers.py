@@ -14,7 +14,9 @@ The same 4,000 generated documents (text plus three metadata keys), 768 dims, go
 - ``seed``: pymilvus-model's ``GeminiEmbeddingFunction`` and a ``MilvusClient.upsert`` loop (chunks of 100),
   which, to drop vanished documents, lists the stored ids and deletes the missing ones;
 - ``provider (DAG)``: the README Quickstart DAG (embed >> load, incremental, ``delete_missing=True``) under
-  ``dag.test()``, and ``provider (operators)``: its two operators called directly.
+  ``dag.test()``, and ``provider (operators)``: its two operators called directly;
+- ``empty DAG (Airflow)``: the same DAG shape with tasks that do nothing, under ``dag.test()``: what Airflow
+  itself costs (its in-process API server, the metadata DB, the task runner) before any provider work.
 
 Each peer runs from its own virtualenv (``.venv-bench/<peer>``, installed by ``make bench`` from the pinned
 ``requirements-<peer>.txt`` beside this file), the provider from the project's ``.venv``; each in its own
@@ -89,9 +91,10 @@ LABELS = {
     "seed": "seed + upsert loop",
     "provider-dag": "provider (DAG)",
     "provider-operators": "provider (operators)",
+    "airflow-floor": "empty DAG (Airflow)",
 }
 PEERS = ("langchain", "llamaindex", "seed")
-CONTENDERS = (*PEERS, "provider-dag", "provider-operators")
+CONTENDERS = (*PEERS, "provider-dag", "provider-operators", "airflow-floor")
 
 WORDS = (
     "vector",
@@ -262,8 +265,12 @@ def timed_child(command: list[str], env: dict[str, str], log: Path) -> tuple[flo
     return seconds, usage.ru_maxrss * 1024  # kilobytes on Linux
 
 
+def runs_in_project_venv(contender: str) -> bool:
+    return contender.startswith(("provider", "airflow"))
+
+
 def python_of(contender: str) -> str:
-    if contender.startswith("provider"):
+    if runs_in_project_venv(contender):
         return sys.executable
     return str(VENVS / contender / "bin" / "python")
 
@@ -274,10 +281,13 @@ class Bench:
         self.emulator = emulator
         self.corpora = corpora
         self.airflow_template = tmp / "airflow-home-template"
-        # A DAGs folder holding the Quickstart DAG alone: dag.test() parses every file of the folder.
-        self.dags_folder = tmp / "dags"
-        self.dags_folder.mkdir()
-        shutil.copy(HERE / "quickstart_dag.py", self.dags_folder / "quickstart_dag.py")
+        # A DAGs folder per DAG, holding it alone: dag.test() parses every file of the folder.
+        self.dags_folders = {}
+        for contender, dag_file in (("provider-dag", "quickstart_dag.py"), ("airflow-floor", "empty_dag.py")):
+            folder = tmp / f"dags-{contender}"
+            folder.mkdir()
+            shutil.copy(HERE / dag_file, folder / dag_file)
+            self.dags_folders[contender] = folder
 
     def base_env(self) -> dict[str, str]:
         env = {
@@ -292,7 +302,7 @@ class Bench:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def provider_env(self, workdir: Path) -> dict[str, str]:
+    def provider_env(self, contender: str, workdir: Path) -> dict[str, str]:
         env = self.base_env()
         home = workdir / "airflow_home"
         if not home.exists():
@@ -302,7 +312,7 @@ class Bench:
                 "AIRFLOW_HOME": str(home),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folders.get(contender, self.tmp)),
                 "AIRFLOW_CONN_GEMINI_DEFAULT": json.dumps(
                     {
                         "conn_type": "gemini",
@@ -328,13 +338,13 @@ class Bench:
         )
 
     def command(self, contender: str, workdir: Path, corpus_path: Path) -> list[str]:
-        if contender.startswith("provider"):
+        if runs_in_project_venv(contender):
             mode = contender.split("-", 1)[1]
             return [sys.executable, str(HERE / "peer_provider.py"), mode, str(corpus_path)]
         return [python_of(contender), str(HERE / f"peer_{contender}.py"), str(workdir), str(corpus_path)]
 
     def one_run(self, contender: str, workdir: Path, corpus_path: Path, label: str) -> Run:
-        env = self.provider_env(workdir) if contender.startswith("provider") else self.base_env()
+        env = self.provider_env(contender, workdir) if runs_in_project_venv(contender) else self.base_env()
         self.emulator.command("reset")
         seconds, peak = timed_child(
             self.command(contender, workdir, corpus_path), env, workdir / f"{label}.log"
@@ -366,12 +376,13 @@ class Bench:
         else:
             figures.first.append(first)
             figures.second.append(second)
-            figures.rows.append(self.count_rows(contender, workdir))
+            if contender != "airflow-floor":
+                figures.rows.append(self.count_rows(contender, workdir))
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def versions(contender: str) -> dict[str, str]:
-    names = PEER_PACKAGES[contender.split("-")[0]]
+    names = PEER_PACKAGES["provider" if runs_in_project_venv(contender) else contender]
     code = (
         "import importlib.metadata as m, json, sys\n"
         "out = {}\n"
@@ -513,6 +524,9 @@ def print_targets(results: dict[str, dict[str, Any]], documents: int, airflow_mb
             f"{results[lightest]['peak_mb']:.0f} MB); target <= {budget:.0f} MB (lightest + Airflow import "
             f"{airflow_mb:.0f} MB): {verdict(mine['peak_mb'] <= budget)}"
         )
+        floor = results.get("airflow-floor")
+        if as_dag and floor and not floor["failure"]:
+            print_floor(results, peers, mine, floor, lightest)
         if mine["first_local"] is not None:
             seed = results.get("seed")
             if seed and not seed["failure"] and seed["first_local"] is not None:
@@ -521,6 +535,29 @@ def print_targets(results: dict[str, dict[str, Any]], documents: int, airflow_mb
                     f"{seed['first_local']:.1f} s ({mine['first_local'] / seed['first_local']:.2f}x; "
                     f"target <= 1x): {verdict(mine['first_local'] <= seed['first_local'])}"
                 )
+
+
+def print_floor(
+    results: dict[str, dict[str, Any]],
+    peers: list[str],
+    mine: dict[str, Any],
+    floor: dict[str, Any],
+    lightest: str,
+) -> None:
+    """The provider's DAG with what Airflow's ``dag.test()`` costs by itself (the empty DAG) taken out."""
+    print(
+        f"  Airflow's own dag.test() (the empty DAG): first run {floor['first']:.1f} s, second "
+        f"{floor['second']:.1f} s, peak RSS {floor['peak_mb']:.0f} MB; the provider's DAG less that:"
+    )
+    for run in ("first", "second"):
+        work = mine[run] - floor[run]
+        each = ", ".join(f"{LABELS[p]} {results[p][run] / work:.2f}x" for p in peers)
+        print(f"    {run} run  {work:6.1f} s   peer/provider: {each}")
+    extra = mine["peak_mb"] - floor["peak_mb"]
+    print(
+        f"    peak RSS above the empty DAG's: {extra:.0f} MB (the lightest peer, {LABELS[lightest]}: "
+        f"{results[lightest]['peak_mb']:.0f} MB in all)"
+    )
 
 
 def print_markdown(
@@ -537,7 +574,7 @@ def print_markdown(
         print(f"| {label} | " + " | ".join(cell(results[name], key, unit) for name in contenders) + " |")
     print("\nVersions (read from each environment with importlib.metadata):\n")
     for name in contenders:
-        if name == "provider-operators":
+        if name in ("provider-operators", "airflow-floor"):
             continue
         packages = ", ".join(f"{package} {version}" for package, version in found_versions[name].items())
         label = "provider" if name == "provider-dag" else LABELS[name]
