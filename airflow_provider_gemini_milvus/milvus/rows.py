@@ -85,8 +85,9 @@ _ROW_KEY_BYTES = sum(
     len(key) for key in (FIELD_ID, FIELD_VECTOR, FIELD_TEXT, FIELD_CONTENT_HASH, FIELD_MODEL, FIELD_METADATA)
 )
 #: JSON text that may hold what :func:`_check_json` refuses: an integer of 19 or more digits (beyond int64),
-#: a large exponent (beyond float), an escaped surrogate (``\\ud800``). Such metadata is checked in full.
-_JSON_NEEDS_WALK = re.compile(r"\d{19}|[eE][+-]?\d{3}|\\u[dD][89a-fA-F]")
+#: a number with a large exponent (beyond float), an escaped surrogate (``\\ud800``). Such metadata is
+#: checked in full.
+_JSON_NEEDS_WALK = re.compile(r"\d{19}|\d[eE][+-]?\d{3}|\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -625,10 +626,13 @@ def _utf8_size(value: Any, max_length: int, *, empty: bool = True) -> int:
     """UTF-8 size of a string within ``max_length`` bytes (non-blank unless ``empty``), else _NotPlain."""
     if not isinstance(value, str) or (not empty and not value.strip()):
         raise _NotPlain(value)
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise _NotPlain(value) from None
+    if value.isascii():
+        size = len(value)
+    else:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise _NotPlain(value) from None
     if size > max_length:
         raise _NotPlain(value)
     return size
@@ -653,10 +657,10 @@ def prepare_columns(
 
     Vectors are checked in one vectorised step; ``metadata`` stays the JSON text it was staged as (Milvus
     takes a JSON field as text: it is parsed once here, to check it, and not serialised again). The rows
-    are those :func:`prepare_rows` gives, except that ``metadata`` is JSON text. Returns None when a row
-    needs the row-by-row check: it fails a check (the row-by-row check then names it), lacks a
-    ``content_hash`` (which is computed there), or holds metadata this check cannot tell apart from what
-    the row-by-row check refuses.
+    are those :func:`prepare_rows` gives, except that ``metadata`` is JSON text and ``vector`` a list of the
+    float32 values. Returns None when a row needs the row-by-row check: it fails a check (the row-by-row
+    check then names it), lacks a ``content_hash`` (which is computed there), or holds metadata this check
+    cannot tell apart from what the row-by-row check refuses.
 
     :param ids: the ``id`` column.
     :param vectors: the vectors, a float32 ``(rows, dim)`` array.
@@ -677,6 +681,8 @@ def prepare_columns(
     if len(set(ids)) != count:
         return None
     fixed = ROW_OVERHEAD_BYTES + _ROW_KEY_BYTES + 4 * dim
+    # Lists of floats, as pymilvus sends them: it would convert each numpy row on its own.
+    vector_lists = vectors.tolist()
     rows: list[dict[str, Any]] = []
     sizes: list[int] = []
     try:
@@ -696,7 +702,7 @@ def prepare_columns(
             rows.append(
                 {
                     FIELD_ID: ids[index],
-                    FIELD_VECTOR: vectors[index],
+                    FIELD_VECTOR: vector_lists[index],
                     FIELD_TEXT: texts[index],
                     FIELD_CONTENT_HASH: hashes[index],
                     FIELD_MODEL: model or "",
