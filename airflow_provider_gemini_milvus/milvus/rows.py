@@ -657,8 +657,9 @@ def prepare_columns(
 
     Vectors are checked in one vectorised step; ``metadata`` stays the JSON text it was staged as (Milvus
     takes a JSON field as text: it is parsed once here, to check it, and not serialised again). The rows
-    are those :func:`prepare_rows` gives, except that ``metadata`` is JSON text and ``vector`` a list of the
-    float32 values. Returns None when a row needs the row-by-row check: it fails a check (the row-by-row
+    are those :func:`prepare_rows` gives, except that ``metadata`` is JSON text (``vector`` stays a float32
+    row of ``vectors``: pymilvus converts one row at a time, where a list of Python floats would take eight
+    times the memory). Returns None when a row needs the row-by-row check: it fails a check (the row-by-row
     check then names it), lacks a ``content_hash`` (which is computed there), or holds metadata this check
     cannot tell apart from what the row-by-row check refuses.
 
@@ -681,8 +682,6 @@ def prepare_columns(
     if len(set(ids)) != count:
         return None
     fixed = ROW_OVERHEAD_BYTES + _ROW_KEY_BYTES + 4 * dim
-    # Lists of floats, as pymilvus sends them: it would convert each numpy row on its own.
-    vector_lists = vectors.tolist()
     rows: list[dict[str, Any]] = []
     sizes: list[int] = []
     try:
@@ -702,7 +701,7 @@ def prepare_columns(
             rows.append(
                 {
                     FIELD_ID: ids[index],
-                    FIELD_VECTOR: vector_lists[index],
+                    FIELD_VECTOR: vectors[index],
                     FIELD_TEXT: texts[index],
                     FIELD_CONTENT_HASH: hashes[index],
                     FIELD_MODEL: model or "",
