@@ -399,12 +399,10 @@ def _checked_chunks(
                 rows, _ = prepare_rows(
                     raw_rows, dim=dim, id_max_length=id_max_length, text_max_length=text_max_length
                 )
-                yield (
-                    rows,
-                    row_sizes(rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size),
-                )
+                sizes = row_sizes(rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size)
             except ValueError as err:
                 raise part_row_error(part_index, part.uri, columns.offset, err) from None
+            yield rows, sizes
 
 
 def _check_target(
