@@ -594,6 +594,10 @@ def _refuse_constant(name: str) -> Any:
     raise _NotPlain(name)
 
 
+#: Parses metadata JSON text, refusing ``NaN`` and ``Infinity`` (which :func:`_check_json` refuses too).
+_METADATA_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _plain_metadata(text: Any, where: str) -> tuple[str, int]:
     """
     Staged metadata JSON text as sent (a JSON object, ``{}`` for none) and its UTF-8 size, when it passes
@@ -609,7 +613,7 @@ def _plain_metadata(text: Any, where: str) -> tuple[str, int]:
     if size > JSON_MAX_LENGTH:
         raise _NotPlain(where)
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = _METADATA_DECODER.decode(text)
     except (ValueError, RecursionError):
         raise _NotPlain(where) from None
     if not isinstance(value, dict):
