@@ -12,7 +12,9 @@ and the moonshot beside them; sizes and seconds in parentheses are context only 
    also reports how many processes it started and their peak RSS (``RUSAGE_CHILDREN``).
 2. ``len(json.dumps(return value))`` of each operator at the large size.
 3. A real DAG run (``dag.test()``: embed then load, the manifest through the metadata DB's XCom) against
-   ``GeminiHook.embed`` of the same texts plus raw ``MilvusClient.upsert`` of the same rows in batches.
+   ``GeminiHook.embed`` of the same texts plus raw ``MilvusClient.upsert`` of the same rows in batches, one
+   flush and ``close`` (which leaves Lite's server running: its background index build is waited for after
+   the timing). Printed as ``measured ratio`` beside ``target <= 1.5x (moonshot 1.2x)``.
 4. A task whose try 1 fails at 40% of the corpus (the emulator refuses one text, one request in flight, no
    retries in the hook) and whose Airflow retry (try 2 of the same task instance, same staging folder)
    completes it: texts the emulator embedded across both tries minus the corpus size.
@@ -20,8 +22,10 @@ and the moonshot beside them; sizes and seconds in parentheses are context only 
    part, and no operator: the memory Milvus Lite itself takes to hold them.
 5. ``MilvusInsertOperator`` on the manifest against raw ``MilvusClient.upsert`` of the same rows, read from
    the same parts beforehand, in batches of 1,000 plus one flush. Both write into a collection created
-   beforehand, and open and close their Lite file within the timing (closing waits for the work Lite
-   still does in background threads, which would otherwise run into the next measurement).
+   beforehand and open their Lite file within the timing; the operator closes it (stopping Lite's server)
+   within its timing, the raw client's ``close`` does not stop that server, whose background work (the
+   index build its flush started) is waited for after the timing. ``bench_load.py`` measures the same
+   at 20,000 rows, and on a server.
 
 Run: ``make bench`` (or ``.venv/bin/python benchmarks/bench_large_corpus.py [--quick]``). The full run
 compares 200,000 with 20,000 documents; ``--quick`` compares 20,000 with 2,000 and runs 3-5 at 2,000.
@@ -224,9 +228,10 @@ def child_load_compare(spec: dict[str, Any]) -> dict[str, Any]:
             client.upsert(COLLECTION, rows[start : start + RAW_BATCH_ROWS])
         client.flush(COLLECTION)
         client.close()
-        # Closing the file waits for Lite's background work, as the operator's hook does when it closes.
-        server_manager_instance.release_server(db)
         timings["raw"].append(time.perf_counter() - started)
+        # A raw client's close leaves Lite's server running with the index build its flush started: that is
+        # waited for after the timing, so that it does not run into the next measurement.
+        server_manager_instance.release_server(db)
 
     def create_collection(db: str) -> None:
         os.environ["AIRFLOW_CONN_MILVUS_DEFAULT"] = json.dumps({"conn_type": "milvus", "host": db})
@@ -273,10 +278,13 @@ def child_airflow(spec: dict[str, Any]) -> dict[str, Any]:
     os.environ["AIRFLOW_CONN_MILVUS_DEFAULT"] = json.dumps(
         {"conn_type": "milvus", "host": spec["baseline_db"]}
     )
-    hook = MilvusHook()
-    hook.ensure_collection(COLLECTION, DIM)
-    client = hook.get_conn()
+    with MilvusHook() as hook:
+        hook.ensure_collection(COLLECTION, DIM)
+    from milvus_lite.server_manager import server_manager_instance
+    from pymilvus import MilvusClient
+
     started = time.perf_counter()
+    client = MilvusClient(uri=spec["baseline_db"])
     for start in range(0, len(documents), RAW_BATCH_ROWS):
         batch = [
             {
@@ -295,8 +303,11 @@ def child_airflow(spec: dict[str, Any]) -> dict[str, Any]:
         ]
         client.upsert(COLLECTION, batch)
     client.flush(COLLECTION)
-    hook.close()  # waits for Lite's background work, as the load task's hook does
+    client.close()
     upsert_seconds = time.perf_counter() - started
+    # A raw client's close leaves Lite's server running (with the index build its flush started): wait for
+    # it after the timing, so that it does not run into the DAG's.
+    server_manager_instance.release_server(spec["baseline_db"])
     del documents, texts, vectors
 
     os.environ["AIRFLOW_CONN_MILVUS_DEFAULT"] = json.dumps({"conn_type": "milvus", "host": spec["dag_db"]})
@@ -407,7 +418,7 @@ def report(
         f"\n3. DAG wall time, {small_n:,} documents: dag.test() of embed >> load (manifest through XCom) vs "
         "GeminiHook.embed + raw MilvusClient.upsert in batches of 1,000, flush, close:"
     )
-    print(f"   ratio {ratio:5.2f}x   (target <= 1.5x, moonshot <= 1.2x: {verdict(ratio, 1.5, 1.2)})")
+    print(f"   measured ratio {ratio:5.2f}x   target <= 1.5x (moonshot 1.2x): {verdict(ratio, 1.5, 1.2)}")
     print(
         f"   (DAG {airflow['dag_seconds']:.1f}s, {airflow['dag_rows']:,} rows stored; baseline "
         f"{baseline:.1f}s = embed {airflow['embed_seconds']:.1f}s + upserts {airflow['upsert_seconds']:.1f}s)"

@@ -601,9 +601,10 @@ class MilvusHook(BaseHook):
         mode: WriteMode = "upsert",
         partition_name: str | None = None,
         total_rows: int | None = None,
+        flush: bool = True,
     ) -> WriteResult:
         """
-        Write batches, one request each, then flush once: the hook's one write entry point.
+        Write batches, one request each, then flush once (:meth:`flush`): the hook's one write entry point.
 
         Rows should come from :func:`~airflow_provider_gemini_milvus.milvus.rows.prepare_rows`, split by
         :func:`~airflow_provider_gemini_milvus.milvus.rows.split_batches`, into an existing collection.
@@ -616,6 +617,7 @@ class MilvusHook(BaseHook):
         :param mode: ``upsert`` (default) or ``insert``.
         :param partition_name: partition to write to; None means the default partition.
         :param total_rows: how many rows the batches hold, for progress logs; None if unknown.
+        :param flush: False leaves the flush to the caller (:meth:`flush` after the deletes that follow).
         :raises ValueError: for an unknown mode or collection name, or (``insert``) ids stored with other
             content.
         """
@@ -623,7 +625,10 @@ class MilvusHook(BaseHook):
             raise ValueError(f"unknown mode {mode!r}; use one of {list(WRITE_MODES)}")
         check_name(collection)
         started = time.monotonic()
-        self.ensure_loaded(collection)
+        if mode == "insert" or not self.is_lite:
+            # Insert reads the stored fingerprints first. Milvus Lite upserts into a released collection
+            # (which :meth:`flush` leaves it in) without loading it, which would build its index now.
+            self.ensure_loaded(collection)
         skipped = 0
         if mode == "insert":
             batches = [list(batch) for batch in batches]
@@ -648,13 +653,38 @@ class MilvusHook(BaseHook):
                 batch_count,
                 written / max(time.monotonic() - started, 1e-9),
             )
-        if batch_count:
-            client.flush(collection, timeout=self.timeout)
+        if batch_count and flush:
+            self.flush(collection)
         seconds = time.monotonic() - started
         self.log.info(
-            "Flushed %s after %s rows in %s batch(es), %.2f s", collection, written, batch_count, seconds
+            "%s %s after %s rows in %s batch(es), %.2f s",
+            "Flushed" if flush else "Wrote",
+            collection,
+            written,
+            batch_count,
+            seconds,
         )
         return WriteResult(collection, mode, written, batch_count, round(seconds, 3), skipped)
+
+    def flush(self, collection: str) -> None:
+        """
+        Seal what was written to ``collection`` into stored segments.
+
+        On Milvus Lite the collection is released first. Lite builds the vector index of the segments a
+        flush seals in a background thread when the collection is loaded, and :meth:`close` must wait for
+        that thread before it can release the file (seconds per 10,000 rows for HNSW, the ``AUTOINDEX`` of
+        Lite with faiss). Released, the flush seals the rows and builds nothing: the index is built when the
+        collection is next loaded, which every reopening of a Lite file needs anyway (:meth:`get_conn` loads
+        the collections again, as a raw client must) and which this hook does by itself if it reads the
+        collection again. On a server the index is built by the server after the flush, as before.
+
+        :param collection: collection name.
+        """
+        client = self.get_conn()
+        if self.is_lite:
+            client.release_collection(collection, timeout=self.timeout)
+            self._loaded.discard(collection)
+        client.flush(collection, timeout=self.timeout)
 
 
 def _fingerprint(row: Mapping[str, Any]) -> tuple[str, tuple[str, str]]:

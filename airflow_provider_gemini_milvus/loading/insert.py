@@ -29,13 +29,19 @@ from airflow_provider_gemini_milvus.milvus.layout import (
     CollectionInfo,
     check_collection_matches,
 )
-from airflow_provider_gemini_milvus.milvus.rows import prepare_rows, split_batches
+from airflow_provider_gemini_milvus.milvus.rows import (
+    prepare_columns,
+    prepare_rows,
+    row_sizes,
+    sized_batches,
+    split_batches,
+)
 from airflow_provider_gemini_milvus.staging import (
     StagedManifest,
     iter_id_list,
-    iter_part_rows,
     verify_manifest,
 )
+from airflow_provider_gemini_milvus.staging.parts import iter_part_columns
 
 if TYPE_CHECKING:
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
@@ -169,10 +175,17 @@ def load_rows(
         batches = split_batches(rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size)
         created = _create_target(hook, dim, metric, index, args)
         result = hook.write_batches(
-            name, batches, mode=args.mode, partition_name=args.partition_name, total_rows=len(rows)
+            name,
+            batches,
+            mode=args.mode,
+            partition_name=args.partition_name,
+            total_rows=len(rows),
+            flush=not hook.is_lite,
         )
         written, batch_count, skipped = result.written, result.batches, result.skipped
     deleted = hook.delete_ids(name, delete_ids) if delete_ids and (info or created) else 0
+    if batch_count and hook.is_lite:
+        hook.flush(name)  # after the deletes, which read the collection: see _write_staged
     log.info(
         "Collection %s: wrote %s rows in %s batch(es), skipped %s already inserted, deleted %s",
         name,
@@ -242,6 +255,8 @@ def _load_staged(
     if manifest.delete_ids_uri is not None and manifest.delete_count and (info or created):
         for chunk in iter_id_list(manifest.delete_ids_uri, batch_rows=STAGED_DELETE_CHUNK):
             deleted += hook.delete_ids(name, chunk)
+    if batch_count and hook.is_lite:
+        hook.flush(name)  # the last flush, after the deletes: see _write_staged
     log.info(
         "Collection %s: wrote %s rows from %s part(s) by %s (%s batch(es)), skipped %s already "
         "inserted, deleted %s",
@@ -307,26 +322,33 @@ def _bulk_import(
 def _write_staged(
     hook: MilvusHook, manifest: StagedManifest, limits: tuple[int, int], args: InsertArguments
 ) -> tuple[int, int, int]:
-    """Write the parts in batched requests; return rows written, batches and rows skipped."""
+    """
+    Write the parts in batched requests; return rows written, batches and rows skipped.
+
+    On a server, upserts stream in one write and one flush (a server rate-limits flushes per collection);
+    insert writes (and flushes) a part at a time, because the hook holds an insert's rows at once to skip
+    those an earlier try stored. On Milvus Lite, whose growing segment holds everything written since the
+    last flush in this process's memory, a flush every ``LITE_ROWS_PER_FLUSH`` rows (insert still writes a
+    part at a time); the last flush is left to the caller, after the deletes: a Lite flush releases the
+    collection (see ``MilvusHook.flush``), and the deletes read it, which would load it and build its index.
+    """
     numbered = list(enumerate(manifest.parts))
-    # One write (and its flush) per part for insert: the hook holds an insert's rows at once to skip
-    # those an earlier try stored. On Milvus Lite, a flush every LITE_ROWS_PER_FLUSH rows: its growing
-    # segment holds everything written since the last flush in this process's memory, and a flush
-    # costs seconds. A server rate-limits flushes per collection: upserts stream in one write there.
-    if args.mode == "insert":
-        groups = [[item] for item in numbered]
-    elif hook.is_lite:
+    if hook.is_lite:
         groups = _groups_of_rows(numbered, LITE_ROWS_PER_FLUSH)
+        flushed = [group[-1][0] for group in groups[:-1]]
     else:
         groups = [numbered]
+        flushed = [index for index, _ in numbered] if args.mode == "insert" else [numbered[-1][0]]
+    writes = [[item] for item in numbered] if args.mode == "insert" else groups
     written = batch_count = skipped = 0
-    for group in groups:
+    for group in writes:
         result = hook.write_batches(
             args.collection_name,
             _staged_batches(group, manifest.dim, limits, args),
             mode=args.mode,
             partition_name=args.partition_name,
             total_rows=sum(part.rows for _, part in group),
+            flush=group[-1][0] in flushed,
         )
         written += result.written
         batch_count += result.batches
@@ -337,22 +359,50 @@ def _write_staged(
 def _staged_batches(
     parts: Sequence[tuple[int, StagedPart]], dim: int, limits: tuple[int, int], args: InsertArguments
 ) -> Iterator[list[Mapping[str, Any]]]:
-    """Read parts in chunks, check each chunk as inline rows are checked, yield its request batches."""
+    """Read parts in chunks, check each chunk as inline rows are checked, yield request batches of them."""
+    return sized_batches(
+        _checked_chunks(parts, dim, limits, args),
+        max_batch_bytes=args.max_batch_bytes,
+        max_batch_rows=args.batch_size,
+    )
+
+
+def _checked_chunks(
+    parts: Sequence[tuple[int, StagedPart]], dim: int, limits: tuple[int, int], args: InsertArguments
+) -> Iterator[tuple[Sequence[Mapping[str, Any]], list[int]]]:
+    """
+    Each chunk of the parts' rows, checked, with the rows' sizes.
+
+    A chunk is checked column by column (``prepare_columns``); a chunk that needs it (a bad row, a row
+    without ``content_hash``) is checked again row by row, which names the bad row by part, row and id.
+    """
     id_max_length, text_max_length = limits
     for part_index, part in parts:
-        offset = 0
-        for raw_rows in iter_part_rows(part.uri, batch_rows=STAGED_READ_ROWS):
+        for columns in iter_part_columns(part.uri, batch_rows=STAGED_READ_ROWS):
+            checked = prepare_columns(
+                columns.ids,
+                columns.vectors,
+                columns.texts,
+                columns.hashes,
+                columns.models,
+                columns.metadata,
+                dim=dim,
+                id_max_length=id_max_length,
+                text_max_length=text_max_length,
+                max_batch_bytes=args.max_batch_bytes,
+            )
+            if checked is not None:
+                yield checked
+                continue
+            raw_rows = columns.rows()  # metadata that is not a JSON object is named by file, row and id
             try:
                 rows, _ = prepare_rows(
                     raw_rows, dim=dim, id_max_length=id_max_length, text_max_length=text_max_length
                 )
-                batches = split_batches(
-                    rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size
-                )
+                sizes = row_sizes(rows, max_batch_bytes=args.max_batch_bytes, max_batch_rows=args.batch_size)
             except ValueError as err:
-                raise part_row_error(part_index, part.uri, offset, err) from None
-            yield from batches
-            offset += len(raw_rows)
+                raise part_row_error(part_index, part.uri, columns.offset, err) from None
+            yield rows, sizes
 
 
 def _check_target(

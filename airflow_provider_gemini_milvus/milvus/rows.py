@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
@@ -55,7 +56,10 @@ __all__ = [
     "metadata_hash",
     "milvus_string_literal",
     "model_fingerprint",
+    "prepare_columns",
     "prepare_rows",
+    "row_sizes",
+    "sized_batches",
     "skip_stored_rows",
     "split_batches",
 ]
@@ -76,6 +80,14 @@ ROW_OVERHEAD_BYTES = 64
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 _CONFLICTS_SHOWN = 5
+#: Bytes :func:`estimate_row_bytes` counts for the keys of a row :func:`prepare_rows` returns.
+_ROW_KEY_BYTES = sum(
+    len(key) for key in (FIELD_ID, FIELD_VECTOR, FIELD_TEXT, FIELD_CONTENT_HASH, FIELD_MODEL, FIELD_METADATA)
+)
+#: JSON text that may hold what :func:`_check_json` refuses: an integer of 19 or more digits (beyond int64),
+#: a number with a large exponent (beyond float), an escaped surrogate (``\\ud800``). Such metadata is
+#: checked in full.
+_JSON_NEEDS_WALK = re.compile(r"\d{19}|\d[eE][+-]?\d{3}|\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -286,13 +298,25 @@ def split_batches(
     :param max_batch_rows: no batch holds more rows than this; None means no row cap.
     :raises ValueError: when a single row is larger than ``max_batch_bytes``, or a limit is below 1.
     """
-    if max_batch_bytes < 1:
-        raise ValueError(f"max_batch_bytes must be at least 1, got {max_batch_bytes}")
-    if max_batch_rows is not None and max_batch_rows < 1:
-        raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
-    batches: list[list[Mapping[str, Any]]] = []
-    current: list[Mapping[str, Any]] = []
-    current_bytes = 0
+    sizes = row_sizes(rows, max_batch_bytes=max_batch_bytes, max_batch_rows=max_batch_rows)
+    return list(
+        sized_batches([(rows, sizes)], max_batch_bytes=max_batch_bytes, max_batch_rows=max_batch_rows)
+    )
+
+
+def row_sizes(
+    rows: Sequence[Mapping[str, Any]], *, max_batch_bytes: int, max_batch_rows: int | None = None
+) -> list[int]:
+    """
+    :func:`estimate_row_bytes` of each row, checked against the limits of :func:`split_batches`.
+
+    :param rows: rows as produced by :func:`prepare_rows`.
+    :param max_batch_bytes: no row may be larger than this.
+    :param max_batch_rows: checked to be at least 1 (None means no row cap).
+    :raises ValueError: when a single row is larger than ``max_batch_bytes``, or a limit is below 1.
+    """
+    _check_batch_limits(max_batch_bytes, max_batch_rows)
+    sizes: list[int] = []
     for index, row in enumerate(rows):
         row_bytes = estimate_row_bytes(row)
         if row_bytes > max_batch_bytes:
@@ -300,15 +324,43 @@ def split_batches(
                 f"rows[{index}] (id {_show(row.get(FIELD_ID))}) is about {row_bytes} bytes, "
                 f"more than max_batch_bytes={max_batch_bytes}"
             )
-        row_cap_hit = max_batch_rows is not None and len(current) >= max_batch_rows
-        if current and (current_bytes + row_bytes > max_batch_bytes or row_cap_hit):
-            batches.append(current)
-            current, current_bytes = [], 0
-        current.append(row)
-        current_bytes += row_bytes
+        sizes.append(row_bytes)
+    return sizes
+
+
+def _check_batch_limits(max_batch_bytes: int, max_batch_rows: int | None) -> None:
+    if max_batch_bytes < 1:
+        raise ValueError(f"max_batch_bytes must be at least 1, got {max_batch_bytes}")
+    if max_batch_rows is not None and max_batch_rows < 1:
+        raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
+
+
+def sized_batches(
+    chunks: Iterable[tuple[Sequence[Mapping[str, Any]], Sequence[int]]],
+    *,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    max_batch_rows: int | None = None,
+) -> Iterator[list[Mapping[str, Any]]]:
+    """
+    Fill batches, in order, with the rows of consecutive chunks: a batch runs on across chunks until the
+    next row would take it over ``max_batch_bytes`` or ``max_batch_rows``.
+
+    :param chunks: ``(rows, sizes)`` pairs, each row's size from :func:`row_sizes` (or an estimate as high).
+    :param max_batch_bytes: no batch's total size exceeds this (a row larger than this is a batch alone).
+    :param max_batch_rows: no batch holds more rows than this; None means no row cap.
+    """
+    current: list[Mapping[str, Any]] = []
+    current_bytes = 0
+    for rows, sizes in chunks:
+        for row, row_bytes in zip(rows, sizes, strict=True):
+            row_cap_hit = max_batch_rows is not None and len(current) >= max_batch_rows
+            if current and (current_bytes + row_bytes > max_batch_bytes or row_cap_hit):
+                yield current
+                current, current_bytes = [], 0
+            current.append(row)
+            current_bytes += row_bytes
     if current:
-        batches.append(current)
-    return batches
+        yield current
 
 
 def _show(value: Any, limit: int = 80) -> str:
@@ -532,6 +584,138 @@ def prepare_rows(
             }
         )
     return prepared, expected_dim
+
+
+class _NotPlain(Exception):
+    """A staged value :func:`prepare_column_batches` leaves to the row-by-row check."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotPlain(name)
+
+
+#: Parses metadata JSON text, refusing ``NaN`` and ``Infinity`` (which :func:`_check_json` refuses too).
+_METADATA_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _plain_metadata(text: Any, where: str) -> tuple[str, int]:
+    """
+    Staged metadata JSON text as sent (a JSON object, ``{}`` for none) and its UTF-8 size, when it passes
+    every check :func:`prepare_rows` makes of metadata.
+
+    :raises _NotPlain: when it does not, or cannot be told without the row-by-row check.
+    """
+    if text is None or text == "":
+        return "{}", 2
+    if not isinstance(text, str):
+        raise _NotPlain(where)
+    size = len(text.encode("utf-8"))
+    if size > JSON_MAX_LENGTH:
+        raise _NotPlain(where)
+    try:
+        value = _METADATA_DECODER.decode(text)
+    except (ValueError, RecursionError):
+        raise _NotPlain(where) from None
+    if not isinstance(value, dict):
+        raise _NotPlain(where)
+    if _JSON_NEEDS_WALK.search(text):
+        try:
+            _check_json(value, where, "metadata")
+        except ValueError:
+            raise _NotPlain(where) from None
+    return text, size
+
+
+def _utf8_size(value: Any, max_length: int, *, empty: bool = True) -> int:
+    """UTF-8 size of a string within ``max_length`` bytes (non-blank unless ``empty``), else _NotPlain."""
+    if not isinstance(value, str) or (not empty and not value.strip()):
+        raise _NotPlain(value)
+    if value.isascii():
+        size = len(value)
+    else:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise _NotPlain(value) from None
+    if size > max_length:
+        raise _NotPlain(value)
+    return size
+
+
+def prepare_columns(
+    ids: Sequence[Any],
+    vectors: np.ndarray,
+    texts: Sequence[Any],
+    hashes: Sequence[Any],
+    models: Sequence[Any],
+    metadata: Sequence[Any],
+    *,
+    dim: int,
+    id_max_length: int = ID_MAX_LENGTH,
+    text_max_length: int = TEXT_MAX_LENGTH,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+) -> tuple[list[dict[str, Any]], list[int]] | None:
+    """
+    Check staged rows given column by column, as :func:`prepare_rows` and :func:`row_sizes` would, without
+    building a dict per row until the rows pass; return the rows and their sizes.
+
+    Vectors are checked in one vectorised step; ``metadata`` stays the JSON text it was staged as (Milvus
+    takes a JSON field as text: it is parsed once here, to check it, and not serialised again). The rows
+    are those :func:`prepare_rows` gives, except that ``metadata`` is JSON text (``vector`` stays a float32
+    row of ``vectors``: pymilvus converts one row at a time, where a list of Python floats would take eight
+    times the memory). Returns None when a row needs the row-by-row check: it fails a check (the row-by-row
+    check then names it), lacks a ``content_hash`` (which is computed there), or holds metadata this check
+    cannot tell apart from what the row-by-row check refuses.
+
+    :param ids: the ``id`` column.
+    :param vectors: the vectors, a float32 ``(rows, dim)`` array.
+    :param texts: the ``text`` column.
+    :param hashes: the ``content_hash`` column.
+    :param models: the ``model`` column (None means ``""``).
+    :param metadata: the ``metadata`` column, JSON text of an object (None or ``""`` means ``{}``).
+    :param dim: the dimension every vector must have.
+    :param id_max_length: the id field's ``max_length`` in bytes.
+    :param text_max_length: the text field's ``max_length`` in bytes.
+    :param max_batch_bytes: no row may be larger than this (see :func:`row_sizes`).
+    """
+    count = len(ids)
+    if max_batch_bytes < 1 or not (len(texts) == len(hashes) == len(models) == len(metadata) == count):
+        return None
+    if vectors.dtype != np.float32 or vectors.shape != (count, dim) or not np.isfinite(vectors).all():
+        return None
+    if len(set(ids)) != count:
+        return None
+    fixed = ROW_OVERHEAD_BYTES + _ROW_KEY_BYTES + 4 * dim
+    rows: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    try:
+        for index in range(count):
+            model = models[index]
+            json_text, json_size = _plain_metadata(metadata[index], f"rows[{index}]")
+            row_bytes = (
+                fixed
+                + _utf8_size(ids[index], id_max_length, empty=False)
+                + _utf8_size(texts[index], text_max_length)
+                + _utf8_size(hashes[index], CONTENT_HASH_MAX_LENGTH, empty=False)
+                + (0 if model is None else _utf8_size(model, MODEL_MAX_LENGTH))
+                + json_size
+            )
+            if row_bytes > max_batch_bytes:
+                return None
+            rows.append(
+                {
+                    FIELD_ID: ids[index],
+                    FIELD_VECTOR: vectors[index],
+                    FIELD_TEXT: texts[index],
+                    FIELD_CONTENT_HASH: hashes[index],
+                    FIELD_MODEL: model or "",
+                    FIELD_METADATA: json_text,
+                }
+            )
+            sizes.append(row_bytes)
+    except _NotPlain:
+        return None
+    return rows, sizes
 
 
 def skip_stored_rows(

@@ -49,6 +49,7 @@ __all__ = [
     "PART_NAME",
     "ROW_COLUMNS",
     "ROW_GROUP_ROWS",
+    "PartColumns",
     "PartInfo",
     "PartWriter",
     "ReusedParts",
@@ -56,6 +57,7 @@ __all__ = [
     "describe_part",
     "id_list_schema",
     "iter_id_list",
+    "iter_part_columns",
     "iter_part_ids",
     "iter_part_rows",
     "row_schema",
@@ -315,6 +317,68 @@ def describe_part(uri: str | ObjectStoragePath) -> PartInfo:
     return PartInfo(rows=rows, dim=vector_type.list_size)
 
 
+@dataclass(frozen=True)
+class PartColumns:
+    """
+    Consecutive rows of a part, column by column, as stored: what a loader checks without a dict per row.
+
+    :param uri: the part's URI.
+    :param offset: the part's row number of the first row here.
+    :param ids: the ``id`` column.
+    :param vectors: the ``vector`` column, a float32 ``(rows, dim)`` array (the stored values exactly).
+    :param texts: the ``text`` column.
+    :param hashes: the ``content_hash`` column (None where it is null).
+    :param models: the ``model`` column (None where it is null).
+    :param metadata: the ``metadata`` column, JSON text as stored (None where it is null).
+    """
+
+    uri: str
+    offset: int
+    ids: list[Any]
+    vectors: np.ndarray
+    texts: list[Any]
+    hashes: list[Any]
+    models: list[Any]
+    metadata: list[Any]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """
+        The rows as dicts (:func:`iter_part_rows`): ``vector`` a float32 numpy row, ``metadata`` a dict.
+
+        :raises ValueError: naming the file, row and id of metadata that is not a JSON object.
+        """
+        return [
+            {
+                FIELD_ID: self.ids[index],
+                FIELD_VECTOR: self.vectors[index],
+                FIELD_TEXT: self.texts[index],
+                FIELD_CONTENT_HASH: self.hashes[index],
+                FIELD_MODEL: self.models[index],
+                FIELD_METADATA: _metadata_of(
+                    self.metadata[index], self.uri, self.offset + index, self.ids[index]
+                ),
+            }
+            for index in range(len(self.ids))
+        ]
+
+
+def iter_part_columns(uri: str | ObjectStoragePath, *, batch_rows: int = 2048) -> Iterator[PartColumns]:
+    """
+    Yield a part's rows in column chunks of at most ``batch_rows`` rows, reading one row group at a time.
+
+    :param uri: the part's URI (:attr:`StagedPart.uri`).
+    :param batch_rows: most rows per chunk.
+    :raises ValueError: naming the file (and row and column) when a vector is missing or text is not UTF-8.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    offset = 0
+    with _open_parquet(uri) as parquet:
+        for batch in _batches(parquet, uri, batch_rows, list(ROW_COLUMNS)):
+            yield _batch_columns(batch, uri, offset)
+            offset += batch.num_rows
+
+
 def iter_part_rows(uri: str | ObjectStoragePath, *, batch_rows: int = 2048) -> Iterator[list[dict[str, Any]]]:
     """
     Yield a part's rows in lists of at most ``batch_rows``, reading one row group at a time.
@@ -325,38 +389,23 @@ def iter_part_rows(uri: str | ObjectStoragePath, *, batch_rows: int = 2048) -> I
     :param uri: the part's URI (:attr:`StagedPart.uri`).
     :param batch_rows: most rows per list.
     """
-    if batch_rows < 1:
-        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
-    offset = 0
-    with _open_parquet(uri) as parquet:
-        for batch in _batches(parquet, uri, batch_rows, list(ROW_COLUMNS)):
-            yield _batch_rows(batch, uri, offset)
-            offset += batch.num_rows
+    for columns in iter_part_columns(uri, batch_rows=batch_rows):
+        yield columns.rows()
 
 
-def _batch_rows(batch: pa.RecordBatch, uri: str | ObjectStoragePath, offset: int) -> list[dict[str, Any]]:
+def _batch_columns(batch: pa.RecordBatch, uri: str | ObjectStoragePath, offset: int) -> PartColumns:
     vector_column = batch.column(FIELD_VECTOR)
     if vector_column.null_count:
         raise ValueError(f"{uri}: {vector_column.null_count} row(s) have no vector")
     count = batch.num_rows
     dim = vector_column.type.list_size
-    # float32 rows as numpy views: the row check tests them in one vectorised step (see milvus/rows.py).
+    # One float32 array for the chunk: the row check tests it in one vectorised step (see milvus/rows.py).
     vectors = vector_column.flatten().to_numpy(zero_copy_only=False).reshape(count, dim)
     ids, texts, hashes, models, metadata = (
         _texts(batch.column(name), uri, name, offset)
         for name in (FIELD_ID, FIELD_TEXT, FIELD_CONTENT_HASH, FIELD_MODEL, FIELD_METADATA)
     )
-    return [
-        {
-            FIELD_ID: ids[index],
-            FIELD_VECTOR: vectors[index],
-            FIELD_TEXT: texts[index],
-            FIELD_CONTENT_HASH: hashes[index],
-            FIELD_MODEL: models[index],
-            FIELD_METADATA: _metadata_of(metadata[index], uri, offset + index, ids[index]),
-        }
-        for index in range(count)
-    ]
+    return PartColumns(str(uri), offset, ids, vectors, texts, hashes, models, metadata)
 
 
 def _metadata_of(text: str | None, uri: str | ObjectStoragePath, row: int, row_id: Any) -> dict[str, Any]:

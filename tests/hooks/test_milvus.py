@@ -211,6 +211,46 @@ def test_write_batches_upsert_is_idempotent_and_flushes_once(hook: MilvusHook) -
     assert hook.count("docs") == 25
 
 
+def index_files(db: Path) -> list[str]:
+    """The vector index files Milvus Lite has written into a ``.db`` folder."""
+    return sorted(path.name for path in db.rglob("*.idx"))
+
+
+def test_a_lite_write_leaves_no_index_build_for_close_to_wait_on(
+    hook: MilvusHook, milvus_db_path: Path
+) -> None:
+    # Lite builds the index of what a flush sealed in a background thread when the collection is loaded,
+    # and closing the file waits for that thread: the flush releases the collection first, so the index is
+    # built by the next load (every reopening of a Lite file loads its collections) instead of at close.
+    write(hook, "docs", make_rows(25))
+    hook.close()
+    assert index_files(milvus_db_path) == []
+
+    with MilvusHook() as reopened:
+        hits = reopened.search("docs", [make_rows(25)[3]["vector"]], limit=1)
+        assert hits[0][0]["id"] == "doc-3"
+        assert reopened.get_conn().query("docs", filter='id == "doc-7"', output_fields=["text"])[0][
+            "text"
+        ] == ("hello 7")
+    assert len(index_files(milvus_db_path)) == 1
+
+
+def test_a_lite_write_is_searchable_with_the_same_hook(hook: MilvusHook) -> None:
+    write(hook, "docs", make_rows(25))  # the flush released the collection: the hook loads it again
+    assert hook.search("docs", [make_rows(25)[3]["vector"]], limit=1)[0][0]["id"] == "doc-3"
+    assert hook.count("docs") == 25
+
+
+def test_write_batches_without_flush_leaves_the_rows_to_flush(hook: MilvusHook) -> None:
+    prepared, _ = prepare_rows(make_rows(5))
+    hook.ensure_collection("docs", DIM)
+    result = hook.write_batches("docs", [prepared], flush=False)
+    assert (result.written, result.batches) == (5, 1)
+    assert hook.count("docs") == 5  # Strong reads see unflushed rows
+    hook.flush("docs")
+    assert hook.count("docs") == 5
+
+
 def test_write_batches_splits_by_payload_size(hook: MilvusHook) -> None:
     rows, _ = prepare_rows(make_rows(30, dim=DIM))
     limit = estimate_row_bytes(rows[0]) * 4

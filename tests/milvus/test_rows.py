@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from airflow_provider_gemini_milvus.milvus.layout import CONTENT_HASH_MAX_LENGTH
 from airflow_provider_gemini_milvus.milvus.rows import (
+    DEFAULT_MAX_BATCH_BYTES,
     content_hash,
     embedding_input_hash,
     embedding_part,
@@ -18,7 +20,10 @@ from airflow_provider_gemini_milvus.milvus.rows import (
     ids_in_filter,
     metadata_hash,
     milvus_string_literal,
+    prepare_columns,
     prepare_rows,
+    row_sizes,
+    sized_batches,
     skip_stored_rows,
     split_batches,
 )
@@ -271,3 +276,116 @@ def test_insert_retry_refuses_ids_stored_with_other_content() -> None:
         in (message)
     )
     assert "use mode='upsert'" in message
+
+
+# --- staged rows column by column ----------------------------------------------------------------
+
+
+def staged_columns(count: int = 3, dim: int = 4) -> dict[str, Any]:
+    """Columns as a staged part holds them: JSON text metadata, a float32 matrix."""
+    return {
+        "ids": [f"doc-{index}" for index in range(count)],
+        "vectors": np.arange(count * dim, dtype=np.float32).reshape(count, dim) + 1,
+        "texts": [f"text é {index}" for index in range(count)],
+        "hashes": [f"{index:064d}" for index in range(count)],
+        "models": ["m/4/RETRIEVAL_DOCUMENT", None, ""][:count] + ["m"] * max(0, count - 3),
+        "metadata": ['{"lang":"fr","n":1}', None, ""][:count] + ["{}"] * max(0, count - 3),
+    }
+
+
+def columns_as_rows(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": columns["ids"][index],
+            "vector": columns["vectors"][index],
+            "text": columns["texts"][index],
+            "content_hash": columns["hashes"][index],
+            "model": columns["models"][index],
+            "metadata": json.loads(columns["metadata"][index]) if columns["metadata"][index] else {},
+        }
+        for index in range(len(columns["ids"]))
+    ]
+
+
+def test_prepare_columns_gives_the_rows_and_sizes_of_the_row_by_row_check() -> None:
+    columns = staged_columns()
+    checked = prepare_columns(**columns, dim=4)
+    assert checked is not None
+    rows, sizes = checked
+    expected, _ = prepare_rows(columns_as_rows(columns), dim=4)
+
+    def plain(row: dict[str, Any]) -> dict[str, Any]:
+        metadata = row["metadata"]
+        return {
+            **row,
+            "vector": list(row["vector"]),
+            "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata,
+        }
+
+    assert [plain(row) for row in rows] == [plain(row) for row in expected]
+    assert [row["metadata"] for row in rows] == ['{"lang":"fr","n":1}', "{}", "{}"]
+    assert [row["model"] for row in rows] == ["m/4/RETRIEVAL_DOCUMENT", "", ""]
+    assert all(
+        np.array_equal(row["vector"], want["vector"]) for row, want in zip(rows, expected, strict=True)
+    )
+    assert sizes == row_sizes(expected, max_batch_bytes=DEFAULT_MAX_BATCH_BYTES)
+
+
+@pytest.mark.parametrize(
+    ("column", "index", "value"),
+    [
+        ("ids", 1, "   "),  # blank id
+        ("ids", 2, "doc-0"),  # duplicate id
+        ("ids", 1, "x" * 600),  # longer than the id field
+        ("texts", 0, None),
+        ("hashes", 1, None),  # no content_hash: computed row by row
+        ("hashes", 1, "h" * 65),
+        ("models", 1, 7),
+        ("metadata", 0, "[1, 2]"),  # not an object
+        ("metadata", 0, "{not json"),
+        ("metadata", 0, '{"x": NaN}'),
+        ("metadata", 0, '{"n": 9223372036854775808}'),  # beyond int64
+        ("metadata", 0, '{"x": 1e999}'),  # beyond float
+        ("metadata", 0, '{"s": "\\ud800"}'),  # a lone surrogate
+        ("metadata", 0, '{"s": "' + "x" * 65_536 + '"}'),  # over 64 KiB
+    ],
+)
+def test_prepare_columns_leaves_a_row_it_cannot_pass_to_the_row_by_row_check(
+    column: str, index: int, value: Any
+) -> None:
+    columns = staged_columns()
+    columns[column] = list(columns[column])
+    columns[column][index] = value
+    assert prepare_columns(**columns, dim=4) is None
+
+
+def test_prepare_columns_refuses_vectors_it_cannot_pass() -> None:
+    columns = staged_columns()
+    columns["vectors"][1, 2] = np.inf
+    assert prepare_columns(**columns, dim=4) is None
+    assert prepare_columns(**staged_columns(), dim=5) is None  # another dimension
+    assert prepare_columns(**staged_columns(), dim=4, max_batch_bytes=100) is None  # a row over the cap
+
+
+def test_prepare_columns_passes_metadata_whose_large_numbers_fit() -> None:
+    columns = staged_columns()
+    columns["metadata"] = ['{"n":9223372036854775807,"f":1e300}', '{"code":"e-1234"}', '{"s":"\\u00e9"}']
+    checked = prepare_columns(**columns, dim=4)
+    assert checked is not None
+    assert [row["metadata"] for row in checked[0]] == columns["metadata"]
+
+
+def test_sized_batches_run_on_across_chunks() -> None:
+    chunks = [([{"id": "a"}, {"id": "b"}], [10, 10]), ([{"id": "c"}], [10]), ([{"id": "d"}], [25])]
+    ids = [[row["id"] for row in batch] for batch in sized_batches(chunks, max_batch_bytes=30)]
+    assert ids == [["a", "b", "c"], ["d"]]
+    ids = [[row["id"] for row in batch] for batch in sized_batches(chunks, max_batch_rows=2)]
+    assert ids == [["a", "b"], ["c", "d"]]
+
+
+def test_row_sizes_names_a_row_larger_than_a_batch() -> None:
+    rows, _ = prepare_rows([{"id": "big", "vector": [1.0] * 8, "text": "x" * 500}])
+    with pytest.raises(
+        ValueError, match=r"rows\[0\] \(id 'big'\) is about \d+ bytes, more than max_batch_bytes=100"
+    ):
+        row_sizes(rows, max_batch_bytes=100)

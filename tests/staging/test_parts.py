@@ -23,7 +23,7 @@ from airflow_provider_gemini_milvus.staging import (
     staged_parts,
     write_id_list,
 )
-from airflow_provider_gemini_milvus.staging.parts import ROW_GROUP_ROWS
+from airflow_provider_gemini_milvus.staging.parts import ROW_GROUP_ROWS, iter_part_columns
 from airflow_provider_gemini_milvus.staging.storage import MARKER_FILE
 
 DIM = 8
@@ -210,3 +210,24 @@ def test_an_empty_a_foreign_or_a_damaged_part_is_named_by_file_and_row(tmp_path:
     pq.write_table(table.set_column(5, "metadata", pa.array(["{}", "{}", "{oops"], pa.string())), part)
     with pytest.raises(ValueError, match=r"rows\[2\] \(id 'doc-2'\): metadata is not JSON"):
         list(iter_part_rows(str(part)))
+
+
+def test_iter_part_columns_gives_the_stored_columns_and_the_rows_iter_part_rows_gives(tmp_path: Path) -> None:
+    rows = make_rows(5)
+    rows[1]["metadata"] = {"lang": "fr", "n": 1}
+    part = PartWriter(tmp_path, DIM).write(rows)
+
+    chunks = list(iter_part_columns(part.uri, batch_rows=2))
+
+    assert [(chunk.offset, len(chunk.ids)) for chunk in chunks] == [(0, 2), (2, 2), (4, 1)]
+    first = chunks[0]
+    assert first.ids == ["doc-0", "doc-1"]
+    assert first.vectors.dtype == np.float32
+    assert first.vectors.shape == (2, DIM)
+    assert first.metadata[1] == '{"lang":"fr","n":1}'
+    from_rows = [row for chunk in iter_part_rows(part.uri, batch_rows=2) for row in chunk]
+    from_columns = [row for chunk in chunks for row in chunk.rows()]
+    assert [{**row, "vector": row["vector"].tolist()} for row in from_columns] == [
+        {**row, "vector": row["vector"].tolist()} for row in from_rows
+    ]
+    assert from_columns[1]["metadata"] == {"lang": "fr", "n": 1}
