@@ -32,6 +32,14 @@ project quota. So, unless a fixed concurrency is pinned, the hook learns how man
 Several hooks (shards in other processes) against one quota each run their own window; like TCP flows
 they settle on shares that add up to the quota.
 
+A hook that knows the rate a quota let through before (what an earlier job learned, see
+:mod:`~airflow_provider_gemini_milvus.gemini.learned_rate`) starts there instead of in slow start
+(``start_rate``): it spaces its first starts at that rate, sets the window to the rate times the first
+round trip it sees, and from there probes upward slowly, as after a cut on the plateau of the cubic curve
+(:meth:`AimdWindow.resume_at`); a 429 still cuts it. Once it knows the quota (after the first cut, or from
+the start when it started from a rate) it measures what it gets through, successful requests and tokens per
+second while a call runs (:meth:`AdaptiveConcurrency.learned_rates`), for the next job to start from.
+
 :class:`AimdWindow` is the pure arithmetic; :class:`AdaptiveConcurrency` holds the threads of one hook to it.
 """
 
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_INITIAL_WINDOW",
+    "MIN_SUCCESSES_TO_LEARN",
     "GROWTH_PAST_REFUSED_LEVEL",
     "NOTHING_DELIVERED_ESTIMATE",
     "PLATEAU_SHARE",
@@ -107,6 +116,9 @@ MIN_WINDOW = 0.1
 #: on it (the server, or this machine's CPU, is already the bound).
 SLOW_ANSWER_FACTOR = 3.0
 
+#: Successful requests a hook must have counted, once it knows the quota, before its rate is worth keeping.
+MIN_SUCCESSES_TO_LEARN = 10
+
 #: Weight of a new latency sample in the smoothed round-trip time.
 _LATENCY_SMOOTHING = 0.125
 
@@ -150,6 +162,7 @@ class AimdWindow:
         self._round_trips_since_cut = 0.0
         self._cuts = 0
         self._slow_start_peak = self.window
+        self._resumed = False
 
     @property
     def allowed_in_flight(self) -> int:
@@ -184,6 +197,22 @@ class AimdWindow:
             if self.window >= self._refused_level * ROOM_AGAIN_SHARE:
                 step = max(step, GROWTH_PAST_REFUSED_LEVEL * min(self.window, 1.0))
         self.window = min(self.ceiling, self.window + step)
+
+    def resume_at(self, level: float) -> None:
+        """
+        Start at ``level`` requests in flight, known from an earlier job, instead of in slow start.
+
+        The window is set as if a cut had happened and the cubic curve had reached its plateau at
+        ``level``: it then probes slowly towards ``level / PLATEAU_SHARE`` over
+        :data:`ROUND_TRIPS_TO_REFUSED_LEVEL` round trips, and faster past it, so a quota that was raised is
+        found; a 429 cuts it as any other (from the window, not from a delivered rate).
+        """
+        level = min(max(float(level), self.floor), self.ceiling)
+        self.slow_start = False
+        self._cut_from(level / PLATEAU_SHARE)
+        self.window = level
+        self._round_trips_since_cut = ROUND_TRIPS_TO_PLATEAU
+        self._resumed = True
 
     def cubic_target(self) -> float:
         """
@@ -228,7 +257,7 @@ class AimdWindow:
         larger ``delivered`` (successful answers per round trip, as in :meth:`on_rate_limited`) raises the
         cut to what it would have been, never above the window slow start had reached.
         """
-        if self._cuts != 1 or self._last_decrease is None or sent_at > self._last_decrease:
+        if self._resumed or self._cuts != 1 or self._last_decrease is None or sent_at > self._last_decrease:
             return
         base = min(self._slow_start_peak, delivered)
         if base > self._refused_level:
@@ -254,10 +283,13 @@ class AdaptiveConcurrency:
     Holds the request threads of one hook to an :class:`AimdWindow` (thread-safe).
 
     Call :meth:`acquire` before sending and exactly one of :meth:`succeeded`, :meth:`rate_limited` or
-    :meth:`released` after the answer.
+    :meth:`released` after the answer; :meth:`begin_call` and :meth:`end_call` around each call, so that
+    :meth:`learned_rates` counts the time calls ran, not the time between them.
 
-    :param initial: the window to start with.
+    :param initial: the window to start with (in slow start).
     :param ceiling: the largest window: the connection's ``max_concurrency``.
+    :param start_rate: requests per second an earlier job got through: start at that rate instead of in
+        slow start (``None``: slow start from ``initial``).
     :param clock: monotonic clock, replaceable in tests.
     """
 
@@ -266,9 +298,13 @@ class AdaptiveConcurrency:
         initial: float = DEFAULT_INITIAL_WINDOW,
         ceiling: float = 32,
         *,
+        start_rate: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if start_rate is not None and not (math.isfinite(start_rate) and start_rate > 0):
+            raise ValueError(f"start_rate must be a positive number of requests per second, got {start_rate}")
         self.aimd = AimdWindow(initial, ceiling)
+        self.start_rate = start_rate
         self._clock = clock
         self._condition = threading.Condition()
         self._in_flight = 0
@@ -277,6 +313,17 @@ class AdaptiveConcurrency:
         self._smoothed_latency: float | None = None
         self._first_start: float | None = None
         self._successes = 0
+        # Until the first answer of a hook started from a rate: starts spaced at that rate, no window.
+        self._awaiting_round_trip = start_rate is not None
+        if start_rate is not None:
+            self.aimd.slow_start = False
+        # What it got through once it knew the quota: from ``_learning_since`` on, while calls ran.
+        self._learning_since: float | None = None
+        self._learned_successes = 0
+        self._learned_tokens = 0.0
+        self._calls = 0
+        self._call_since = 0.0
+        self._call_seconds = 0.0
 
     @property
     def window(self) -> float:
@@ -286,9 +333,50 @@ class AdaptiveConcurrency:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def started_from_rate(self) -> bool:
+        """Whether this window started from a known rate (``start_rate``) rather than in slow start."""
+        return self.start_rate is not None
+
     def raise_ceiling(self, ceiling: int) -> None:
         with self._condition:
             self.aimd.raise_ceiling(ceiling)
+
+    def begin_call(self) -> None:
+        """A call starts sending its requests through this window."""
+        with self._condition:
+            if not self._calls:
+                self._call_since = self._clock()
+            self._calls += 1
+
+    def end_call(self) -> None:
+        """A call begun with :meth:`begin_call` has ended (its requests answered or given up)."""
+        with self._condition:
+            self._calls -= 1
+            if not self._calls:
+                self._call_seconds += self._running_seconds(self._clock())
+
+    def learned_rates(self) -> tuple[float, float] | None:
+        """
+        Successful requests and input tokens per second since this window knew the quota (its first cut,
+        once the server's wait had passed, or its first start when it started from a rate), over the time
+        calls ran; ``None`` until :data:`MIN_SUCCESSES_TO_LEARN` requests have counted.
+        """
+        with self._condition:
+            if self._learning_since is None or self._learned_successes < MIN_SUCCESSES_TO_LEARN:
+                return None
+            seconds = self._call_seconds
+            if self._calls:
+                seconds += self._running_seconds(self._clock())
+            if seconds <= 0:
+                return None
+            return self._learned_successes / seconds, self._learned_tokens / seconds
+
+    def _running_seconds(self, now: float) -> float:
+        """Seconds of the running calls' stretch that count for :meth:`learned_rates`."""
+        if self._learning_since is None:
+            return 0.0
+        return max(now - max(self._call_since, self._learning_since), 0.0)
 
     def acquire(self, cancelled: threading.Event | None = None) -> float:
         """
@@ -304,7 +392,11 @@ class AdaptiveConcurrency:
                     self._in_flight += 1
                     if self._first_start is None:
                         self._first_start = now
-                    if not self.aimd.slow_start and self._smoothed_latency is not None:
+                        if self.start_rate is not None:
+                            self._start_learning(now)
+                    if self._awaiting_round_trip and self.start_rate is not None:
+                        self._next_start = max(now, self._next_start) + 1.0 / self.start_rate
+                    elif not self.aimd.slow_start and self._smoothed_latency is not None:
                         self._next_start = max(now, self._next_start) + (
                             self._smoothed_latency / self.aimd.window
                         )
@@ -314,15 +406,19 @@ class AdaptiveConcurrency:
 
     def _wait_before_start(self, now: float) -> float:
         """Seconds until a start is allowed; ``inf`` while the window is full."""
-        if self._in_flight >= self.aimd.allowed_in_flight:
+        limit = math.ceil(self.aimd.ceiling) if self._awaiting_round_trip else self.aimd.allowed_in_flight
+        if self._in_flight >= limit:
             return math.inf
         return max(self._hold_until - now, self._next_start - now, 0.0)
 
-    def succeeded(self, sent_at: float) -> None:
-        """The request started at ``sent_at`` got a usable answer."""
+    def succeeded(self, sent_at: float, tokens: float = 0.0) -> None:
+        """The request started at ``sent_at``, carrying ``tokens`` input tokens, got a usable answer."""
         with self._condition:
             latency = self._finish(sent_at)
             self._successes += 1
+            if self._learning_since is not None and sent_at >= self._learning_since:
+                self._learned_successes += 1
+                self._learned_tokens += tokens
             self.aimd.on_success(latency, sent_at)
             delivered = self._delivered_per_round_trip(max(self._hold_until, self._clock()))
             if delivered is not None:
@@ -339,8 +435,10 @@ class AdaptiveConcurrency:
             now = self._clock()
             self._finish(sent_at)
             resume = max(self._hold_until, now + (retry_delay or 0.0))
-            self.aimd.on_rate_limited(sent_at, now, self._delivered_per_round_trip(resume))
+            cut = self.aimd.on_rate_limited(sent_at, now, self._delivered_per_round_trip(resume))
             self._hold_until = resume
+            if cut and self._learning_since is None:
+                self._start_learning(resume)
             self._condition.notify_all()
 
     def released(self) -> None:
@@ -348,6 +446,12 @@ class AdaptiveConcurrency:
         with self._condition:
             self._in_flight -= 1
             self._condition.notify_all()
+
+    def _start_learning(self, since: float) -> None:
+        self._learning_since = since
+        self._learned_successes = 0
+        self._learned_tokens = 0.0
+        self._call_seconds = 0.0
 
     def _delivered_per_round_trip(self, resume: float) -> float | None:
         """
@@ -374,4 +478,8 @@ class AdaptiveConcurrency:
             self._smoothed_latency = latency
         else:
             self._smoothed_latency += _LATENCY_SMOOTHING * (latency - self._smoothed_latency)
+        if self._awaiting_round_trip and self.start_rate is not None:
+            # The first round trip of a hook started from a rate: the window that holds that rate.
+            self._awaiting_round_trip = False
+            self.aimd.resume_at(self.start_rate * latency)
         return latency
