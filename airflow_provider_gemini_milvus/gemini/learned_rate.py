@@ -1,14 +1,15 @@
 """
 What adaptive concurrency learned about an unconfigured quota, as a record the next job starts from.
 
-A hook that met the quota (a 429 ended its slow start), or that started from a record, measures the rate it
-then got through: successful requests and input tokens per second while a call was running. That rate is
+A hook that met the quota (a 429 ended its slow start), or that started from a record, knows the request
+and input-token rates the quota allows it (see
+:meth:`~airflow_provider_gemini_milvus.gemini.concurrency.AdaptiveConcurrency.learned_rates`). That rate is
 its *share*: when 4 shards in 4 processes share one quota, each learns about a quarter of it. A
 :class:`LearnedQuota` keeps the share of every learner of the last job (those whose spans overlap), so
 
-* a new hook starts at the mean share of the last job's learners (:meth:`LearnedQuota.start_rates`): a
-  scheduled job that runs as 4 shards again starts 4 hooks at a quarter each, their sum the quota, and a
-  shard that finished last and took up the room the others left weighs a quarter, not the whole;
+* a new hook starts from the median share of the last job's learners (:meth:`LearnedQuota.start_rates`):
+  a scheduled job that runs as 4 shards again starts 4 hooks at a quarter each, their sum the quota, and a
+  shard that finished last and took up the room the others left does not count as the whole;
 * the record says how many learners there were and what they got through together
   (:attr:`LearnedQuota.total_requests_per_second`), for a person reading it;
 * a job of a different shape only starts off: more processes than before start above the quota and are cut
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +76,8 @@ class LearnerShare:
     What one hook got through once it knew the quota.
 
     :param learner: a random id of the hook's window (to replace its own earlier entry), never a name.
-    :param requests_per_second: successful requests per second while a call was running.
-    :param tokens_per_second: their input tokens per second.
+    :param requests_per_second: requests per second the quota allows it.
+    :param tokens_per_second: input tokens per second the quota allows it.
     :param since: when the measure began (seconds since the epoch).
     :param until: when it was taken (seconds since the epoch).
     """
@@ -117,12 +119,12 @@ class LearnedQuota:
 
     @property
     def total_requests_per_second(self) -> float:
-        """What the learners got through together (each over its own span): about the quota."""
+        """The learners' shares together: about the quota."""
         return sum(share.requests_per_second for share in self.learners)
 
     def start_rates(self, now: float) -> tuple[float, float] | None:
         """
-        The request and token rates (per second) a new hook starts at: the mean share of the learners,
+        The request and token rates (per second) a new hook starts from: the median share of the learners,
         times :func:`trust` of the record's age; ``None`` when the record is too old to use.
 
         :param now: seconds since the epoch.
@@ -130,9 +132,8 @@ class LearnedQuota:
         factor = trust(now - self.learned_at)
         if factor <= 0:
             return None
-        count = len(self.learners)
-        requests = sum(share.requests_per_second for share in self.learners) / count
-        tokens = sum(share.tokens_per_second for share in self.learners) / count
+        requests = statistics.median(share.requests_per_second for share in self.learners)
+        tokens = statistics.median(share.tokens_per_second for share in self.learners)
         return requests * factor, tokens * factor
 
     def with_share(self, share: LearnerShare) -> LearnedQuota:

@@ -287,7 +287,8 @@ class GeminiHook(BaseHook):
         if settings.tokens_per_minute and tokens_per_request > 0:
             start = min(start, settings.tokens_per_minute / 60.0 / tokens_per_request)
         self.log.info(
-            "Starting at %.2f requests/s, learned %.0f s ago by %d task(s) (Variable %s), not in slow start",
+            "Starting near %.2f requests/s, the quota learned %.0f s ago by %d task(s) (Variable %s), "
+            "not in slow start",
             start,
             max(memory.now() - record.learned_at, 0.0),
             len(record.learners),
