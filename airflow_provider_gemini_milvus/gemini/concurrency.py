@@ -41,9 +41,9 @@ or from the start when it started from a rate) it keeps an estimate of the rate 
 (:meth:`AdaptiveConcurrency.learned_rates`): the lowest rate it was cut at (the first cut's: what the quota
 let through until the server's wait had passed; a later one's: the window over the round trip), or, when a
 hook that started from a rate was never cut, the higher of that rate and what it got through. The lowest,
-because a shard whose neighbours finished takes up their room and is refused at more than its share. Not what it got
-through on average: the window settles on :data:`PLATEAU_SHARE` of the refused level, so each job would
-start a little lower than the one before.
+because a shard whose neighbours finished takes up their room and is refused at more than its share. Not
+what it got through on average: the window settles on :data:`PLATEAU_SHARE` of the refused level, so each
+job would start a little lower than the one before.
 
 :class:`AimdWindow` is the pure arithmetic; :class:`AdaptiveConcurrency` holds the threads of one hook to it.
 """
