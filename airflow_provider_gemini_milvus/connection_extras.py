@@ -256,6 +256,14 @@ GEMINI_EXTRA_FIELDS: tuple[ExtraField, ...] = (
         True,
     ),
     ExtraField(
+        "remember_quota",
+        "boolean",
+        "Remember the learned quota",
+        "With adaptive concurrency: keep the request and token rates learned from 429 answers in an Airflow "
+        "Variable per connection and model, and start the next task there instead of in slow start.",
+        True,
+    ),
+    ExtraField(
         "requests_per_minute",
         "integer",
         "Requests per minute",

@@ -114,7 +114,10 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Google Gemini",
-                "python-modules": ["airflow_provider_gemini_milvus.hooks.gemini"],
+                "python-modules": [
+                    "airflow_provider_gemini_milvus.hooks.gemini",
+                    "airflow_provider_gemini_milvus.hooks.quota_memory",
+                ],
             },
             {"integration-name": "Milvus", "python-modules": ["airflow_provider_gemini_milvus.hooks.milvus"]},
         ],

@@ -74,6 +74,7 @@ def _every_gemini_extra() -> dict[str, object]:
         "timeout": "12.5",
         "max_concurrency": "3",
         "adaptive_concurrency": "false",
+        "remember_quota": "no",
         "requests_per_minute": 100,
         "tokens_per_minute": "5000",
         "max_retries": "0",
@@ -95,6 +96,7 @@ def test_the_gemini_hook_reads_every_declared_extra(monkeypatch: pytest.MonkeyPa
     settings = GeminiHook().settings
     assert (settings.base_url, settings.api_version) == ("http://127.0.0.1:1", "v1beta")
     assert (settings.timeout, settings.max_concurrency, settings.adaptive_concurrency) == (12.5, 3, False)
+    assert settings.remember_quota is False
     assert (settings.requests_per_minute, settings.tokens_per_minute) == (100, 5000)
     assert (settings.backoff.max_retries, settings.backoff.initial_delay, settings.backoff.max_delay) == (
         0,

@@ -32,6 +32,19 @@ project quota. So, unless a fixed concurrency is pinned, the hook learns how man
 Several hooks (shards in other processes) against one quota each run their own window; like TCP flows
 they settle on shares that add up to the quota.
 
+A hook that knows the rate an earlier job found the quota at (see
+:mod:`~airflow_provider_gemini_milvus.gemini.learned_rate`) starts near it instead of in slow start
+(``start_rate``): it spaces its first starts at :data:`RESUME_SHARE` of that rate, sets the window to that
+rate times the first round trip it sees, and from there probes upward slowly towards the rate, then faster
+past it (:meth:`AimdWindow.resume_at`); a 429 still cuts it. Once it knows the quota (after its first cut,
+or from the start when it started from a rate) it keeps an estimate of the rate the quota allows this hook
+(:meth:`AdaptiveConcurrency.learned_rates`): the lowest rate it was cut at (the first cut's: what the quota
+let through until the server's wait had passed; a later one's: the window over the round trip), or, when a
+hook that started from a rate was never cut, the higher of that rate and what it got through. The lowest,
+because a shard whose neighbours finished takes up their room and is refused at more than its share. Not
+what it got through on average: the window settles on :data:`PLATEAU_SHARE` of the refused level, so each
+job would start a little lower than the one before.
+
 :class:`AimdWindow` is the pure arithmetic; :class:`AdaptiveConcurrency` holds the threads of one hook to it.
 """
 
@@ -47,6 +60,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_INITIAL_WINDOW",
+    "MIN_SUCCESSES_TO_LEARN",
+    "RESUME_SHARE",
     "GROWTH_PAST_REFUSED_LEVEL",
     "NOTHING_DELIVERED_ESTIMATE",
     "PLATEAU_SHARE",
@@ -107,6 +122,13 @@ MIN_WINDOW = 0.1
 #: on it (the server, or this machine's CPU, is already the bound).
 SLOW_ANSWER_FACTOR = 3.0
 
+#: Share of the rate an earlier job found the quota at that a hook starts from: close under it, so the quota
+#: is used from the start, with room for the estimate to be a little high. The window then probes upward.
+RESUME_SHARE = 0.95
+
+#: Successful requests a hook must have counted, once it knows the quota, before its rate is worth keeping.
+MIN_SUCCESSES_TO_LEARN = 10
+
 #: Weight of a new latency sample in the smoothed round-trip time.
 _LATENCY_SMOOTHING = 0.125
 
@@ -150,6 +172,7 @@ class AimdWindow:
         self._round_trips_since_cut = 0.0
         self._cuts = 0
         self._slow_start_peak = self.window
+        self._resumed = False
 
     @property
     def allowed_in_flight(self) -> int:
@@ -185,6 +208,29 @@ class AimdWindow:
                 step = max(step, GROWTH_PAST_REFUSED_LEVEL * min(self.window, 1.0))
         self.window = min(self.ceiling, self.window + step)
 
+    @property
+    def refused_level(self) -> float:
+        """The window the cubic curve aims back at: where the quota last refused (or the resumed level)."""
+        return self._refused_level
+
+    def resume_at(self, level: float) -> None:
+        """
+        Start under ``level`` requests in flight, where an earlier job found the quota, not in slow start.
+
+        The window starts at :data:`RESUME_SHARE` of ``level``, as if on the plateau of the cubic curve after
+        a cut at ``level``: it probes slowly up to ``level`` over :data:`ROUND_TRIPS_TO_REFUSED_LEVEL` round
+        trips, and faster past it, so a quota that was raised is found. Its first 429 does not cut it (the
+        quota still counts an earlier job's last requests; the server's wait is kept all the same); the
+        next cuts it as any other (from the window, not from a delivered rate).
+        """
+        level = min(max(float(level), self.floor), self.ceiling)
+        self.slow_start = False
+        self._cut_from(level)
+        self.window = self._plateau = max(self.floor, level * RESUME_SHARE)
+        self._probe_scale = (1.0 - RESUME_SHARE) * max(level, 1.0) / ROUND_TRIPS_TO_REFUSED_LEVEL**3
+        self._round_trips_since_cut = ROUND_TRIPS_TO_PLATEAU
+        self._resumed = True
+
     def cubic_target(self) -> float:
         """
         The window the cubic curve asks for now: the cut window right after the cut, the plateau
@@ -207,6 +253,12 @@ class AimdWindow:
         """
         if self._last_decrease is not None and sent_at <= self._last_decrease:
             return False
+        if self._resumed and not self._cuts and self._last_decrease is None:
+            # The first 429 of a window resumed under the level an earlier job found: the quota is still
+            # full of someone else's requests (that job's last ones): wait as told, keep the rate. The
+            # next 429, to a request sent after this one, cuts: a quota that was lowered is found.
+            self._last_decrease = now
+            return False
         ending_slow_start = self.slow_start
         self.slow_start = False
         self._cuts += 1
@@ -228,7 +280,7 @@ class AimdWindow:
         larger ``delivered`` (successful answers per round trip, as in :meth:`on_rate_limited`) raises the
         cut to what it would have been, never above the window slow start had reached.
         """
-        if self._cuts != 1 or self._last_decrease is None or sent_at > self._last_decrease:
+        if self._resumed or self._cuts != 1 or self._last_decrease is None or sent_at > self._last_decrease:
             return
         base = min(self._slow_start_peak, delivered)
         if base > self._refused_level:
@@ -254,10 +306,13 @@ class AdaptiveConcurrency:
     Holds the request threads of one hook to an :class:`AimdWindow` (thread-safe).
 
     Call :meth:`acquire` before sending and exactly one of :meth:`succeeded`, :meth:`rate_limited` or
-    :meth:`released` after the answer.
+    :meth:`released` after the answer; :meth:`begin_call` and :meth:`end_call` around each call, so that
+    :meth:`learned_rates` counts the time calls ran, not the time between them.
 
-    :param initial: the window to start with.
+    :param initial: the window to start with (in slow start).
     :param ceiling: the largest window: the connection's ``max_concurrency``.
+    :param start_rate: requests per second an earlier job found the quota at: start just under it instead
+        of in slow start (``None``: slow start from ``initial``).
     :param clock: monotonic clock, replaceable in tests.
     """
 
@@ -266,9 +321,13 @@ class AdaptiveConcurrency:
         initial: float = DEFAULT_INITIAL_WINDOW,
         ceiling: float = 32,
         *,
+        start_rate: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if start_rate is not None and not (math.isfinite(start_rate) and start_rate > 0):
+            raise ValueError(f"start_rate must be a positive number of requests per second, got {start_rate}")
         self.aimd = AimdWindow(initial, ceiling)
+        self.start_rate = start_rate
         self._clock = clock
         self._condition = threading.Condition()
         self._in_flight = 0
@@ -277,6 +336,21 @@ class AdaptiveConcurrency:
         self._smoothed_latency: float | None = None
         self._first_start: float | None = None
         self._successes = 0
+        # Until the first answer of a hook started from a rate: starts spaced at that rate, no window.
+        self._awaiting_round_trip = start_rate is not None
+        if start_rate is not None:
+            self.aimd.slow_start = False
+        # The rate the quota allows this hook (requests per second), once known: see ``learned_rates``.
+        self._quota_rate: float | None = start_rate
+        self._cut_by_quota = False
+        self._first_cut_span = 0.0
+        # What it got through once it knew the quota: from ``_learning_since`` on, while calls ran.
+        self._learning_since: float | None = None
+        self._learned_successes = 0
+        self._learned_tokens = 0.0
+        self._calls = 0
+        self._call_since = 0.0
+        self._call_seconds = 0.0
 
     @property
     def window(self) -> float:
@@ -286,9 +360,59 @@ class AdaptiveConcurrency:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def started_from_rate(self) -> bool:
+        """Whether this window started from a known rate (``start_rate``) rather than in slow start."""
+        return self.start_rate is not None
+
     def raise_ceiling(self, ceiling: int) -> None:
         with self._condition:
             self.aimd.raise_ceiling(ceiling)
+
+    def begin_call(self) -> None:
+        """A call starts sending its requests through this window."""
+        with self._condition:
+            if not self._calls:
+                self._call_since = self._clock()
+            self._calls += 1
+
+    def end_call(self) -> None:
+        """A call begun with :meth:`begin_call` has ended (its requests answered or given up)."""
+        with self._condition:
+            self._calls -= 1
+            if not self._calls:
+                self._call_seconds += self._running_seconds(self._clock())
+
+    def learned_rates(self) -> tuple[float, float] | None:
+        """
+        The request and input-token rates (per second) the quota allows this hook, as far as it knows:
+        the lowest rate it was cut at, or, for a hook that started from a rate and was never cut, the
+        higher of that rate and what it got through while calls ran; tokens at the tokens per request it
+        sent.
+        ``None`` until it knows the quota (a 429, or a start from a rate) and
+        :data:`MIN_SUCCESSES_TO_LEARN` requests have got through since.
+        """
+        with self._condition:
+            if (
+                self._learning_since is None
+                or self._quota_rate is None
+                or self._learned_successes < MIN_SUCCESSES_TO_LEARN
+            ):
+                return None
+            requests = self._quota_rate
+            if not self._cut_by_quota:
+                seconds = self._call_seconds
+                if self._calls:
+                    seconds += self._running_seconds(self._clock())
+                if seconds > 0:
+                    requests = max(requests, self._learned_successes / seconds)
+            return requests, requests * self._learned_tokens / self._learned_successes
+
+    def _running_seconds(self, now: float) -> float:
+        """Seconds of the running calls' stretch that count for :meth:`learned_rates`."""
+        if self._learning_since is None:
+            return 0.0
+        return max(now - max(self._call_since, self._learning_since), 0.0)
 
     def acquire(self, cancelled: threading.Event | None = None) -> float:
         """
@@ -304,7 +428,11 @@ class AdaptiveConcurrency:
                     self._in_flight += 1
                     if self._first_start is None:
                         self._first_start = now
-                    if not self.aimd.slow_start and self._smoothed_latency is not None:
+                        if self.start_rate is not None:
+                            self._start_learning(now)
+                    if self._awaiting_round_trip and self.start_rate is not None:
+                        self._next_start = max(now, self._next_start) + 1.0 / (self.start_rate * RESUME_SHARE)
+                    elif not self.aimd.slow_start and self._smoothed_latency is not None:
                         self._next_start = max(now, self._next_start) + (
                             self._smoothed_latency / self.aimd.window
                         )
@@ -314,19 +442,27 @@ class AdaptiveConcurrency:
 
     def _wait_before_start(self, now: float) -> float:
         """Seconds until a start is allowed; ``inf`` while the window is full."""
-        if self._in_flight >= self.aimd.allowed_in_flight:
+        limit = math.ceil(self.aimd.ceiling) if self._awaiting_round_trip else self.aimd.allowed_in_flight
+        if self._in_flight >= limit:
             return math.inf
         return max(self._hold_until - now, self._next_start - now, 0.0)
 
-    def succeeded(self, sent_at: float) -> None:
-        """The request started at ``sent_at`` got a usable answer."""
+    def succeeded(self, sent_at: float, tokens: float = 0.0) -> None:
+        """The request started at ``sent_at``, carrying ``tokens`` input tokens, got a usable answer."""
         with self._condition:
             latency = self._finish(sent_at)
             self._successes += 1
+            if self._learning_since is not None and sent_at >= self._learning_since:
+                self._learned_successes += 1
+                self._learned_tokens += tokens
             self.aimd.on_success(latency, sent_at)
             delivered = self._delivered_per_round_trip(max(self._hold_until, self._clock()))
             if delivered is not None:
+                refused = self.aimd.refused_level
                 self.aimd.on_late_success(sent_at, delivered)
+                if self.aimd.refused_level != refused:
+                    # Only the first cut is raised, and it is the only one so far.
+                    self._quota_rate = self._first_cut_rate()
             self._condition.notify_all()
 
     def rate_limited(self, sent_at: float, retry_delay: float | None) -> None:
@@ -339,7 +475,24 @@ class AdaptiveConcurrency:
             now = self._clock()
             self._finish(sent_at)
             resume = max(self._hold_until, now + (retry_delay or 0.0))
-            self.aimd.on_rate_limited(sent_at, now, self._delivered_per_round_trip(resume))
+            delivered = self._delivered_per_round_trip(resume)
+            from_delivered = self.aimd.slow_start and delivered is not None
+            if self.aimd.on_rate_limited(sent_at, now, delivered):
+                # The level refused, as a rate: a later cut's is the window at the round trip it was paced
+                # at; the first cut's what the quota let through until its wait had passed.
+                if from_delivered and self._first_start is not None:
+                    self._first_cut_span = resume - self._first_start
+                    refused_rate = self._first_cut_rate()
+                else:
+                    refused_rate = self.aimd.refused_level / (self._smoothed_latency or self._round_trip())
+                # The lowest level refused: a lowered quota is followed down, and a level refused after
+                # other shards finished (this hook had taken up their room) is not taken for its share.
+                if self._cut_by_quota and self._quota_rate is not None:
+                    refused_rate = min(refused_rate, self._quota_rate)
+                self._quota_rate = refused_rate
+                self._cut_by_quota = True
+                if self._learning_since is None:
+                    self._start_learning(resume)
             self._hold_until = resume
             self._condition.notify_all()
 
@@ -348,6 +501,26 @@ class AdaptiveConcurrency:
         with self._condition:
             self._in_flight -= 1
             self._condition.notify_all()
+
+    def _start_learning(self, since: float) -> None:
+        self._learning_since = since
+        self._learned_successes = 0
+        self._learned_tokens = 0.0
+        self._call_seconds = 0.0
+
+    def _first_cut_rate(self) -> float:
+        """
+        The rate the first cut found the quota at: what got through per second until the server's wait had
+        passed, counted over one round trip less (the quota counted from the first request's arrival, and
+        the wait from the 429's departure), so that a short quota window is not underestimated.
+        """
+        round_trip = self._round_trip()
+        span = self._first_cut_span
+        return self.aimd.refused_level / round_trip * span / max(span - round_trip, round_trip)
+
+    def _round_trip(self) -> float:
+        """The round trip the first cut counts in: the fastest answer seen (some answer has come back)."""
+        return self.aimd.fastest_answer or self._smoothed_latency or 1.0
 
     def _delivered_per_round_trip(self, resume: float) -> float | None:
         """
@@ -374,4 +547,8 @@ class AdaptiveConcurrency:
             self._smoothed_latency = latency
         else:
             self._smoothed_latency += _LATENCY_SMOOTHING * (latency - self._smoothed_latency)
+        if self._awaiting_round_trip and self.start_rate is not None:
+            # The first round trip of a hook started from a rate: the window that holds that rate.
+            self._awaiting_round_trip = False
+            self.aimd.resume_at(self.start_rate * latency)
         return latency

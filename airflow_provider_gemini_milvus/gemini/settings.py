@@ -37,6 +37,8 @@ class GeminiConnectionSettings:
         fixed number when ``adaptive_concurrency`` is off.
     :param adaptive_concurrency: learn how many requests to keep in flight (AIMD on 429s); see
         :mod:`~airflow_provider_gemini_milvus.gemini.concurrency`.
+    :param remember_quota: with adaptive concurrency, keep what was learned of the quota for the next task
+        (see :mod:`~airflow_provider_gemini_milvus.gemini.learned_rate`).
     :param requests_per_minute: request quota to pace to.
     :param tokens_per_minute: input-token quota to pace to.
     :param backoff: retry policy for 429, 5xx, timeouts, dropped connections and unusable answers.
@@ -52,6 +54,7 @@ class GeminiConnectionSettings:
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     adaptive_concurrency: bool = True
+    remember_quota: bool = True
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
@@ -140,6 +143,7 @@ def read_settings(password: str | None, extra: dict[str, Any], conn_id: str) -> 
         timeout=_required(extras.number("timeout")),
         max_concurrency=_required(extras.integer("max_concurrency")),
         adaptive_concurrency=extras.boolean("adaptive_concurrency"),
+        remember_quota=extras.boolean("remember_quota"),
         requests_per_minute=extras.integer("requests_per_minute"),
         tokens_per_minute=extras.integer("tokens_per_minute"),
         backoff=BackoffPolicy(

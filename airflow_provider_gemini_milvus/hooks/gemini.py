@@ -66,6 +66,7 @@ from airflow_provider_gemini_milvus.gemini.retries import (
 from airflow_provider_gemini_milvus.gemini.runner import Cancelled, ProgressLog, RunCounters, run_all
 from airflow_provider_gemini_milvus.gemini.settings import GeminiConnectionSettings, read_settings
 from airflow_provider_gemini_milvus.gemini.wire import send_embed_request
+from airflow_provider_gemini_milvus.hooks.quota_memory import QuotaMemory, QuotaStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -98,6 +99,15 @@ _BUILD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
+class _ModelWindow:
+    """The adaptive window of one model on a hook (quotas are per model) and where it keeps what it learns."""
+
+    concurrency: AdaptiveConcurrency
+    memory: QuotaMemory | None
+    since: float
+
+
+@dataclass(frozen=True)
 class _Call:
     """What every request of one ``embed_with_stats`` call shares."""
 
@@ -115,7 +125,7 @@ class GeminiHook(BaseHook):
     The connection's password holds the API key. Optional extras: ``base_url`` (an ``https://`` proxy or
     gateway, or ``http://`` to a loopback address such as the bundled emulator), ``api_version``,
     ``timeout`` (seconds), ``max_concurrency`` (default 32), ``adaptive_concurrency`` (default true),
-    ``requests_per_minute``, ``tokens_per_minute``,
+    ``remember_quota`` (default true), ``requests_per_minute``, ``tokens_per_minute``,
     ``max_retries``, ``retry_initial_delay``, ``retry_max_delay``, and for Vertex AI ``vertexai: true``
     with ``project``, ``location`` and ``service_account_json`` (or Application Default Credentials; an API
     key in Vertex mode selects express mode).
@@ -129,7 +139,14 @@ class GeminiHook(BaseHook):
     can hand each request's vectors to a callback as they arrive (``on_result``, flat memory at any corpus
     size) and skip the texts Gemini refuses for good (``on_document_error="skip"``).
 
+    Inside an Airflow task, the rates the window settled on (per connection and model) are kept in an
+    Airflow Variable, and the next task starts there instead of in slow start, still probing upward and
+    backing off on 429s (``remember_quota``; see :mod:`~airflow_provider_gemini_milvus.hooks.quota_memory`).
+
     :param gemini_conn_id: the ``gemini`` connection to use.
+    :param quota_store: where to keep the learned quota instead of Airflow Variables (any object with
+        ``read(key)`` and ``write(key, value)``), e.g. for a script outside Airflow; ``None``: Variables,
+        inside a task only.
     """
 
     conn_name_attr = "gemini_conn_id"
@@ -137,9 +154,13 @@ class GeminiHook(BaseHook):
     conn_type = "gemini"
     hook_name = "Google Gemini"
 
-    def __init__(self, gemini_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, gemini_conn_id: str = default_conn_name, *, quota_store: QuotaStore | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.gemini_conn_id = gemini_conn_id
+        self.quota_store = quota_store
+        self._windows: dict[str, _ModelWindow] = {}
 
     @classmethod
     async def from_async_connection(cls, gemini_conn_id: str = default_conn_name) -> GeminiHook:
@@ -214,11 +235,74 @@ class GeminiHook(BaseHook):
     def _pacers(self) -> QuotaPacers:
         return QuotaPacers(self.settings.requests_per_minute, self.settings.tokens_per_minute)
 
-    @cached_property
-    def _concurrency(self) -> AdaptiveConcurrency:
-        """The adaptive window, shared by every call on this hook (they share one quota)."""
-        ceiling = self.settings.max_concurrency
-        return AdaptiveConcurrency(min(DEFAULT_INITIAL_WINDOW, ceiling), ceiling)
+    def adaptive_window(self, model: str = DEFAULT_MODEL) -> AdaptiveConcurrency | None:
+        """
+        The adaptive window of ``model`` on this hook, shared by its calls with that model (they share one
+        quota), or ``None`` before the first call with it: its ``window``, ``start_rate`` (what it started
+        from, ``None`` for slow start) and ``learned_rates()``.
+        """
+        entry = self._windows.get(resolve_model(model).name)
+        return entry.concurrency if entry is not None else None
+
+    def _window_for(self, model: str, batches: Sequence[PlannedRequest]) -> _ModelWindow:
+        """The window of ``model``, built on its first call: from the learned quota, if one is kept."""
+        entry = self._windows.get(model)
+        if entry is not None:
+            return entry
+        settings = self.settings
+        memory = (
+            QuotaMemory(self.quota_store, self.gemini_conn_id, model, self.log)
+            if settings.remember_quota
+            else None
+        )
+        start_rate = self._start_rate(memory, batches) if memory is not None else None
+        ceiling = settings.max_concurrency
+        initial = min(DEFAULT_INITIAL_WINDOW, ceiling)
+        entry = _ModelWindow(
+            concurrency=AdaptiveConcurrency(initial, ceiling, start_rate=start_rate),
+            memory=memory,
+            since=memory.now() if memory is not None else time.time(),
+        )
+        self._windows[model] = entry
+        return entry
+
+    def _start_rate(self, memory: QuotaMemory, batches: Sequence[PlannedRequest]) -> float | None:
+        """
+        Requests per second to start at: the learned share of the quota (aged), as requests of this call's
+        size; a quota configured on the connection caps it. ``None``: nothing learned, slow start.
+        """
+        record = memory.recall()
+        rates = record.start_rates(memory.now()) if record is not None else None
+        if record is None or rates is None:
+            return None
+        requests_per_second, tokens_per_second = rates
+        tokens_per_request = sum(batch.tokens for batch in batches) / max(len(batches), 1)
+        start = requests_per_second
+        if tokens_per_second > 0 and tokens_per_request > 0:
+            # A request quota and a token quota both bind: the learned token rate, in requests of this size.
+            start = min(start, tokens_per_second / tokens_per_request)
+        settings = self.settings
+        if settings.requests_per_minute:
+            start = min(start, settings.requests_per_minute / 60.0)
+        if settings.tokens_per_minute and tokens_per_request > 0:
+            start = min(start, settings.tokens_per_minute / 60.0 / tokens_per_request)
+        self.log.info(
+            "Starting near %.2f requests/s, the quota learned %.0f s ago by %d task(s) (Variable %s), "
+            "not in slow start",
+            start,
+            max(memory.now() - record.learned_at, 0.0),
+            len(record.learners),
+            memory.key,
+        )
+        return start
+
+    def _remember(self, entry: _ModelWindow) -> None:
+        """Keep what the window learned, if it learned something and the last write is not too recent."""
+        if entry.memory is None or not entry.memory.due():
+            return
+        rates = entry.concurrency.learned_rates()
+        if rates is not None:
+            entry.memory.remember(*rates, since=entry.since)
 
     def test_connection(self) -> tuple[bool, str]:
         """Look up the default embedding model: one cheap, free, read-only call."""
@@ -368,11 +452,13 @@ class GeminiHook(BaseHook):
         )
         # Build the client, pacers and window once, before worker threads (and concurrent calls) share
         # them: cached_property has no lock.
+        window: _ModelWindow | None = None
         with _BUILD_LOCK:
             self.get_conn()
             _ = self._pacers
             if adaptive:
-                self._concurrency.raise_ceiling(concurrency)
+                window = self._window_for(request.model.name, batches)
+                window.concurrency.raise_ceiling(concurrency)
         started = time.monotonic()
         vectors = np.empty((0 if on_result is not None else len(text_list), request.dim), dtype=np.float32)
         refused: list[RefusedText] = []
@@ -382,7 +468,7 @@ class GeminiHook(BaseHook):
             counters=RunCounters(),
             cancelled=threading.Event(),
             skip_refused=on_document_error == "skip",
-            concurrency=self._concurrency if adaptive else None,
+            concurrency=window.concurrency if window is not None else None,
         )
 
         def deliver(delivery: _Delivery) -> None:
@@ -403,7 +489,15 @@ class GeminiHook(BaseHook):
         def run(batch: PlannedRequest, emit: Callable[[_Delivery], None]) -> None:
             self._embed_request(batch, call, emit)
 
-        run_all(run, batches, concurrency, call.cancelled, deliver)
+        if window is not None:
+            window.concurrency.begin_call()
+        try:
+            run_all(run, batches, concurrency, call.cancelled, deliver)
+        finally:
+            if window is not None:
+                window.concurrency.end_call()
+        if window is not None:
+            self._remember(window)
         counters = call.counters
         media_tokens = media_tokens_of(batches)
         stats = EmbeddingRunStats(
@@ -574,7 +668,7 @@ class GeminiHook(BaseHook):
         finally:
             if window is not None:
                 if isinstance(outcome, np.ndarray):
-                    window.succeeded(sent_at)
+                    window.succeeded(sent_at, batch.tokens)
                 elif isinstance(outcome, FailedAttempt) and outcome.http_status == 429:
                     window.rate_limited(sent_at, outcome.server_delay)
                 else:

@@ -8,8 +8,10 @@ import pytest
 
 from airflow_provider_gemini_milvus.gemini.concurrency import (
     GROWTH_PAST_REFUSED_LEVEL,
+    MIN_SUCCESSES_TO_LEARN,
     NOTHING_DELIVERED_ESTIMATE,
     PLATEAU_SHARE,
+    RESUME_SHARE,
     ROOM_AGAIN_SHARE,
     ROUND_TRIPS_TO_PLATEAU,
     ROUND_TRIPS_TO_REFUSED_LEVEL,
@@ -267,3 +269,161 @@ def test_the_first_cut_counts_round_trips_at_the_fastest_answer_not_the_crowded_
     gate.rate_limited(sent[3], retry_delay=2.1)
     # 3 answers over the 3 s until the hold ends, at the fastest answer's 0.3 s a round trip.
     assert gate.window == pytest.approx(0.3 * 0.8)
+
+
+# -- starting from a rate an earlier job found, and what a window learns -------------------------------------
+
+
+def test_a_window_started_from_a_rate_spaces_its_first_starts_at_that_rate_without_slow_start() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, start_rate=10.0, clock=clock)
+    assert gate.started_from_rate
+    first = gate.acquire()
+    held: list[float] = []
+    waiter = threading.Thread(target=lambda: held.append(gate.acquire()))
+    waiter.start()
+    waiter.join(timeout=0.5)
+    assert waiter.is_alive(), "a second request started at once: slow start, not the learned rate"
+    clock.now += 1 / (10.0 * RESUME_SHARE)
+    waiter.join(timeout=5)
+    assert held == [clock.now]
+    clock.now = first + 0.3
+    gate.succeeded(first)
+    # The first round trip sets the window that holds the rate: RESUME_SHARE of 10/s x 0.3 s, no slow start.
+    assert not gate.aimd.slow_start
+    assert gate.window == pytest.approx(RESUME_SHARE * 10.0 * 0.3)
+
+
+def test_a_resumed_window_probes_slowly_up_to_the_learned_level_then_faster() -> None:
+    window = AimdWindow(initial=16, ceiling=1000)
+    window.resume_at(100.0)
+    assert window.window == pytest.approx(100.0 * RESUME_SHARE)
+    for _ in range(int(ROUND_TRIPS_TO_REFUSED_LEVEL * 0.5) * 100):
+        window.on_success(0.3)
+    assert RESUME_SHARE * 100 < window.window < 100
+    for _ in range(int(ROUND_TRIPS_TO_REFUSED_LEVEL) * 200):
+        window.on_success(0.3)
+    assert window.window > 100 * ROOM_AGAIN_SHARE
+
+
+def test_the_first_429_of_a_resumed_window_holds_it_without_a_cut_the_next_one_cuts() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, start_rate=10.0, clock=clock)
+    sent = gate.acquire()
+    clock.now += 0.3
+    gate.succeeded(sent)
+    level = gate.window
+    sent = gate.acquire()
+    clock.now += 0.3
+    gate.rate_limited(sent, retry_delay=1.0)
+    assert gate.window == level
+    clock.now += 1.0
+    sent = gate.acquire()
+    clock.now += 0.3
+    gate.rate_limited(sent, retry_delay=1.0)
+    assert gate.window == pytest.approx(level * 0.8)
+
+
+def test_a_window_learns_nothing_until_the_quota_refuses_it() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, clock=clock)
+    gate.begin_call()
+    for _ in range(3):
+        sent = [gate.acquire() for _ in range(gate.aimd.allowed_in_flight)]
+        clock.now += 0.3
+        for started in sent:
+            gate.succeeded(started, tokens=50)
+    gate.end_call()
+    assert gate.learned_rates() is None
+
+
+def test_the_first_cut_learns_what_the_quota_let_through_per_second_until_its_wait_had_passed() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, clock=clock)
+    gate.begin_call()
+    sent = [gate.acquire() for _ in range(16)]
+    clock.now += 0.3
+    for started in sent[:12]:
+        gate.succeeded(started, tokens=100)
+    gate.rate_limited(sent[12], retry_delay=5.7)
+    for _ in sent[13:]:
+        gate.released()
+    # 12 answers over the 6 s until the wait ends, counted over one 0.3 s round trip less: 12 / 5.7 s.
+    assert gate.learned_rates() is None  # too few answers since to keep it
+    clock.now += 5.7
+    for _ in range(MIN_SUCCESSES_TO_LEARN):
+        started = gate.acquire()
+        clock.now += 0.3
+        gate.succeeded(started, tokens=100)
+        clock.now += 1.0
+    gate.end_call()
+    requests, tokens = gate.learned_rates() or (0.0, 0.0)
+    assert requests == pytest.approx(12 / 5.7)
+    assert tokens == pytest.approx(requests * 100)
+
+
+def test_a_later_cut_at_a_higher_level_is_not_learned_a_lower_one_is() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, clock=clock)
+    gate.begin_call()
+    sent = [gate.acquire() for _ in range(16)]
+    clock.now += 0.3
+    for started in sent[:12]:
+        gate.succeeded(started)
+    gate.rate_limited(sent[12], retry_delay=5.7)
+    for _ in sent[13:]:
+        gate.released()
+    clock.now += 5.7
+    for _ in range(MIN_SUCCESSES_TO_LEARN):
+        started = gate.acquire()
+        clock.now += 0.3
+        gate.succeeded(started)
+        clock.now += 1.0
+    first = (gate.learned_rates() or (0.0, 0.0))[0]
+    gate.aimd.window = 20.0  # took up the room neighbours left, then refused there
+    started = gate.acquire()
+    clock.now += 0.3
+    gate.rate_limited(started, retry_delay=None)
+    assert (gate.learned_rates() or (0.0, 0.0))[0] == pytest.approx(first)
+    gate.aimd.window = 0.2
+    clock.now += 0.1
+    started = gate.acquire()
+    clock.now += 0.3
+    gate.rate_limited(started, retry_delay=None)
+    assert (gate.learned_rates() or (0.0, 0.0))[0] < first
+
+
+def test_a_resumed_window_never_cut_learns_the_higher_of_its_start_and_what_it_got_through() -> None:
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, start_rate=2.0, clock=clock)
+    gate.begin_call()
+    for _ in range(MIN_SUCCESSES_TO_LEARN):
+        started = gate.acquire()
+        clock.now += 1.0
+        gate.succeeded(started, tokens=10)
+    gate.end_call()
+    # One a second got through: the start rate stands.
+    assert gate.learned_rates() == pytest.approx((2.0, 20.0))
+
+    clock = FakeClock()
+    gate = AdaptiveConcurrency(initial=16, ceiling=32, start_rate=0.5, clock=clock)
+    for call in range(2):
+        gate.begin_call()
+        for request in range(MIN_SUCCESSES_TO_LEARN):
+            started = gate.acquire()
+            clock.now += 0.1
+            gate.succeeded(started, tokens=10)
+            clock.now += 0.9
+            if call == request == 0:  # the first start was paced at the start rate: the next waits for it
+                clock.now = started + 1 / (0.5 * RESUME_SHARE)
+        gate.end_call()
+        clock.now += 100.0  # between calls: not counted
+    # About one a second got through (the calls' time only), more than it started at.
+    requests, tokens = gate.learned_rates() or (0.0, 0.0)
+    assert requests > 0.9
+    assert tokens == pytest.approx(10 * requests)
+
+
+def test_a_start_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="start_rate must be a positive number"):
+        AdaptiveConcurrency(start_rate=0.0)

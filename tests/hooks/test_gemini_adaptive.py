@@ -66,7 +66,7 @@ def test_the_window_grows_past_its_start_while_answers_come_back_without_429(
     hook = connect()
     hook.embed(corpus(600), batch_size=5, output_dimensionality=128)
     assert gemini_emulator.stats.max_in_flight > DEFAULT_INITIAL_WINDOW
-    assert hook._concurrency.window > DEFAULT_INITIAL_WINDOW
+    assert hook.adaptive_window().window > DEFAULT_INITIAL_WINDOW
 
 
 def test_a_429_shrinks_the_window_that_later_calls_on_the_hook_share(
@@ -74,11 +74,11 @@ def test_a_429_shrinks_the_window_that_later_calls_on_the_hook_share(
 ) -> None:
     hook = connect(max_concurrency=16)
     hook.embed(corpus(50), batch_size=5, output_dimensionality=128)
-    before = hook._concurrency.window
+    before = hook.adaptive_window().window
     gemini_emulator.fail_next(1, status=429, retry_delay=0.01)
     result = hook.embed_with_stats(corpus(5), batch_size=5, output_dimensionality=128)
     assert result.stats.rate_limited == 1
-    assert hook._concurrency.window < before
+    assert hook.adaptive_window().window < before
 
 
 def test_a_call_may_ask_for_more_in_flight_than_the_connection(
