@@ -106,9 +106,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_adaptive_concurrency.py
 	@if $(MAKE) --no-print-directory $(MILVUS_SERVER_STAMP); then \
 		$(BIN)/python ci/milvus_server.py run --skip-if-unavailable -- \
-			$(BIN)/python benchmarks/bench_bulk_import.py; \
+			sh -c '$(BIN)/python benchmarks/bench_bulk_import.py && $(BIN)/python benchmarks/bench_load.py'; \
 	else \
 		echo "bench_bulk_import: SKIPPED: milvus==2.3.5 could not be installed into $(MILVUS_SERVER_DIR)"; \
+		$(BIN)/python benchmarks/bench_load.py; \
 	fi
 	$(MAKE) --no-print-directory bench-peers
 
