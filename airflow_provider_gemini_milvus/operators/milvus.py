@@ -76,7 +76,7 @@ class MilvusInsertOperator(BaseOperator):
     A bad row raises ``ValueError`` naming its index and id; a collection with another
     dimension, metric or fields raises ``MilvusCollectionMismatchError``.
 
-    Rows are written in batches capped by payload size (16 MiB by default) and ``batch_size``, then the
+    Rows are written in batches capped by payload size (4 MiB by default) and ``batch_size``, then the
     collection is flushed once. ``delete_ids`` are deleted after the rows are written, so a failure midway
     loses nothing; a re-run repeats the same work.
 
