@@ -15,21 +15,8 @@ from airflow_provider_gemini_milvus.loading.bulk_import import (
     write_import_files,
 )
 from airflow_provider_gemini_milvus.milvus.rows import content_hash
-from airflow_provider_gemini_milvus.staging import PartWriter, StagedManifest, StagedPart
-
-DIM = 4
-
-
-def stage(folder: Path, batches: list[list[dict]]) -> StagedManifest:
-    writer = PartWriter(folder, DIM)
-    parts = [writer.write(batch) for batch in batches]
-    return StagedManifest(
-        parts=parts,
-        rows=sum(part.rows for part in parts),
-        dim=DIM,
-        model=f"m/{DIM}/RETRIEVAL_DOCUMENT",
-        task_type="RETRIEVAL_DOCUMENT",
-    )
+from airflow_provider_gemini_milvus.staging import StagedPart
+from tests.loading.staged import stage
 
 
 def row(index: int, **extra: object) -> dict:

@@ -13,9 +13,9 @@ from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.loading import insert
 from airflow_provider_gemini_milvus.loading.insert import InsertArguments, load_manifest
 from airflow_provider_gemini_milvus.milvus.rows import DEFAULT_MAX_BATCH_BYTES
-from airflow_provider_gemini_milvus.staging import PartWriter, StagedManifest, write_id_list
+from airflow_provider_gemini_milvus.staging import StagedManifest
+from tests.loading.staged import DIM, stage
 
-DIM = 4
 LOG = logging.getLogger(__name__)
 
 
@@ -28,23 +28,6 @@ def row(index: int, **extra: Any) -> dict[str, Any]:
         "model": f"m/{DIM}/RETRIEVAL_DOCUMENT",
         **extra,
     }
-
-
-def stage(
-    folder: Path, batches: list[list[dict[str, Any]]], deletes: list[str] | None = None
-) -> StagedManifest:
-    writer = PartWriter(folder, DIM)
-    parts = [writer.write(batch) for batch in batches]
-    return StagedManifest(
-        parts=parts,
-        rows=sum(part.rows for part in parts),
-        dim=DIM,
-        model=f"m/{DIM}/RETRIEVAL_DOCUMENT",
-        task_type="RETRIEVAL_DOCUMENT",
-        delete_ids_uri=write_id_list(folder, deletes) if deletes else None,
-        delete_count=len(deletes or []),
-        folder=parts[0].uri.rpartition("/")[0],
-    )
 
 
 def arguments(**changes: Any) -> InsertArguments:
