@@ -39,9 +39,9 @@ from airflow_provider_gemini_milvus.milvus.rows import (
 from airflow_provider_gemini_milvus.staging import (
     StagedManifest,
     iter_id_list,
+    iter_part_columns,
     verify_manifest,
 )
-from airflow_provider_gemini_milvus.staging.parts import iter_part_columns
 
 if TYPE_CHECKING:
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook

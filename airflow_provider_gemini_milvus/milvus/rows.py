@@ -591,7 +591,7 @@ def prepare_rows(
 
 
 class _NotPlain(Exception):
-    """A staged value :func:`prepare_column_batches` leaves to the row-by-row check."""
+    """A staged value :func:`prepare_columns` leaves to the row-by-row check."""
 
 
 def _refuse_constant(name: str) -> Any:
