@@ -42,6 +42,7 @@ PACKAGE_FACES = {
         "promote",
         "versioned_collection_name",
     ],
+    "airflow_provider_gemini_milvus.retrieval": [],
     "airflow_provider_gemini_milvus.files": [
         "FILES_EXTRA_INSTALL",
         "Chunk",
