@@ -112,6 +112,7 @@ PACKAGE_FACES = {
         "GeminiQuotaExhaustedError",
         "MigrationCheckError",
         "MilvusCollectionMismatchError",
+        "MilvusFullTextUnsupportedError",
     ],
 }
 
