@@ -6,4 +6,34 @@ promote operator's quality gate.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from airflow_provider_gemini_milvus.retrieval.evaluation import (
+    QUALITY_METRICS,
+    SEARCH_MODES,
+    QualityVerdict,
+    compare_scores,
+    evaluate_search,
+)
+from airflow_provider_gemini_milvus.retrieval.labelled import (
+    LabelledQuery,
+    dump_labelled_queries,
+    labelled_queries,
+)
+from airflow_provider_gemini_milvus.retrieval.metrics import (
+    RetrievalScores,
+    format_scores_table,
+    score_rankings,
+)
+
+__all__ = [
+    "QUALITY_METRICS",
+    "SEARCH_MODES",
+    "LabelledQuery",
+    "QualityVerdict",
+    "RetrievalScores",
+    "compare_scores",
+    "dump_labelled_queries",
+    "evaluate_search",
+    "format_scores_table",
+    "labelled_queries",
+    "score_rankings",
+]
