@@ -42,7 +42,13 @@ PACKAGE_FACES = {
         "promote",
         "versioned_collection_name",
     ],
-    "airflow_provider_gemini_milvus.retrieval": [],
+    "airflow_provider_gemini_milvus.retrieval": [
+        "QueryHits",
+        "QuerySettings",
+        "SearchArguments",
+        "search_collection",
+        "stored_query_settings",
+    ],
     "airflow_provider_gemini_milvus.files": [
         "FILES_EXTRA_INSTALL",
         "Chunk",

@@ -6,4 +6,12 @@ promote operator's quality gate.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from airflow_provider_gemini_milvus.retrieval.search import (
+    QueryHits,
+    QuerySettings,
+    SearchArguments,
+    search_collection,
+    stored_query_settings,
+)
+
+__all__ = ["QueryHits", "QuerySettings", "SearchArguments", "search_collection", "stored_query_settings"]
