@@ -19,6 +19,7 @@ __all__ = [
     "GeminiQuotaExhaustedError",
     "MigrationCheckError",
     "MilvusCollectionMismatchError",
+    "MilvusFullTextUnsupportedError",
 ]
 
 
@@ -51,6 +52,14 @@ class GeminiQuotaExhaustedError(GeminiAPIError):
 
 class MilvusCollectionMismatchError(GeminiMilvusProviderError, ValueError):
     """An existing Milvus collection does not match what the task needs (dimension, metric or fields)."""
+
+
+class MilvusFullTextUnsupportedError(GeminiMilvusProviderError, AirflowFailException):
+    """
+    Full-text search was asked of a Milvus server older than 2.5, which has no BM25 functions.
+
+    No retry can fix it: the message names the server, its version and the version needed.
+    """
 
 
 class BulkImportFailed(GeminiMilvusProviderError):

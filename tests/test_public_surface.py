@@ -119,6 +119,7 @@ PACKAGE_FACES = {
         "GeminiQuotaExhaustedError",
         "MigrationCheckError",
         "MilvusCollectionMismatchError",
+        "MilvusFullTextUnsupportedError",
     ],
 }
 

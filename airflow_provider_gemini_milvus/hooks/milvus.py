@@ -17,7 +17,24 @@ import numpy as np
 from airflow.sdk import BaseHook
 
 from airflow_provider_gemini_milvus.connection_extras import MILVUS_EXTRA_FIELDS, ConnectionExtras
-from airflow_provider_gemini_milvus.exceptions import GeminiMilvusProviderError
+from airflow_provider_gemini_milvus.exceptions import (
+    GeminiMilvusProviderError,
+    MilvusCollectionMismatchError,
+    MilvusFullTextUnsupportedError,
+)
+from airflow_provider_gemini_milvus.milvus.full_text import (
+    DEFAULT_RRF_K,
+    FIELD_SPARSE,
+    FULL_TEXT_MIN_VERSION,
+    add_full_text,
+    add_full_text_index,
+    bm25_score,
+    check_search,
+    has_full_text,
+    require_full_text,
+    server_supports_full_text,
+    text_field_options,
+)
 from airflow_provider_gemini_milvus.milvus.layout import (
     FIELD_CONTENT_HASH,
     FIELD_ID,
@@ -262,7 +279,25 @@ class MilvusHook(BaseHook):
             index_names = client.list_indexes(name, field_name=FIELD_VECTOR, timeout=self.timeout)
             if index_names:
                 vector_index = client.describe_index(name, index_names[0], timeout=self.timeout)
-        return collection_info(name, description, vector_index)
+        return collection_info(name, description, vector_index, full_text=has_full_text(description))
+
+    def server_version(self) -> str:
+        """The version the server reports: ``v2.5.4`` for a server, ``milvus_lite-3.2.2`` for Milvus Lite."""
+        return str(self.get_conn().get_server_version(timeout=self.timeout))
+
+    def check_full_text_support(self) -> None:
+        """
+        Refuse a server too old for full-text search before anything is created on it.
+
+        :raises MilvusFullTextUnsupportedError: naming the server, its version and the version needed.
+        """
+        version = self.server_version()
+        if server_supports_full_text(version) is False:
+            needed = ".".join(map(str, FULL_TEXT_MIN_VERSION[:2]))
+            raise MilvusFullTextUnsupportedError(
+                f"full-text search needs Milvus {needed} or later (BM25 functions); the server at {self.uri} "
+                f"runs {version}. Upgrade the server, or create the collection without full_text."
+            )
 
     def check_index_choice(self, metric_type: str, index_type: str) -> tuple[str, str]:
         """
@@ -286,10 +321,15 @@ class MilvusHook(BaseHook):
         index_type: str = "AUTOINDEX",
         index_params: Mapping[str, Any] | None = None,
         text_max_length: int = TEXT_MAX_LENGTH,
+        full_text: bool = False,
+        analyzer: Mapping[str, Any] | None = None,
     ) -> bool:
         """
         Create the collection if it is missing (see :func:`~.milvus.layout.build_schema`), or check that the
         existing one fits; make sure it is loaded.
+
+        With ``full_text`` a new collection also gets full-text search (an analyzer on ``text``, a sparse
+        field and a BM25 function: see :mod:`~.milvus.full_text`), and an existing one must have it.
 
         :param name: collection name.
         :param dim: vector dimension, 1 to 32,768.
@@ -297,7 +337,12 @@ class MilvusHook(BaseHook):
         :param index_type: vector index type; on Milvus Lite one of :data:`LITE_INDEX_TYPES`.
         :param index_params: index build parameters, e.g. ``{"M": 16, "efConstruction": 200}`` for HNSW.
         :param text_max_length: ``max_length`` of ``text`` in bytes, 1 to 65,535 (new collections only).
-        :raises MilvusCollectionMismatchError: if the existing collection has another dim, metric or fields.
+        :param full_text: give a new collection full-text search; require it of an existing one.
+        :param analyzer: the Milvus analyzer of ``text`` for a new full-text collection; None for
+            :data:`~.milvus.full_text.DEFAULT_ANALYZER`.
+        :raises MilvusCollectionMismatchError: if the existing collection has another dim, metric or fields,
+            or lacks the full-text search asked for.
+        :raises MilvusFullTextUnsupportedError: full-text search on a server older than Milvus 2.5.
         :raises ValueError: for bad arguments, before anything is created.
         :return: True if the collection was created.
         """
@@ -305,32 +350,51 @@ class MilvusHook(BaseHook):
         metric, index = self.check_index_choice(metric_type, index_type)
         info = self.describe(name)
         if info is not None:
-            check_collection_matches(info, dim=dim, metric_type=metric)
+            self._check_existing(info, dim=dim, metric=metric, full_text=full_text)
             if info.metric_type is None:
                 self._create_vector_index(name, metric, index, index_params)
             self.ensure_loaded(name)
             return False
+        if full_text:
+            self.check_full_text_support()
+        schema = build_schema(dim, text_max_length, text_field_options(full_text, analyzer))
+        indexes = build_index_params(metric, index, index_params)
+        if full_text:
+            add_full_text(schema)
+            add_full_text_index(indexes)
         client = self.get_conn()
         try:
-            client.create_collection(
-                name,
-                schema=build_schema(dim, text_max_length),
-                index_params=build_index_params(metric, index, index_params),
-                timeout=self.timeout,
-            )
+            client.create_collection(name, schema=schema, index_params=indexes, timeout=self.timeout)
         except Exception as err:
             raced = self.describe(name) if "already exists" in str(err) else None
             if raced is None:
+                if full_text and analyzer is not None:
+                    raise MilvusCollectionMismatchError(
+                        f"Milvus refused to create collection {name!r} with full_text_analyzer {analyzer!r}: "
+                        f"{self.safe_message(err)}"
+                    ) from None
                 raise
             # Another task created it between describe and create: check it like any existing collection.
-            check_collection_matches(raced, dim=dim, metric_type=metric)
+            self._check_existing(raced, dim=dim, metric=metric, full_text=full_text)
             self.ensure_loaded(name)
             return False
         self.log.info(
-            "Created collection %s (dim %s, metric %s, index %s) at %s", name, dim, metric, index, self.uri
+            "Created collection %s (dim %s, metric %s, index %s%s) at %s",
+            name,
+            dim,
+            metric,
+            index,
+            ", full-text search" if full_text else "",
+            self.uri,
         )
         self.ensure_loaded(name)
         return True
+
+    @staticmethod
+    def _check_existing(info: CollectionInfo, *, dim: int, metric: str, full_text: bool) -> None:
+        check_collection_matches(info, dim=dim, metric_type=metric)
+        if full_text:
+            require_full_text(info.full_text, info.name, "full_text=True")
 
     def _create_vector_index(
         self, name: str, metric: str, index: str, params: Mapping[str, Any] | None
@@ -539,35 +603,96 @@ class MilvusHook(BaseHook):
     def search(
         self,
         collection: str,
-        vectors: Sequence[Sequence[float]],
+        vectors: Sequence[Sequence[float]] | None = None,
         *,
+        texts: Sequence[str] | None = None,
+        mode: str = "dense",
         limit: int = 5,
         output_fields: Sequence[str] = (FIELD_TEXT, FIELD_METADATA),
         filter: str = "",
+        fusion: str = "rrf",
+        rrf_k: int = DEFAULT_RRF_K,
+        weights: Sequence[float] = (0.5, 0.5),
     ) -> list[list[dict[str, Any]]]:
         """
-        Return the nearest rows for each query vector as JSON-safe dicts: ``id``, ``distance`` and the fields.
+        Return the best rows for each query as JSON-safe dicts: ``id``, ``distance`` and the fields.
 
         ``MilvusHook().search("docs", [vector], limit=3, filter='metadata["lang"] == "en"')`` returns
-        ``[[{"id": ..., "distance": ..., "text": ..., "metadata": {...}}, ...]]``.
+        ``[[{"id": ..., "distance": ..., "text": ..., "metadata": {...}}, ...]]``, best first.
 
-        :param collection: collection name.
-        :param vectors: query vectors, each with the collection's dimension.
-        :param limit: hits per query vector.
+        Modes (see :mod:`~.milvus.full_text`): ``dense`` compares query vectors with ``vector``;
+        ``full_text`` scores the query texts with BM25 against ``text`` (nothing to embed); ``hybrid`` runs
+        both and fuses the two rankings, by reciprocal rank (``fusion="rrf"``) or by weights
+        (``fusion="weighted"``). The last two need a collection created with full-text search.
+
+        ``distance`` is Milvus' score: the cosine or inner-product similarity (for L2, the distance), the
+        BM25 score, or the fused score.
+
+        :param collection: collection name, or an alias.
+        :param vectors: query vectors, each with the collection's dimension (``dense`` and ``hybrid``).
+        :param texts: query texts (``full_text`` and ``hybrid``, aligned with ``vectors``).
+        :param mode: ``dense``, ``full_text`` or ``hybrid``.
+        :param limit: hits per query.
         :param output_fields: fields to return with each hit.
         :param filter: a Milvus boolean expression the hits must match; empty means all rows.
+        :param fusion: how ``hybrid`` fuses: ``rrf`` or ``weighted``.
+        :param rrf_k: the RRF constant: a row ranked ``r`` on one side adds ``1 / (rrf_k + r)``.
+        :param weights: ``weighted`` fusion's (dense, full-text) weights.
+        :raises ValueError: for a bad mode, fusion, limit or weights, or missing queries.
+        :raises MilvusCollectionMismatchError: ``full_text`` or ``hybrid`` on a collection without it.
         """
-        self.ensure_loaded(collection)
-        results = self.get_conn().search(
-            collection,
-            data=[list(map(float, vector)) for vector in vectors],
-            filter=filter,
-            limit=limit,
-            output_fields=list(output_fields),
-            anns_field=FIELD_VECTOR,
-            timeout=self.timeout,
+        plan = check_search(
+            mode=mode, vectors=vectors, texts=texts, limit=limit, fusion=fusion, rrf_k=rrf_k, weights=weights
         )
-        return search_hits(results, output_fields)
+        if not plan.queries:
+            return []
+        if plan.mode != "dense":
+            info = self.describe(collection)
+            require_full_text(info is not None and info.full_text, collection, f"{plan.mode} search")
+        self.ensure_loaded(collection)
+        client = self.get_conn()
+        fields = list(output_fields)
+        dense = [list(map(float, vector)) for vector in vectors or ()]
+        if plan.mode == "dense":
+            results = client.search(
+                collection,
+                data=dense,
+                filter=filter,
+                limit=limit,
+                output_fields=fields,
+                anns_field=FIELD_VECTOR,
+                timeout=self.timeout,
+            )
+            return search_hits(results, fields)
+        if plan.mode == "full_text":
+            results = client.search(
+                collection,
+                data=list(texts or ()),
+                filter=filter,
+                limit=limit,
+                output_fields=fields,
+                anns_field=FIELD_SPARSE,
+                search_params={"metric_type": "BM25"},
+                timeout=self.timeout,
+            )
+            return search_hits(results, fields, score=bm25_score)
+        from pymilvus import AnnSearchRequest
+
+        expr = filter or None
+        requests = [
+            AnnSearchRequest(data=dense, anns_field=FIELD_VECTOR, param={}, limit=plan.candidates, expr=expr),
+            AnnSearchRequest(
+                data=list(texts or ()),
+                anns_field=FIELD_SPARSE,
+                param={"metric_type": "BM25"},
+                limit=plan.candidates,
+                expr=expr,
+            ),
+        ]
+        results = client.hybrid_search(
+            collection, requests, plan.ranker(), limit=limit, output_fields=fields, timeout=self.timeout
+        )
+        return search_hits(results, fields)
 
     # -- writes ------------------------------------------------------------------------------------
 

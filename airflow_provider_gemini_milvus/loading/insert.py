@@ -22,6 +22,7 @@ from airflow_provider_gemini_milvus.loading.bulk_import import (
     run_bulk_import,
     write_import_files,
 )
+from airflow_provider_gemini_milvus.milvus.full_text import require_full_text
 from airflow_provider_gemini_milvus.milvus.layout import (
     FIELD_ID,
     ID_MAX_LENGTH,
@@ -100,6 +101,8 @@ class InsertArguments:
     load_method: LoadMethod
     bulk_import_min_rows: int
     bulk_import_timeout: float
+    full_text: bool = False
+    full_text_analyzer: dict[str, Any] | None = None
 
 
 def is_staged(data: Any) -> bool:
@@ -413,8 +416,12 @@ def _check_target(
     if info is None:
         if not args.create_collection:
             raise ValueError(f"collection {name!r} does not exist and create_collection is False")
+        if args.full_text:
+            hook.check_full_text_support()
         return
     check_collection_matches(info, dim=dim, metric_type=metric)
+    if args.full_text:
+        require_full_text(info.full_text, name, "full_text=True")
     if (
         args.partition_name
         and not args.create_collection
@@ -432,7 +439,14 @@ def _create_target(hook: MilvusHook, dim: int, metric: str, index: str, args: In
     """With ``create_collection``, create the collection (and partition) if missing; True if created."""
     if not args.create_collection:
         return False
-    created = hook.ensure_collection(args.collection_name, dim, metric_type=metric, index_type=index)
+    created = hook.ensure_collection(
+        args.collection_name,
+        dim,
+        metric_type=metric,
+        index_type=index,
+        full_text=args.full_text,
+        analyzer=args.full_text_analyzer,
+    )
     if args.partition_name:
         hook.ensure_partition(args.collection_name, args.partition_name)
     return created

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = [
     "CONTENT_HASH_MAX_LENGTH",
@@ -95,6 +95,7 @@ class CollectionInfo:
     :param id_max_length: ``max_length`` of the ``id`` field (bytes), or None if it is not a VARCHAR.
     :param text_max_length: ``max_length`` of the ``text`` field (bytes), or None if it is not a VARCHAR.
     :param field_types: every field name mapped to its Milvus data type name, e.g. ``{"id": "VARCHAR"}``.
+    :param full_text: whether the collection has full-text search (see :mod:`.full_text`).
     """
 
     name: str
@@ -104,6 +105,7 @@ class CollectionInfo:
     id_max_length: int | None
     text_max_length: int | None
     field_types: Mapping[str, str]
+    full_text: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict."""
@@ -142,7 +144,9 @@ def check_collection_matches(info: CollectionInfo, *, dim: int, metric_type: str
         )
 
 
-def build_schema(dim: int, text_max_length: int = TEXT_MAX_LENGTH) -> Any:
+def build_schema(
+    dim: int, text_max_length: int = TEXT_MAX_LENGTH, text_options: Mapping[str, Any] | None = None
+) -> Any:
     """
     Return the ``CollectionSchema`` this provider writes: the fields of :data:`REQUIRED_FIELD_TYPES`.
 
@@ -152,13 +156,15 @@ def build_schema(dim: int, text_max_length: int = TEXT_MAX_LENGTH) -> Any:
 
     :param dim: the vector dimension.
     :param text_max_length: ``max_length`` of ``text`` in UTF-8 bytes.
+    :param text_options: more ``add_field`` options of ``text`` (the analyzer of a full-text collection,
+        from :func:`~.full_text.text_field_options`).
     """
     from pymilvus import DataType, MilvusClient
 
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
     schema.add_field(FIELD_ID, DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
     schema.add_field(FIELD_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_field(FIELD_TEXT, DataType.VARCHAR, max_length=text_max_length)
+    schema.add_field(FIELD_TEXT, DataType.VARCHAR, max_length=text_max_length, **dict(text_options or {}))
     schema.add_field(FIELD_CONTENT_HASH, DataType.VARCHAR, max_length=CONTENT_HASH_MAX_LENGTH)
     schema.add_field(FIELD_MODEL, DataType.VARCHAR, max_length=MODEL_MAX_LENGTH)
     schema.add_field(FIELD_METADATA, DataType.JSON)
@@ -250,19 +256,22 @@ def build_index_params(metric_type: str, index_type: str, params: Mapping[str, A
 
 
 def search_hits(
-    results: Iterable[Iterable[Mapping[str, Any]]], fields: Sequence[str]
+    results: Iterable[Iterable[Mapping[str, Any]]],
+    fields: Sequence[str],
+    score: Callable[[Any], float] = float,
 ) -> list[list[dict[str, Any]]]:
     """
     Turn ``MilvusClient.search`` results into JSON-safe dicts: ``id``, ``distance`` and the ``fields``.
 
-    :param results: one list of hits per query vector.
+    :param results: one list of hits per query.
     :param fields: the output fields asked for; a field a hit lacks is None.
+    :param score: turns a hit's ``distance`` into the number returned (e.g. :func:`~.full_text.bm25_score`).
     """
     return [
         [
             {
                 FIELD_ID: hit["id"],
-                "distance": float(hit["distance"]),
+                "distance": score(hit["distance"]),
                 **{field: (hit.get("entity") or {}).get(field) for field in fields},
             }
             for hit in hits
@@ -278,7 +287,11 @@ def type_name(value: Any) -> str:
 
 
 def collection_info(
-    name: str, description: Mapping[str, Any], vector_index: Mapping[str, Any] | None
+    name: str,
+    description: Mapping[str, Any],
+    vector_index: Mapping[str, Any] | None,
+    *,
+    full_text: bool = False,
 ) -> CollectionInfo:
     """
     Build a :class:`CollectionInfo` from what pymilvus returns.
@@ -287,6 +300,7 @@ def collection_info(
     :param description: the result of ``MilvusClient.describe_collection``.
     :param vector_index: the result of ``MilvusClient.describe_index`` for the index on ``vector``, or None
         when the collection has no such index.
+    :param full_text: whether it has full-text search (:func:`~.full_text.has_full_text`).
     """
     fields = {field["name"]: field for field in description.get("fields", [])}
     field_types = {field_name: type_name(field.get("type")) for field_name, field in fields.items()}
@@ -309,6 +323,7 @@ def collection_info(
         id_max_length=param(FIELD_ID, "max_length", "VARCHAR"),
         text_max_length=param(FIELD_TEXT, "max_length", "VARCHAR"),
         field_types=field_types,
+        full_text=full_text,
     )
 
 

@@ -21,6 +21,7 @@ from airflow_provider_gemini_milvus.loading.insert import (
     load_rows,
     split_data,
 )
+from airflow_provider_gemini_milvus.milvus.full_text import check_analyzer
 from airflow_provider_gemini_milvus.milvus.rows import DEFAULT_MAX_BATCH_BYTES, WRITE_MODES
 from airflow_provider_gemini_milvus.staging import StagedManifest
 from airflow_provider_gemini_milvus.utils.converters import to_bool, to_choice, to_float, to_int, to_str
@@ -138,6 +139,13 @@ class MilvusInsertOperator(BaseOperator):
     :param bulk_import_min_rows: the smallest staged load ``auto`` imports.
     :param bulk_import_timeout: seconds to wait for the import jobs and their rows; on timeout the task
         fails, and its retry waits for the jobs before it loads anything.
+    :param full_text: create a new collection with full-text search (an analyzer on ``text``, a sparse
+        field and a BM25 function: Milvus computes the sparse side, nothing more is sent to Gemini), so
+        ``MilvusSearchOperator`` can search it in the ``full_text`` and ``hybrid`` modes; an existing
+        collection must have it. Needs Milvus 2.5 or later (or Milvus Lite 3); an older server is refused
+        before anything is written.
+    :param full_text_analyzer: the Milvus analyzer of a new full-text collection's ``text``, e.g.
+        ``{"tokenizer": "jieba"}``; None is Milvus' ``standard`` analyzer.
     """
 
     template_fields: Sequence[str] = (
@@ -151,6 +159,8 @@ class MilvusInsertOperator(BaseOperator):
         "batch_size",
         "load_method",
         "bulk_import_min_rows",
+        "full_text",
+        "full_text_analyzer",
     )
 
     def __init__(
@@ -169,6 +179,8 @@ class MilvusInsertOperator(BaseOperator):
         load_method: str = "auto",
         bulk_import_min_rows: int | str = DEFAULT_BULK_IMPORT_MIN_ROWS,
         bulk_import_timeout: float | str = DEFAULT_BULK_IMPORT_TIMEOUT,
+        full_text: bool | str = False,
+        full_text_analyzer: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and not _is_template(collection_name) and not _is_template(milvus_conn_id):
@@ -187,6 +199,8 @@ class MilvusInsertOperator(BaseOperator):
         self.load_method = load_method
         self.bulk_import_min_rows = bulk_import_min_rows
         self.bulk_import_timeout = bulk_import_timeout
+        self.full_text = full_text
+        self.full_text_analyzer = full_text_analyzer
 
     @cached_property
     def hook(self) -> MilvusHook:
@@ -222,4 +236,6 @@ class MilvusInsertOperator(BaseOperator):
             load_method=to_choice(self.load_method, "load_method", LOAD_METHODS),
             bulk_import_min_rows=to_int(self.bulk_import_min_rows, "bulk_import_min_rows", minimum=0),
             bulk_import_timeout=to_float(self.bulk_import_timeout, "bulk_import_timeout", minimum=1),
+            full_text=to_bool(self.full_text, "full_text"),
+            full_text_analyzer=check_analyzer(self.full_text_analyzer),
         )

@@ -151,6 +151,7 @@ def test_ensure_collection_creates_then_reuses(hook: MilvusHook) -> None:
             "model": "VARCHAR",
             "metadata": "JSON",
         },
+        "full_text": False,
     }
 
 

@@ -91,6 +91,7 @@ def test_collection_info_reads_a_describe_result() -> None:
             "model": "VARCHAR",
             "metadata": "JSON",
         },
+        "full_text": False,
     }
     check_collection_matches(info, dim=768, metric_type="cosine")
 

@@ -324,6 +324,12 @@ def test_invalid_data_writes_nothing(data: Any, message: str) -> None:
         ),
         pytest.param({"metric_type": "JACCARD"}, "unknown metric_type 'JACCARD'", id="metric"),
         pytest.param({"max_batch_bytes": 50}, r"rows\[0\] \(id 'doc-0'\) is about \d+", id="row-too-big"),
+        pytest.param({"full_text": "yes please"}, "full_text must be true or false", id="full-text"),
+        pytest.param(
+            {"full_text": "True", "full_text_analyzer": "standard"},
+            "full_text_analyzer must be a mapping",
+            id="analyzer",
+        ),
     ],
 )
 def test_invalid_arguments_write_nothing(kwargs: dict[str, Any], message: str) -> None:
@@ -570,3 +576,48 @@ def test_staged_parts_are_grouped_by_rows_between_lite_flushes() -> None:
     parts = list(enumerate(StagedPart(uri=f"p{n}", rows=rows) for n, rows in enumerate([30, 30, 50, 10, 80])))
     groups = _groups_of_rows(parts, 60)
     assert [[index for index, _ in group] for group in groups] == [[0, 1], [2, 3], [4]]
+
+
+# --- full-text search ------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("milvus_connection")
+@pytest.mark.parametrize("full_text", [True, "True", "true"])  # as given, and as a template renders it
+def test_full_text_creates_a_collection_with_bm25(full_text: Any) -> None:
+    result = run(data=rows(3), full_text=full_text, full_text_analyzer='{"type": "standard"}')
+    assert result["created"] is True
+    with MilvusHook() as hook:
+        info = hook.describe("docs")
+        assert info is not None
+        assert info.full_text is True
+        hits = hook.search("docs", texts=["text 2"], mode="full_text", limit=1)
+    assert hits[0][0]["id"] == "doc-2"
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_full_text_false_rendered_keeps_a_plain_collection() -> None:
+    run(data=rows(2), full_text="False")
+    with MilvusHook() as hook:
+        info = hook.describe("docs")
+    assert info is not None
+    assert info.full_text is False
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_full_text_on_an_existing_plain_collection_writes_nothing() -> None:
+    run(data=rows(2))
+    with pytest.raises(MilvusCollectionMismatchError, match="collection 'docs' has no full-text search"):
+        run(data=rows(4), full_text=True)
+    assert count() == 2
+
+
+@pytest.mark.usefixtures("milvus_connection")
+def test_plain_loads_and_deletes_keep_working_on_a_full_text_collection() -> None:
+    run(data=rows(3), full_text=True)
+    result = run(data={"rows": rows(1, start=5), "delete_ids": ["doc-0"]}, mode="insert")
+    assert (result["written"], result["deleted"]) == (1, 1)
+    with MilvusHook() as hook:
+        assert [hit["id"] for hit in hook.search("docs", texts=["text 5"], mode="full_text", limit=1)[0]] == [
+            "doc-5"
+        ]
+        assert hook.search("docs", texts=["0"], mode="full_text")[0] == []

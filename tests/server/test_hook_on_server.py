@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from airflow_provider_gemini_milvus.exceptions import (
+    MilvusCollectionMismatchError,
+    MilvusFullTextUnsupportedError,
+)
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from tests.hooks.test_milvus import (  # noqa: F401  (imported tests run here, against the server)
     make_rows,
@@ -43,3 +49,20 @@ def test_a_scan_reads_every_segment_and_the_deletes_just_made(hook: MilvusHook) 
     assert hook.list_ids("docs") == sorted(expected)
     assert fingerprints(hook, "docs").keys() == expected
     assert hook.count("docs") == 27
+
+
+def test_full_text_is_refused_on_a_server_too_old_for_it(hook: MilvusHook) -> None:
+    # The server of `make test-server` is Milvus 2.3, which has no BM25 functions.
+    version = hook.server_version()
+    with pytest.raises(MilvusFullTextUnsupportedError) as raised:
+        hook.ensure_collection("docs", 4, full_text=True)
+    assert (
+        f"full-text search needs Milvus 2.5 or later (BM25 functions); the server at {hook.uri} runs "
+        in str(raised.value)
+    )
+    assert version in str(raised.value)
+    assert not hook.has_collection("docs")
+    # A plain collection there works, and its full-text modes are refused by name.
+    write(hook, "plain", make_rows(3))
+    with pytest.raises(MilvusCollectionMismatchError, match="collection 'plain' has no full-text"):
+        hook.search("plain", texts=["hello"], mode="full_text")
