@@ -25,6 +25,7 @@ from airflow_provider_gemini_milvus.gemini.models import (
     query_task_type,
     resolve_model,
 )
+from airflow_provider_gemini_milvus.milvus.full_text import DEFAULT_RRF_K, MAX_RRF_K, require_full_text
 from airflow_provider_gemini_milvus.milvus.layout import (
     FIELD_ID,
     FIELD_METADATA,
@@ -69,12 +70,9 @@ FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 
 DEFAULT_LIMIT = 5
 DEFAULT_OUTPUT_FIELDS: tuple[str, ...] = (FIELD_TEXT, FIELD_METADATA)
-DEFAULT_RRF_K = 60
 DEFAULT_WEIGHTS: tuple[float, float] = (0.5, 0.5)
 #: Milvus returns at most this many hits per query (its ``topk`` limit).
 MAX_LIMIT = 16384
-#: Milvus' reciprocal rank fusion takes a ``k`` below this.
-MAX_RRF_K = 16384
 #: Queries per search request: a large list is searched in several requests, each of bounded size.
 SEARCH_BATCH = 100
 
@@ -341,10 +339,10 @@ def search_collection(
     Search ``args.collection_name`` with each query; return what each found, in the queries' order.
 
     Before anything is sent to Gemini: the collection (or alias) must exist, the output fields be its
-    own, the filter evaluate on it, and the embedding settings match its rows' fingerprint (when the
-    user gives them) and its vector dimension. The distinct queries are then embedded in one call (dense
-    and hybrid only) and searched :data:`SEARCH_BATCH` at a time. An empty collection finds nothing and
-    sends nothing to Gemini.
+    own, the full-text modes find full-text search on it, the filter evaluate on it, and the embedding
+    settings match its rows' fingerprint (when the user gives them) and its vector dimension. The
+    distinct queries are then embedded in one call (dense and hybrid only) and searched
+    :data:`SEARCH_BATCH` at a time. An empty collection finds nothing and sends nothing to Gemini.
 
     :param milvus_hook: the Milvus hook.
     :param gemini_hook: the Gemini hook that embeds the queries (not called in ``full_text`` mode).
@@ -352,7 +350,8 @@ def search_collection(
     :param log: where counts are logged (never the query texts).
     :raises ValueError: for a missing collection, an unknown output field, a bad filter, or no embedding
         settings to use.
-    :raises MilvusCollectionMismatchError: when the settings disagree with the collection.
+    :raises MilvusCollectionMismatchError: when the settings disagree with the collection, or a
+        ``full_text`` or ``hybrid`` search meets a collection created without full-text search.
     """
     if not args.queries:
         log.info("No queries: nothing searched")
@@ -362,6 +361,8 @@ def search_collection(
     if info is None:
         raise ValueError(f"collection {collection!r} does not exist (neither a collection nor an alias)")
     _check_output_fields(info, args.output_fields)
+    if args.mode != "dense":
+        require_full_text(info.full_text, collection, f"{args.mode} search")
     milvus_hook.ensure_loaded(collection)
     if _one_row(milvus_hook, collection, "") is None:
         log.info("Collection %s is empty: %s queries found nothing", collection, len(args.queries))
@@ -373,7 +374,7 @@ def search_collection(
         _check_filter(milvus_hook, collection, args.filter)
 
     distinct = list(dict.fromkeys(args.queries))
-    vectors: list[list[float]] = []
+    vectors: list[list[float]] | None = None
     if settings is not None:
         vectors = gemini_hook.embed(
             distinct,
@@ -393,10 +394,15 @@ def search_collection(
         batch = distinct[start : start + SEARCH_BATCH]
         results = milvus_hook.search(
             collection,
-            vectors[start : start + SEARCH_BATCH],
+            None if vectors is None else vectors[start : start + SEARCH_BATCH],
+            texts=batch if args.mode != "dense" else None,
+            mode=args.mode,
             limit=args.limit,
             output_fields=args.output_fields,
             filter=args.filter,
+            fusion=args.fusion,
+            rrf_k=args.rrf_k,
+            weights=args.weights or DEFAULT_WEIGHTS,
         )
         for query, hits in zip(batch, results, strict=True):
             found[query] = [_hit(hit, args.output_fields) for hit in hits]

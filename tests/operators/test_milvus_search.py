@@ -28,9 +28,11 @@ def operator(**kwargs: Any) -> MilvusSearchOperator:
     return MilvusSearchOperator(task_id="search", **kwargs)
 
 
-def fill(collection: str = COLLECTION) -> None:
+def fill(collection: str = COLLECTION, *, full_text: bool = False) -> None:
     embedded = GeminiEmbedOperator(task_id="embed", documents=CORPUS, output_dimensionality=256).execute({})
-    MilvusInsertOperator(task_id="load", collection_name=collection, data=embedded).execute({})
+    MilvusInsertOperator(
+        task_id="load", collection_name=collection, data=embedded, full_text=full_text
+    ).execute({})
 
 
 # -- arguments -------------------------------------------------------------------------------------
@@ -166,6 +168,32 @@ def test_a_model_other_than_the_collections_is_refused_naming_both(gemini_emulat
     ):
         operator(model="gemini-embedding-2").execute({})
     assert gemini_emulator.stats.requests == 0
+
+
+@lite
+def test_full_text_mode_needs_no_gemini_connection(gemini_emulator: GeminiEmulator) -> None:
+    fill(full_text=True)
+    gemini_emulator.reset_stats()
+
+    answers = operator(
+        queries=["pipelines", "vectors"], mode="full_text", limit="1", gemini_conn_id="no_such_connection"
+    ).execute({})
+
+    assert [answer["hits"][0]["id"] for answer in answers] == ["airflow", "milvus"]
+    assert gemini_emulator.stats.requests == 0
+
+
+@lite
+def test_hybrid_mode_with_rendered_weights(gemini_emulator: GeminiEmulator) -> None:
+    fill(full_text=True)
+    gemini_emulator.reset_stats()
+
+    answers = operator(
+        queries=["Which database stores vectors?"], mode="hybrid", fusion="weighted", weights="[0.7, 0.3]"
+    ).execute({})
+
+    assert answers[0]["hits"][0]["id"] == "milvus"
+    assert gemini_emulator.stats.task_types == {"RETRIEVAL_QUERY": 1}
 
 
 # -- inside a DAG ----------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ import pytest
 from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus import full_text as full_text_rules
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
 from airflow_provider_gemini_milvus.retrieval.search import (
+    FUSIONS,
+    SEARCH_MODES,
     QueryHits,
     QuerySettings,
     SearchArguments,
@@ -37,14 +40,20 @@ lite = pytest.mark.usefixtures("gemini_connection", "milvus_connection")
 
 
 def fill(
-    collection: str = COLLECTION, documents: list[dict[str, Any]] = CORPUS, **settings: Any
+    collection: str = COLLECTION,
+    documents: list[dict[str, Any]] = CORPUS,
+    *,
+    full_text: bool = False,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Embed the documents with the real embed operator (on the emulator) and load them into Milvus Lite."""
     settings = {**OLD, **settings}
     embedded = GeminiEmbedOperator(
         task_id="embed", documents=documents, metadata_fields=["topic"], **settings
     ).execute({})
-    MilvusInsertOperator(task_id="load", collection_name=collection, data=embedded).execute({})
+    MilvusInsertOperator(
+        task_id="load", collection_name=collection, data=embedded, full_text=full_text
+    ).execute({})
     return embedded
 
 
@@ -84,6 +93,10 @@ def test_bad_arguments_are_refused_naming_the_argument(kwargs: dict[str, Any], m
     kwargs.setdefault("queries", ("a question",))
     with pytest.raises(ValueError, match=message):
         SearchArguments(collection_name=COLLECTION, **kwargs)
+
+
+def test_the_modes_and_fusions_are_the_hooks() -> None:
+    assert (SEARCH_MODES, FUSIONS) == (full_text_rules.SEARCH_MODES, full_text_rules.FUSIONS)
 
 
 def test_weights_are_kept_as_floats_and_output_fields_once() -> None:
@@ -295,4 +308,61 @@ def test_no_queries_and_an_empty_collection_send_nothing(gemini_emulator: Gemini
         {"query": "anything?", "hits": []},
         {"query": "else?", "hits": []},
     ]
+    assert gemini_emulator.stats.requests == 0
+
+
+# -- full-text and hybrid --------------------------------------------------------------------------
+
+# Two rows share the words of the question; only one holds the product code, which the question names.
+CODES = [
+    {"id": "code", "text": "Error E-2207 means the pump controller lost power.", "topic": "faults"},
+    {"id": "pump", "text": "The pump controller restarts the pump when power returns.", "topic": "pumps"},
+    {"id": "fan", "text": "The fan controller slows the fan at night.", "topic": "fans"},
+]
+
+
+@lite
+def test_full_text_search_sends_nothing_to_gemini(gemini_emulator: GeminiEmulator) -> None:
+    fill(documents=CODES, full_text=True)
+    gemini_emulator.reset_stats()
+
+    answers = search(["E-2207"], mode="full_text", limit=3)
+
+    assert gemini_emulator.stats.requests == 0
+    assert [hit["id"] for hit in answers[0]["hits"]] == ["code"]  # BM25 scores only rows with the term
+    assert answers[0]["hits"][0]["score"] > 0
+    assert answers[0]["hits"][0]["metadata"] == {"topic": "faults"}
+
+
+@lite
+def test_hybrid_search_embeds_the_queries_once_and_fuses_both_sides(gemini_emulator: GeminiEmulator) -> None:
+    fill(documents=CODES, full_text=True)
+    gemini_emulator.reset_stats()
+    question = "what does error E-2207 of the pump controller mean"
+
+    answers = search([question], mode="hybrid", limit=3)
+
+    assert gemini_emulator.stats.task_types == {"RETRIEVAL_QUERY": 1}
+    assert answers[0]["hits"][0]["id"] == "code"
+    assert len(answers[0]["hits"]) == 3
+    dense = search([question], limit=3)[0]["hits"]
+    bm25 = search([question], mode="full_text", limit=3)[0]["hits"]
+    only_dense = search([question], mode="hybrid", fusion="weighted", weights=(1, 0), limit=3)[0]["hits"]
+    only_text = search([question], mode="hybrid", fusion="weighted", weights=(0, 1), limit=3)[0]["hits"]
+    assert only_dense[0]["id"] == dense[0]["id"]
+    assert only_text[0]["id"] == bm25[0]["id"]
+
+
+@lite
+@pytest.mark.parametrize("mode", ["full_text", "hybrid"])
+def test_full_text_modes_on_a_plain_collection_are_refused_before_gemini(
+    gemini_emulator: GeminiEmulator, mode: str
+) -> None:
+    fill()
+    gemini_emulator.reset_stats()
+    with pytest.raises(
+        MilvusCollectionMismatchError,
+        match=f"collection 'search_docs' has no full-text search.*{mode} search",
+    ):
+        search(["Which database stores vectors?"], mode=mode)
     assert gemini_emulator.stats.requests == 0
