@@ -23,7 +23,7 @@ from airflow_provider_gemini_milvus.retrieval.search import (
     check_queries,
     search_collection,
 )
-from airflow_provider_gemini_milvus.utils.converters import to_choice, to_float, to_int, to_str
+from airflow_provider_gemini_milvus.utils.converters import to_choice, to_float, to_int, to_str, to_str_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -48,7 +48,7 @@ class MilvusSearchOperator(BaseOperator):
       the nearest vectors are found;
     - ``full_text``: Milvus ranks rows by BM25 over their ``text`` (exact terms: product codes, names,
       error messages); nothing is sent to Gemini. The collection must have been created with full-text
-      search;
+      search (``MilvusInsertOperator(full_text=True)``), or the task fails before any query is embedded;
     - ``hybrid``: both, fused by reciprocal rank fusion (``fusion="rrf"``, with ``rrf_k``) or a weighted sum
       of the scores (``fusion="weighted"``, with ``weights``: the dense and full-text weights).
 
@@ -214,12 +214,7 @@ class MilvusSearchOperator(BaseOperator):
         value = self.output_fields
         if isinstance(value, str):
             value = _parsed_list(value, "output_fields")
-        if not isinstance(value, Sequence):
-            raise ValueError(f"output_fields must be a list of field names, got {type(value).__name__}")
-        for index, name in enumerate(value):
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError(f"output_fields[{index}] must be a field name, got {name!r}")
-        return tuple(value)
+        return tuple(to_str_list(value, "output_fields"))
 
     def _weights(self) -> tuple[float, float] | None:
         value = self._unset_if_none(self.weights)

@@ -112,7 +112,7 @@ def test_unset_values_rendered_as_none_are_unset() -> None:
             {"mode": "hybrid", "fusion": "weighted", "weights": "[0.5"},
             r"weights must be two numbers, \[dense, full_text\], got '\[0.5'",
         ),
-        ({"output_fields": ["text", 3]}, r"output_fields\[1\] must be a field name, got 3"),
+        ({"output_fields": ["text", 3]}, r"output_fields\[1\] must be a non-empty string, got 3"),
         ({"filter": 3}, "filter must be a Milvus boolean expression \\(a string\\), got int"),
         ({"model": "no-such-model"}, "unknown embedding model 'no-such-model'"),
         ({"output_dimensionality": "big"}, "output_dimensionality must be an integer >= 1, got 'big'"),
