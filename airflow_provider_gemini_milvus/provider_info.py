@@ -131,6 +131,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_gemini_milvus.operators.milvus",
                     "airflow_provider_gemini_milvus.operators.milvus_alias",
+                    "airflow_provider_gemini_milvus.operators.milvus_search",
                 ],
             },
         ],

@@ -1,5 +1,5 @@
 """
-Embed a small corpus with Gemini, load it into Milvus, then answer questions from it.
+Embed a small corpus with Gemini, load it into Milvus, then search it with questions.
 
 Documents are embedded with task type ``RETRIEVAL_DOCUMENT`` and questions with ``RETRIEVAL_QUERY``:
 Gemini optimises each side for its role in search.
@@ -15,19 +15,15 @@ Connections (nothing secret lives in this file):
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
-from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
-
-log = logging.getLogger(__name__)
+from airflow_provider_gemini_milvus.operators.milvus_search import MilvusSearchOperator
 
 COLLECTION = "gemini_seed_demo"
 DIM = 768
@@ -114,29 +110,19 @@ def example_gemini_milvus_ingest() -> None:
     load = MilvusInsertOperator(task_id="load_into_milvus", collection_name=COLLECTION, data=embed.output)
     # [END howto_operator_milvus_insert]
 
-    @task
-    def answer_questions(questions: list[str]) -> list[dict[str, Any]]:
-        """Embed the questions as queries, search the collection and log the top hits."""
-        vectors = GeminiHook().encode_queries(questions, output_dimensionality=DIM)
-        with MilvusHook() as milvus:
-            results = milvus.search(COLLECTION, vectors.tolist(), limit=3, output_fields=("text",))
-        answers = []
-        for question, hits in zip(questions, results, strict=True):
-            log.info("Q: %s", question)
-            for rank, hit in enumerate(hits, start=1):
-                log.info("   %d. [%.3f] %s: %s", rank, hit["distance"], hit["id"], hit["text"])
-            answers.append(
-                {
-                    "question": question,
-                    "hits": [
-                        {"id": hit["id"], "distance": round(float(hit["distance"]), 4), "text": hit["text"]}
-                        for hit in hits
-                    ],
-                }
-            )
-        return answers
+    # [START howto_operator_milvus_search]
+    # Dense search: the questions are embedded like the documents were (the model and dimension are read
+    # from the collection's rows), as RETRIEVAL_QUERY, and each returns its top hits (XCom).
+    answers = MilvusSearchOperator(
+        task_id="answer_questions",
+        collection_name=COLLECTION,
+        queries=QUESTIONS,
+        limit=3,
+        output_fields=["text"],
+    )
+    # [END howto_operator_milvus_search]
 
-    load >> answer_questions(QUESTIONS)
+    load >> answers
 
 
 example_gemini_milvus_ingest()

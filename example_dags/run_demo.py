@@ -70,9 +70,9 @@ def read_answers(env: dict[str, str]) -> list[dict[str, Any]]:
 def print_answers(answers: list[dict[str, Any]]) -> None:
     print("\nTop hits for each question:")
     for answer in answers:
-        print(f"\n  Q: {answer['question']}")
+        print(f"\n  Q: {answer['query']}")
         for rank, hit in enumerate(answer["hits"], start=1):
-            print(f"     {rank}. [{hit['distance']:.3f}] {hit['text']}")
+            print(f"     {rank}. [{hit['score']:.3f}] {hit['text']}")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "get_model",
     "normalise_task_type",
     "prompted_text",
+    "query_task_type",
     "resolve_model",
 ]
 
@@ -319,6 +320,21 @@ def normalise_task_type(task_type: str) -> TaskType:
         if known == upper:
             return known
     raise ValueError(f"unknown task_type {task_type!r}; valid task types: {', '.join(TASK_TYPES)}")
+
+
+#: Document task types whose queries are embedded with another task type.
+_QUERY_TASK_TYPE: dict[TaskType, TaskType] = {"RETRIEVAL_DOCUMENT": "RETRIEVAL_QUERY"}
+
+
+def query_task_type(document_task_type: TaskType) -> TaskType:
+    """
+    The task type a search query takes against documents embedded with ``document_task_type``:
+    ``RETRIEVAL_QUERY`` for a retrieval corpus (``RETRIEVAL_DOCUMENT``), else the documents' own (the
+    symmetric tasks, such as ``SEMANTIC_SIMILARITY``, embed both sides alike).
+
+    :param document_task_type: the documents' task type.
+    """
+    return _QUERY_TASK_TYPE.get(document_task_type, document_task_type)
 
 
 def estimate_tokens(text: str) -> int:

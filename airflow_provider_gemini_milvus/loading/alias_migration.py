@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_gemini_milvus.exceptions import MigrationCheckError
-from airflow_provider_gemini_milvus.gemini.models import normalise_task_type, resolve_model
+from airflow_provider_gemini_milvus.gemini.models import normalise_task_type, query_task_type, resolve_model
 from airflow_provider_gemini_milvus.loading.alias_lease import (
     DEFAULT_LEASE_MINUTES,
     AliasLease,
@@ -111,10 +111,6 @@ class RetiredVersion:
     retired_at: datetime
 
 
-#: Document task types whose queries are embedded with another task type.
-_QUERY_TASK_TYPE = {"RETRIEVAL_DOCUMENT": "RETRIEVAL_QUERY"}
-
-
 class PromoteResult(TypedDict):
     """What a promotion returns (``MilvusPromoteAliasOperator``'s XCom)."""
 
@@ -129,7 +125,7 @@ class PromoteResult(TypedDict):
 
 def probe_task_type(document_task_type: str) -> str:
     """The task type of probe queries: ``RETRIEVAL_QUERY`` for a retrieval corpus, else the documents' own."""
-    return _QUERY_TASK_TYPE.get(document_task_type, document_task_type)
+    return query_task_type(normalise_task_type(document_task_type))
 
 
 @dataclass(frozen=True)

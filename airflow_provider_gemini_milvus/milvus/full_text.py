@@ -19,10 +19,9 @@ Search modes:
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.milvus.layout import FIELD_TEXT, type_name
@@ -38,8 +37,11 @@ __all__ = [
     "FULL_TEXT_MIN_VERSION",
     "FUSIONS",
     "HYBRID_CANDIDATES",
+    "MAX_LIMIT",
     "MAX_RRF_K",
     "SEARCH_MODES",
+    "Fusion",
+    "SearchMode",
     "SearchPlan",
     "add_full_text",
     "add_full_text_index",
@@ -61,11 +63,17 @@ DEFAULT_ANALYZER: Mapping[str, Any] = {"type": "standard"}
 """Milvus' standard analyzer: splits on word boundaries and lower-cases; every Milvus with BM25 has it."""
 FULL_TEXT_MIN_VERSION = (2, 5, 0)
 """The first Milvus with BM25 functions (Milvus Lite 3.x reports its own version, and has them too)."""
-SEARCH_MODES = ("dense", "full_text", "hybrid")
-FUSIONS = ("rrf", "weighted")
+#: How a collection is searched: by the queries' vectors, by their words (BM25), or both fused.
+SearchMode = Literal["dense", "full_text", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+#: How hybrid search fuses its two rankings: reciprocal rank fusion, or a weighted sum of the scores.
+Fusion = Literal["rrf", "weighted"]
+FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 DEFAULT_RRF_K = 60
 MAX_RRF_K = 16384
 """Milvus accepts ``0 < k < 16384`` for its RRF ranker."""
+MAX_LIMIT = 16384
+"""Milvus returns at most this many hits per query (its ``topk`` limit)."""
 HYBRID_CANDIDATES = 20
 """Each side of a hybrid search fetches at least this many candidates before fusing, so a row ranked low
 on one side and high on the other can still reach the top."""
@@ -261,7 +269,8 @@ def check_search(
     :param limit: hits per query, 1 to 16,384.
     :param fusion: ``rrf`` or ``weighted``.
     :param rrf_k: the RRF constant, 1 to 16,383.
-    :param weights: two non-negative numbers, not both zero: the dense and the full-text side's weight.
+    :param weights: two numbers from 0 to 1 (as Milvus' weighted ranker takes them), not both zero: the
+        dense and the full-text side's weight.
     :raises ValueError: naming the argument that is wrong.
     """
     mode_name = str(mode).lower()
@@ -270,8 +279,8 @@ def check_search(
     fusion_name = str(fusion).lower()
     if fusion_name not in FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}; use one of {list(FUSIONS)}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_RRF_K:
-        raise ValueError(f"limit must be an integer from 1 to {MAX_RRF_K}, got {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or not 1 <= rrf_k < MAX_RRF_K:
         raise ValueError(f"rrf_k must be an integer from 1 to {MAX_RRF_K - 1}, got {rrf_k!r}")
     pair = _weights(weights)
@@ -303,11 +312,11 @@ def check_search(
 def _weights(weights: Sequence[Any]) -> tuple[float, float]:
     values = list(weights) if not isinstance(weights, str | bytes) else []
     if len(values) != 2 or any(
-        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
         for value in values
     ):
         raise ValueError(
-            f"weights must be two non-negative numbers (dense, full_text), e.g. (0.7, 0.3); got {weights!r}"
+            f"weights must be two numbers from 0 to 1 (dense, full_text), e.g. (0.7, 0.3); got {weights!r}"
         )
     if not any(values):
         raise ValueError("weights must not both be zero")

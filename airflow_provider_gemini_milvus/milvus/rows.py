@@ -55,7 +55,9 @@ __all__ = [
     "ids_in_filter",
     "metadata_hash",
     "milvus_string_literal",
+    "ModelFingerprint",
     "model_fingerprint",
+    "parse_model_fingerprint",
     "prepare_columns",
     "prepare_rows",
     "row_sizes",
@@ -128,6 +130,55 @@ def model_fingerprint(model: str, dim: int, task_type: str, request_format: str 
     """
     fingerprint = f"{model}/{dim}/{task_type}"
     return f"{fingerprint}/{request_format}" if request_format else fingerprint
+
+
+_TASK_TYPE_WORD = re.compile(r"[A-Z][A-Z_]*")
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """
+    A ``model`` field read back: what :func:`model_fingerprint` was built from.
+
+    :param model: the model name, e.g. ``gemini-embedding-001``.
+    :param dim: the vector length.
+    :param task_type: the documents' task type, e.g. ``RETRIEVAL_DOCUMENT``.
+    :param request_format: ``""``, or the request format (``prompt-v1``).
+    """
+
+    model: str
+    dim: int
+    task_type: str
+    request_format: str = ""
+
+
+def parse_model_fingerprint(fingerprint: str) -> ModelFingerprint | None:
+    """
+    Read a row's ``model`` field back into its parts; None when it is not one :func:`model_fingerprint`
+    builds (empty, or set by hand, such as ``"test-model"``).
+
+    ``parse_model_fingerprint("gemini-embedding-2/768/RETRIEVAL_DOCUMENT/prompt-v1")`` is
+    ``ModelFingerprint("gemini-embedding-2", 768, "RETRIEVAL_DOCUMENT", "prompt-v1")``. The task type is
+    taken as written (upper case); whether Gemini knows it is for the caller to check.
+
+    :param fingerprint: the stored ``model`` field.
+    """
+    if not isinstance(fingerprint, str):
+        return None
+    parts = fingerprint.split("/")
+    request_format = ""
+    if len(parts) > 3 and not _TASK_TYPE_WORD.fullmatch(parts[-1]):
+        request_format = parts.pop()
+        if not request_format.strip():
+            return None
+    if len(parts) < 3:
+        return None
+    model, dim, task_type = "/".join(parts[:-2]), parts[-2], parts[-1]
+    if not model.strip() or not dim.isascii() or not dim.isdigit() or int(dim) < 1:
+        return None
+    if not _TASK_TYPE_WORD.fullmatch(task_type):
+        return None
+    return ModelFingerprint(model=model, dim=int(dim), task_type=task_type, request_format=request_format)
 
 
 def milvus_string_literal(value: str) -> str:

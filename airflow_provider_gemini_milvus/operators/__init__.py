@@ -1,9 +1,16 @@
-"""The provider's operators: embed with Gemini, load into Milvus, promote an alias."""
+"""The provider's operators: embed with Gemini, load into Milvus, promote an alias, search."""
 
 from __future__ import annotations
 
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator, milvus_asset
 from airflow_provider_gemini_milvus.operators.milvus_alias import MilvusPromoteAliasOperator
+from airflow_provider_gemini_milvus.operators.milvus_search import MilvusSearchOperator
 
-__all__ = ["GeminiEmbedOperator", "MilvusInsertOperator", "MilvusPromoteAliasOperator", "milvus_asset"]
+__all__ = [
+    "GeminiEmbedOperator",
+    "MilvusInsertOperator",
+    "MilvusPromoteAliasOperator",
+    "MilvusSearchOperator",
+    "milvus_asset",
+]

@@ -23,17 +23,32 @@ from airflow_provider_gemini_milvus.retrieval.metrics import (
     format_scores_table,
     score_rankings,
 )
+from airflow_provider_gemini_milvus.retrieval.quality import QualityGate, evaluate_collection
+from airflow_provider_gemini_milvus.retrieval.search import (
+    QueryHits,
+    QuerySettings,
+    SearchArguments,
+    search_collection,
+    stored_query_settings,
+)
 
 __all__ = [
     "QUALITY_METRICS",
     "SEARCH_MODES",
     "LabelledQuery",
+    "QualityGate",
     "QualityVerdict",
+    "QueryHits",
+    "QuerySettings",
     "RetrievalScores",
+    "SearchArguments",
     "compare_scores",
     "dump_labelled_queries",
+    "evaluate_collection",
     "evaluate_search",
     "format_scores_table",
     "labelled_queries",
     "score_rankings",
+    "search_collection",
+    "stored_query_settings",
 ]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_gemini_milvus.milvus.full_text import SEARCH_MODES
 from airflow_provider_gemini_milvus.retrieval.metrics import RetrievalScores, check_k, score_rankings
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ __all__ = [
     "evaluate_search",
 ]
 
-#: The search modes: dense vectors (Gemini), full text (Milvus BM25), and both fused.
-SEARCH_MODES = ("dense", "full_text", "hybrid")
 #: The scores a quality gate can compare: mean recall@k, MRR and nDCG@k.
 QUALITY_METRICS = ("recall", "mrr", "ndcg")
 #: Two scores closer than this are equal (float noise in ``live - tolerance``).

@@ -67,7 +67,8 @@ def test_ingest_dag_answers_each_seed_question_with_the_right_document(
     run = run_dag(module, "example_gemini_milvus_ingest")
 
     answers = xcom_return_value("example_gemini_milvus_ingest", "answer_questions", run.run_id)
-    top_hits = {answer["question"]: answer["hits"][0]["id"] for answer in answers}
+    top_hits = {answer["query"]: answer["hits"][0]["id"] for answer in answers}
+    assert all(set(hit) == {"id", "score", "text"} for answer in answers for hit in answer["hits"])
     assert top_hits == {
         "When was artificial intelligence founded": "ai-founded",
         "Where was Alan Turing born?": "turing-born",

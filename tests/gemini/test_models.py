@@ -8,6 +8,7 @@ from airflow_provider_gemini_milvus.gemini.models import (
     estimate_tokens,
     get_model,
     prompted_text,
+    query_task_type,
     resolve_model,
 )
 
@@ -126,3 +127,9 @@ def test_the_task_prompts_of_gemini_embedding_2(
         MODELS["gemini-embedding-001"].sent_text(task_type, "Why is the sky blue?", title)
         == "Why is the sky blue?"
     )
+
+
+def test_queries_of_a_retrieval_corpus_take_the_query_task_type() -> None:
+    assert query_task_type("RETRIEVAL_DOCUMENT") == "RETRIEVAL_QUERY"
+    assert query_task_type("SEMANTIC_SIMILARITY") == "SEMANTIC_SIMILARITY"
+    assert query_task_type("CLUSTERING") == "CLUSTERING"

@@ -12,6 +12,7 @@ import pytest
 from airflow_provider_gemini_milvus.milvus.layout import CONTENT_HASH_MAX_LENGTH
 from airflow_provider_gemini_milvus.milvus.rows import (
     DEFAULT_MAX_BATCH_BYTES,
+    ModelFingerprint,
     content_hash,
     embedding_input_hash,
     embedding_part,
@@ -20,6 +21,8 @@ from airflow_provider_gemini_milvus.milvus.rows import (
     ids_in_filter,
     metadata_hash,
     milvus_string_literal,
+    model_fingerprint,
+    parse_model_fingerprint,
     prepare_columns,
     prepare_rows,
     row_sizes,
@@ -389,3 +392,36 @@ def test_row_sizes_names_a_row_larger_than_a_batch() -> None:
         ValueError, match=r"rows\[0\] \(id 'big'\) is about \d+ bytes, more than max_batch_bytes=100"
     ):
         row_sizes(rows, max_batch_bytes=100)
+
+
+@pytest.mark.parametrize(
+    ("model", "dim", "task_type", "request_format"),
+    [
+        ("gemini-embedding-001", 768, "RETRIEVAL_DOCUMENT", ""),
+        ("gemini-embedding-2", 3072, "SEMANTIC_SIMILARITY", "prompt-v1"),
+        ("publishers/google/models/text-embedding-005", 256, "CODE_RETRIEVAL_QUERY", ""),
+    ],
+)
+def test_a_fingerprint_reads_back_into_its_parts(
+    model: str, dim: int, task_type: str, request_format: str
+) -> None:
+    fingerprint = model_fingerprint(model, dim, task_type, request_format)
+    assert parse_model_fingerprint(fingerprint) == ModelFingerprint(model, dim, task_type, request_format)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "test-model",
+        "gemini-embedding-001/768",
+        "gemini-embedding-001/big/RETRIEVAL_DOCUMENT",
+        "gemini-embedding-001/0/RETRIEVAL_DOCUMENT",
+        "gemini-embedding-001/768/retrieval_document",
+        "/768/RETRIEVAL_DOCUMENT",
+        "gemini-embedding-2/768/RETRIEVAL_DOCUMENT/",
+        "gemini-embedding-2/768/prompt-v1",
+    ],
+)
+def test_a_field_that_is_no_fingerprint_reads_as_none(stored: str) -> None:
+    assert parse_model_fingerprint(stored) is None
