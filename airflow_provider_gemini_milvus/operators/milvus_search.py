@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,16 @@ from airflow_provider_gemini_milvus.retrieval.search import (
     check_queries,
     search_collection,
 )
-from airflow_provider_gemini_milvus.utils.converters import to_choice, to_float, to_int, to_str, to_str_list
+from airflow_provider_gemini_milvus.utils.converters import (
+    is_list_text,
+    split_list_text,
+    to_choice,
+    to_float,
+    to_int,
+    to_str,
+    to_str_list,
+    unset_if_none,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -172,24 +180,19 @@ class MilvusSearchOperator(BaseOperator):
             fusion=fusion,
             rrf_k=to_int(self.rrf_k, "rrf_k", minimum=1, maximum=MAX_RRF_K - 1),
             weights=self._weights(),
-            model=to_str(self._unset_if_none(self.model), "model", optional=True),
+            model=to_str(unset_if_none(self.model), "model", optional=True),
             output_dimensionality=to_int(
-                self._unset_if_none(self.output_dimensionality),
+                unset_if_none(self.output_dimensionality),
                 "output_dimensionality",
                 minimum=1,
                 optional=True,
             ),
         )
 
-    @staticmethod
-    def _unset_if_none(value: Any) -> Any:
-        """A template of an unset value renders the text ``"None"``: read it as unset."""
-        return None if isinstance(value, str) and value.strip() == "None" else value
-
     def _queries(self) -> tuple[str, ...]:
         value = self.queries
         if isinstance(value, str):
-            if _is_list_text(value):
+            if is_list_text(value):
                 raise ValueError(
                     f"queries is the text of a list, not a list of queries ({_RENDERED_LIST_HINT})"
                 )
@@ -213,41 +216,18 @@ class MilvusSearchOperator(BaseOperator):
     def _output_fields(self) -> tuple[str, ...]:
         value = self.output_fields
         if isinstance(value, str):
-            value = _parsed_list(value, "output_fields")
+            value = split_list_text(value, "output_fields")
         return tuple(to_str_list(value, "output_fields"))
 
     def _weights(self) -> tuple[float, float] | None:
-        value = self._unset_if_none(self.weights)
+        value = unset_if_none(self.weights)
         if value is None:
             return None
         if isinstance(value, str):
-            value = _parsed_list(value, "weights")
+            value = split_list_text(value, "weights")
         if not isinstance(value, Sequence) or len(value) != 2:
             raise ValueError(f"weights must be two numbers, [dense, full_text], got {self.weights!r}")
         dense, full_text = (
             to_float(item, f"weights[{index}]", minimum=0, maximum=1) for index, item in enumerate(value)
         )
         return dense, full_text
-
-
-def _is_list_text(value: str) -> bool:
-    text = value.strip()
-    if not (text.startswith("[") and text.endswith("]")):
-        return False
-    try:
-        return isinstance(ast.literal_eval(text), list)
-    except (ValueError, SyntaxError):
-        return False
-
-
-def _parsed_list(value: str, name: str) -> list[Any]:
-    """A rendered list (``"[0.7, 0.3]"``, ``"['text']"``) or comma-separated text (``"0.7, 0.3"``)."""
-    text = value.strip()
-    if text.startswith("[") and text.endswith("]"):
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise ValueError(f"{name} must be a list, got the text {value!r}") from None
-        if isinstance(parsed, list):
-            return parsed
-    return [item.strip() for item in text.split(",")]

@@ -10,11 +10,23 @@ that names the argument.
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar, overload
 
-__all__ = ["parse_bool", "to_bool", "to_choice", "to_float", "to_int", "to_str", "to_str_list"]
+__all__ = [
+    "is_list_text",
+    "parse_bool",
+    "split_list_text",
+    "to_bool",
+    "to_choice",
+    "to_float",
+    "to_int",
+    "to_str",
+    "to_str_list",
+    "unset_if_none",
+]
 
 _Choice = TypeVar("_Choice", bound=str)
 
@@ -257,3 +269,47 @@ def _bounds_text(minimum: float | None, maximum: float | None) -> str:
     if maximum is not None:
         return f" <= {maximum:g}"
     return ""
+
+
+def unset_if_none(value: Any) -> Any:
+    """
+    ``value``, or None when it is the text ``"None"``: what a template of an unset value renders.
+
+    :param value: the rendered argument.
+    """
+    return None if isinstance(value, str) and value.strip() == "None" else value
+
+
+def is_list_text(value: str) -> bool:
+    """
+    True when ``value`` is the text of a Python list (``"['a', 'b']"``): a list a template rendered.
+
+    :param value: the rendered argument.
+    """
+    text = value.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return False
+    try:
+        return isinstance(ast.literal_eval(text), list)
+    except (ValueError, SyntaxError):
+        return False
+
+
+def split_list_text(value: str, name: str) -> list[Any]:
+    """
+    The items of a rendered list (``"[0.7, 0.3]"``, ``"['text']"``) or of comma-separated text
+    (``"0.7, 0.3"``).
+
+    :param value: the rendered argument.
+    :param name: the argument's name, for the error.
+    :raises ValueError: for text in brackets that is not a list.
+    """
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{name} must be a list, got the text {value!r}") from None
+        if isinstance(parsed, list):
+            return parsed
+    return [item.strip() for item in text.split(",")]

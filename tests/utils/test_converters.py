@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_gemini_milvus.utils.converters import to_bool, to_float, to_int, to_str, to_str_list
+from airflow_provider_gemini_milvus.utils.converters import (
+    is_list_text,
+    split_list_text,
+    to_bool,
+    to_float,
+    to_int,
+    to_str,
+    to_str_list,
+    unset_if_none,
+)
 
 
 @pytest.mark.parametrize(
@@ -71,3 +80,34 @@ def test_to_str_list_refuses_a_plain_string_instead_of_splitting_it() -> None:
         to_str_list("abc", "fields")
     with pytest.raises(ValueError, match=r"fields\[1\] must be a non-empty string"):
         to_str_list(["a", ""], "fields")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("None", None), (" None ", None), ("none", "none"), (3, 3)])
+def test_unset_if_none_reads_a_rendered_none_as_unset(value: Any, expected: Any) -> None:
+    assert unset_if_none(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("['a', 'b']", True), ("[1]", True), ("[not python]", False), ("a, b", False), ("[", False)],
+)
+def test_is_list_text(value: str, expected: bool) -> None:
+    assert is_list_text(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("[0.7, 0.3]", [0.7, 0.3]),
+        ("['dense']", ["dense"]),
+        ("dense, hybrid", ["dense", "hybrid"]),
+        ("x", ["x"]),
+    ],
+)
+def test_split_list_text(value: str, expected: list[Any]) -> None:
+    assert split_list_text(value, "modes") == expected
+
+
+def test_split_list_text_refuses_brackets_that_hold_no_list() -> None:
+    with pytest.raises(ValueError, match=r"modes must be a list, got the text '\[dense\]'"):
+        split_list_text("[dense]", "modes")
