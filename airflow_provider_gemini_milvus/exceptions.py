@@ -18,6 +18,7 @@ __all__ = [
     "GeminiMilvusProviderError",
     "GeminiQuotaExhaustedError",
     "MigrationCheckError",
+    "MigrationQualityError",
     "MilvusCollectionMismatchError",
     "MilvusFullTextUnsupportedError",
 ]
@@ -79,6 +80,13 @@ class MigrationCheckError(GeminiMilvusProviderError, AirflowFailException):
     A new collection failed a check before an alias switch; the alias was not moved.
 
     Not transient (the rows, their model or the probes are wrong), so the task fails without retrying.
+    """
+
+
+class MigrationQualityError(MigrationCheckError):
+    """
+    The new collection answers the labelled queries worse than the live one, by more than the tolerance;
+    the alias was not moved. The message names both collections and both scores.
     """
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from airflow_provider_gemini_milvus.exceptions import MigrationCheckError
+from airflow_provider_gemini_milvus.exceptions import MigrationCheckError, MigrationQualityError
 from airflow_provider_gemini_milvus.gemini.models import normalise_task_type, query_task_type, resolve_model
 from airflow_provider_gemini_milvus.loading.alias_lease import (
     DEFAULT_LEASE_MINUTES,
@@ -49,6 +49,8 @@ from airflow_provider_gemini_milvus.milvus.layout import (
     search_hits,
 )
 from airflow_provider_gemini_milvus.milvus.rows import milvus_string_literal, model_fingerprint
+from airflow_provider_gemini_milvus.retrieval.quality import QualityGate, judge_quality
+from airflow_provider_gemini_milvus.retrieval.search import QuerySettings, stored_query_settings
 from airflow_provider_gemini_milvus.utils.times import iso_time, parse_iso_time
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PromoteArguments",
     "PromoteResult",
+    "QualityResult",
     "probe_task_type",
     "promote",
     "PROPERTY_ALIAS",
@@ -120,7 +123,21 @@ class PromoteResult(TypedDict):
     switched: bool
     rows: int
     probes: int
+    quality: QualityResult | None
     dropped: list[str]
+
+
+class QualityResult(TypedDict):
+    """What the quality gate measured: both collections' score on its metric, and the verdict."""
+
+    metric: str
+    mode: str
+    k: int
+    queries: int
+    new: float
+    live: float
+    tolerance: float
+    passed: bool
 
 
 def probe_task_type(document_task_type: str) -> str:
@@ -145,6 +162,7 @@ class PromoteArguments:
     keep_previous: int
     retention_hours: float
     lease_minutes: float = DEFAULT_LEASE_MINUTES
+    quality_gate: QualityGate | None = None
 
 
 def embedding_fingerprint(model: str, output_dimensionality: int | None, task_type: str) -> str:
@@ -551,6 +569,7 @@ def _promote(
     now = datetime.now(UTC)
     current = alias_target(hook, args.alias)
     rows = probes = 0
+    quality: QualityResult | None = None
     if current == args.collection_name:
         log.info("Alias %s already points to %s: nothing to check or switch", args.alias, current)
         # A crash between the switch and its record left the collection untagged: record it now.
@@ -574,10 +593,13 @@ def _promote(
                 rows,
                 args.fingerprint,
             )
+            _check_full_text_kept(hook, args.collection_name, current)
             probes = _run_probes(hook, gemini_hook, args, log)
+            if args.quality_gate is not None:
+                quality = _check_quality(hook, gemini_hook, args, args.quality_gate, current, log)
         except MigrationCheckError as err:
             where = f"still points to {current!r}" if current else "was not created"
-            raise MigrationCheckError(f"{err}; alias {args.alias!r} {where}") from None
+            raise type(err)(f"{err}; alias {args.alias!r} {where}") from None
         lease.confirm()
         switch = switch_alias(hook, args.alias, args.collection_name, fingerprint=args.fingerprint, now=now)
         switched = switch.switched
@@ -603,6 +625,7 @@ def _promote(
         "switched": switched,
         "rows": rows,
         "probes": probes,
+        "quality": quality,
         "dropped": dropped,
     }
 
@@ -630,3 +653,73 @@ def _run_probes(hook: MilvusHook, gemini_hook: GeminiHook, args: PromoteArgument
             )
     log.info("%s probe queries found their rows in %s", len(args.probes), args.collection_name)
     return len(args.probes)
+
+
+def _check_full_text_kept(hook: MilvusHook, new: str, live: str | None) -> None:
+    """Readers of a live collection with full-text search keep it: the new collection must have it too."""
+    if live is None:
+        return
+    live_info, new_info = hook.describe(live), hook.describe(new)
+    if live_info is not None and live_info.full_text and new_info is not None and not new_info.full_text:
+        raise MigrationCheckError(
+            f"collection {new!r} has no full-text search, but the live collection {live!r} has it and its "
+            "readers may search in the full_text or hybrid mode: create the new collection with "
+            "MilvusInsertOperator(full_text=True)"
+        )
+
+
+def _check_quality(
+    hook: MilvusHook,
+    gemini_hook: GeminiHook,
+    args: PromoteArguments,
+    gate: QualityGate,
+    live: str | None,
+    log: TaskLogger,
+) -> QualityResult | None:
+    """Refuse the switch when the new collection answers the labelled queries worse than the live one."""
+    if live is None:
+        log.info(
+            "Alias %s points nowhere yet: the quality gate has no live collection to compare", args.alias
+        )
+        return None
+    live_settings = stored_query_settings(hook, live)
+    if live_settings is None:
+        raise MigrationCheckError(
+            f"the live collection {live!r} has rows without a model fingerprint, so the quality gate cannot "
+            "embed its queries as its rows were; promote once without quality_queries"
+        )
+    if gate.mode != "dense":
+        for name in (args.collection_name, live):
+            info = hook.describe(name)
+            if info is None or not info.full_text:
+                raise MigrationCheckError(
+                    f"quality_mode {gate.mode!r} needs full-text search, which collection {name!r} lacks"
+                )
+    new_settings = QuerySettings(
+        model=args.model,
+        output_dimensionality=resolve_model(args.model).dim(args.output_dimensionality),
+        task_type=query_task_type(normalise_task_type(args.task_type)),
+    )
+    verdict = judge_quality(
+        hook,
+        gemini_hook,
+        gate,
+        new=args.collection_name,
+        new_settings=new_settings,
+        live=live,
+        live_settings=live_settings,
+        log=log,
+    )
+    if not verdict.passed:
+        raise MigrationQualityError(f"search quality check failed: {verdict.message}")
+    log.info("Quality gate passed: %s", verdict.message)
+    return {
+        "metric": verdict.metric,
+        "mode": gate.mode,
+        "k": gate.k,
+        "queries": len(gate.queries),
+        "new": verdict.new,
+        "live": verdict.live,
+        "tolerance": verdict.tolerance,
+        "passed": True,
+    }

@@ -20,7 +20,10 @@ from airflow_provider_gemini_milvus.loading.alias_migration import (
     promote,
     versioned_collection_name,
 )
-from airflow_provider_gemini_milvus.utils.converters import to_float, to_int, to_str, to_str_list
+from airflow_provider_gemini_milvus.retrieval.evaluation import QUALITY_METRICS, SEARCH_MODES
+from airflow_provider_gemini_milvus.retrieval.labelled import labelled_queries
+from airflow_provider_gemini_milvus.retrieval.quality import DEFAULT_QUALITY_K, QualityGate
+from airflow_provider_gemini_milvus.utils.converters import to_choice, to_float, to_int, to_str, to_str_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -50,6 +53,13 @@ class MilvusPromoteAliasOperator(BaseOperator):
        ``MigrationCheckError`` and leaves the alias where it was;
     2. **switches** the alias in one ``alter_alias`` call (``create_alias`` on the first run), recording
        the time in the collections' properties;
+    With ``quality_queries`` (labelled queries: query -> relevant ids), the check also scores the new and
+    the live collection on them (``quality_metric`` over the top ``quality_k`` in ``quality_mode`` search,
+    each collection's queries embedded as its rows were) and raises ``MigrationQualityError``, naming both
+    scores, when the new one scores more than ``quality_tolerance`` below the live one: a migration that
+    makes search worse never reaches readers. A live collection with full-text search also requires it of
+    the new one.
+
     3. **cleans up**: collections the alias left are dropped, except the ``keep_previous`` most recently
        left, and only once ``retention_hours`` have passed since the alias left them. The collection an
        alias points to is never dropped, nor one a failed migration left unswitched.
@@ -63,7 +73,9 @@ class MilvusPromoteAliasOperator(BaseOperator):
     A retry after the switch finds the alias on the collection already: it checks nothing, sends no probe,
     and only runs the clean-up.
 
-    Returns (XCom) ``{"alias", "collection", "previous", "switched", "rows", "probes", "dropped"}``.
+    Returns (XCom) ``{"alias", "collection", "previous", "switched", "rows", "probes", "quality",
+    "dropped"}``; ``quality`` is the gate's ``{"metric", "mode", "k", "queries", "new", "live",
+    "tolerance", "passed"}``, or None when no gate ran.
 
     :param alias: the alias readers search.
     :param collection_name: the new collection; None derives it from the alias and embedding settings.
@@ -80,8 +92,16 @@ class MilvusPromoteAliasOperator(BaseOperator):
     :param retention_hours: hours a retired version beyond ``keep_previous`` is kept after the switch.
     :param lease_minutes: how long the migration lease lasts after each renewal (renewed before the switch
         and each drop): how long a killed task's lease blocks other migrations of the alias.
+    :param quality_queries: labelled queries for the quality gate (see
+        :func:`~airflow_provider_gemini_milvus.retrieval.labelled.labelled_queries`: a list of
+        ``{"query", "relevant"}``, a ``{query: ids}`` mapping, JSON text, or a ``.json``/``.jsonl`` file);
+        None runs no gate.
+    :param quality_metric: ``ndcg`` (default), ``mrr`` or ``recall``.
+    :param quality_mode: the search mode scored: ``dense`` (default), ``full_text`` or ``hybrid``.
+    :param quality_k: hits per query that count.
+    :param quality_tolerance: how far (0 to 1) the new score may fall below the live one.
     :param milvus_conn_id: the Milvus connection.
-    :param gemini_conn_id: the Gemini connection, to embed the probes.
+    :param gemini_conn_id: the Gemini connection, to embed the probes and the quality queries.
     """
 
     template_fields: Sequence[str] = (
@@ -96,6 +116,11 @@ class MilvusPromoteAliasOperator(BaseOperator):
         "keep_previous",
         "retention_hours",
         "lease_minutes",
+        "quality_queries",
+        "quality_metric",
+        "quality_mode",
+        "quality_k",
+        "quality_tolerance",
         "milvus_conn_id",
         "gemini_conn_id",
     )
@@ -115,6 +140,11 @@ class MilvusPromoteAliasOperator(BaseOperator):
         keep_previous: int | str = DEFAULT_KEEP_PREVIOUS,
         retention_hours: float | str = DEFAULT_RETENTION_HOURS,
         lease_minutes: float | str = DEFAULT_LEASE_MINUTES,
+        quality_queries: Any = None,
+        quality_metric: str = "ndcg",
+        quality_mode: str = "dense",
+        quality_k: int | str = DEFAULT_QUALITY_K,
+        quality_tolerance: float | str = 0.0,
         milvus_conn_id: str = MilvusHook.default_conn_name,
         gemini_conn_id: str = "gemini_default",
         **kwargs: Any,
@@ -132,6 +162,11 @@ class MilvusPromoteAliasOperator(BaseOperator):
         self.keep_previous = keep_previous
         self.retention_hours = retention_hours
         self.lease_minutes = lease_minutes
+        self.quality_queries = quality_queries
+        self.quality_metric = quality_metric
+        self.quality_mode = quality_mode
+        self.quality_k = quality_k
+        self.quality_tolerance = quality_tolerance
         self.milvus_conn_id = milvus_conn_id
         self.gemini_conn_id = gemini_conn_id
 
@@ -209,7 +244,19 @@ class MilvusPromoteAliasOperator(BaseOperator):
             keep_previous=to_int(self.keep_previous, "keep_previous", minimum=0),
             retention_hours=to_float(self.retention_hours, "retention_hours", minimum=0),
             lease_minutes=to_float(self.lease_minutes, "lease_minutes", minimum=1, maximum=7 * 24 * 60),
+            quality_gate=self._quality_gate(),
         )
+
+    def _quality_gate(self) -> QualityGate | None:
+        metric = to_choice(self.quality_metric, "quality_metric", QUALITY_METRICS)
+        mode = to_choice(self.quality_mode, "quality_mode", SEARCH_MODES)
+        k = to_int(self.quality_k, "quality_k", minimum=1, maximum=16384)
+        tolerance = to_float(self.quality_tolerance, "quality_tolerance", minimum=0, maximum=1)
+        value = self.quality_queries
+        if value is None or value == "" or value == "None":
+            return None
+        queries = labelled_queries(value, "quality_queries")
+        return QualityGate(queries=queries, metric=metric, mode=mode, k=k, tolerance=tolerance)
 
     def _expected_rows(self, fingerprint: str) -> tuple[int | None, str]:
         value = self.expected_rows

@@ -192,7 +192,9 @@ def score_rankings(
     )
 
 
-def format_scores_table(scores: Sequence[RetrievalScores]) -> str:
+def format_scores_table(
+    scores: Sequence[RetrievalScores], labels: Sequence[str] | None = None, label_header: str = "mode"
+) -> str:
     """
     A small fixed-width text table of scores, one row per mode, for the task log::
 
@@ -200,26 +202,31 @@ def format_scores_table(scores: Sequence[RetrievalScores]) -> str:
         dense           12     0.5833  0.4861   0.5012
 
     :param scores: the scores to show, in the order given; all with the same ``k``.
-    :raises ValueError: when the scores were measured with different cut-offs.
+    :param labels: what the first column shows for each row; None shows the mode.
+    :param label_header: the first column's header.
+    :raises ValueError: when the scores were measured with different cut-offs, or labels do not match.
     """
+    names = [score.mode for score in scores] if labels is None else list(labels)
+    if len(names) != len(scores):
+        raise ValueError(f"{len(names)} labels for {len(scores)} rows of scores")
     cut_offs = {score.k for score in scores}
     if len(cut_offs) > 1:
         raise ValueError(f"scores measured at different cut-offs {sorted(cut_offs)} cannot share one table")
     k = str(cut_offs.pop()) if cut_offs else "k"
     headers = ["queries", f"recall@{k}", "MRR", f"nDCG@{k}"]
     widths = [max(len(header), 6) for header in headers]
-    mode_width = max([len("mode"), 9, *(len(score.mode) for score in scores)])
+    mode_width = max([len(label_header), 9, *(len(name) for name in names)])
     lines = [
-        "  ".join(["mode".ljust(mode_width), *(h.rjust(w) for h, w in zip(headers, widths, strict=True))])
+        "  ".join(
+            [label_header.ljust(mode_width), *(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
+        )
     ]
-    for score in scores:
+    for name, score in zip(names, scores, strict=True):
         cells = [
             str(score.queries),
             *(f"{value:.{_PLACES}f}" for value in (score.recall, score.mrr, score.ndcg)),
         ]
         lines.append(
-            "  ".join(
-                [score.mode.ljust(mode_width), *(c.rjust(w) for c, w in zip(cells, widths, strict=True))]
-            )
+            "  ".join([name.ljust(mode_width), *(c.rjust(w) for c, w in zip(cells, widths, strict=True))])
         )
     return "\n".join(lines)

@@ -66,6 +66,7 @@ __all__ = [
     "SearchHit",
     "SearchMode",
     "check_queries",
+    "resolve_query_settings",
     "search_collection",
     "stored_query_settings",
 ]
@@ -260,13 +261,28 @@ def stored_query_settings(milvus_hook: MilvusHook, collection: str) -> QuerySett
     )
 
 
-def _query_settings(
-    stored: QuerySettings | None, info: CollectionInfo, args: SearchArguments
+def resolve_query_settings(
+    milvus_hook: MilvusHook,
+    info: CollectionInfo,
+    *,
+    model: str | None = None,
+    output_dimensionality: int | None = None,
 ) -> QuerySettings:
-    """The settings the queries are embedded with: the stored ones, checked against the user's."""
-    collection = args.collection_name
-    if args.model is not None:
-        spec = resolve_model(args.model)
+    """
+    The settings queries are embedded with to search a collection: those of its rows' fingerprint
+    (:func:`stored_query_settings`), checked against the ones the user gives, and against its dimension.
+
+    :param milvus_hook: the Milvus hook.
+    :param info: the collection (or alias), described.
+    :param model: the model the user asks for; None takes the stored one.
+    :param output_dimensionality: the dimension the user asks for; None takes the stored one.
+    :raises MilvusCollectionMismatchError: when the user's settings disagree with the collection.
+    :raises ValueError: when neither the rows nor the user name a model.
+    """
+    collection = info.name
+    stored = stored_query_settings(milvus_hook, collection)
+    if model is not None:
+        spec = resolve_model(model)
     elif stored is not None:
         spec = resolve_model(stored.model)
     else:
@@ -274,8 +290,8 @@ def _query_settings(
             f"collection {collection!r} records no embedding model in its rows' model field (they were "
             "loaded without one): give model (and output_dimensionality) to embed the queries with"
         )
-    if args.output_dimensionality is not None:
-        dim = args.output_dimensionality
+    if output_dimensionality is not None:
+        dim = output_dimensionality
     elif stored is not None:
         dim = stored.output_dimensionality
     else:
@@ -369,7 +385,11 @@ def search_collection(
         log.info("Collection %s is empty: %s queries found nothing", collection, len(args.queries))
         return [{"query": query, "hits": []} for query in args.queries]
     settings = (
-        _query_settings(stored_query_settings(milvus_hook, collection), info, args) if args.embeds else None
+        resolve_query_settings(
+            milvus_hook, info, model=args.model, output_dimensionality=args.output_dimensionality
+        )
+        if args.embeds
+        else None
     )
     if args.filter:
         _check_filter(milvus_hook, collection, args.filter)

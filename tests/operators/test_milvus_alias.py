@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -9,7 +11,11 @@ from typing import Any
 import pytest
 from pymilvus import MilvusClient
 
-from airflow_provider_gemini_milvus.exceptions import AliasMigrationLockedError, MigrationCheckError
+from airflow_provider_gemini_milvus.exceptions import (
+    AliasMigrationLockedError,
+    MigrationCheckError,
+    MigrationQualityError,
+)
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.loading.alias_migration import (
     alias_target,
@@ -20,6 +26,7 @@ from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
 from airflow_provider_gemini_milvus.operators.milvus_alias import MilvusPromoteAliasOperator
 from airflow_provider_gemini_milvus.testing.gemini_emulator import GeminiEmulator
+from airflow_provider_gemini_milvus.testing.search_set import SEARCH_DOCUMENTS, SEARCH_QUERIES
 
 ALIAS = "docs"
 OLD: dict[str, Any] = {"model": "gemini-embedding-001", "output_dimensionality": 768}
@@ -32,13 +39,16 @@ CORPUS = [
 PROBES = {"Which database stores vectors?": "milvus"}
 
 
-def fill(settings: dict[str, Any], documents: list[dict[str, Any]] = CORPUS) -> dict[str, Any]:
+def fill(
+    settings: dict[str, Any], documents: list[dict[str, Any]] = CORPUS, *, full_text: bool = False
+) -> dict[str, Any]:
     """Embed and load the documents into the versioned collection of these settings; return the embedding."""
     collection = versioned_collection_name(ALIAS, **settings)
     result = GeminiEmbedOperator(
         task_id="embed", documents=documents, collection_name=collection, delete_missing=True, **settings
     ).execute({})
-    MilvusInsertOperator(task_id="load", collection_name=collection, data=result).execute({})
+    load = MilvusInsertOperator(task_id="load", collection_name=collection, data=result, full_text=full_text)
+    load.execute({})
     return result
 
 
@@ -141,6 +151,7 @@ def test_a_first_run_creates_the_alias_and_a_migration_moves_it(gemini_emulator:
         "switched": True,
         "rows": 3,
         "probes": 1,
+        "quality": None,
         "dropped": [],
     }
     assert target() == old_collection
@@ -333,3 +344,109 @@ def test_a_retry_of_a_killed_try_takes_its_lease_over_and_another_run_waits(
     assert target() == versioned_collection_name(ALIAS, **NEW)
     with MilvusHook() as hook:
         assert "docs__migration_lock" not in hook.get_conn().list_collections()
+
+
+# -- the quality gate --------------------------------------------------------------------------------
+
+#: A chunker bug in the new pipeline: every document cut to its first four words.
+CUT_SHORT = [{**doc, "text": " ".join(doc["text"].split()[:4])} for doc in SEARCH_DOCUMENTS]
+
+
+def test_quality_arguments_are_converted_from_their_rendered_form() -> None:
+    operator = MilvusPromoteAliasOperator(
+        task_id="promote",
+        alias=ALIAS,
+        quality_queries=json.dumps(SEARCH_QUERIES),  # what Jinja renders
+        quality_metric="mrr",
+        quality_mode="hybrid",
+        quality_k="5",
+        quality_tolerance="0.02",
+        **NEW,
+    )
+    gate = operator.converted_arguments().quality_gate
+    assert gate is not None
+    assert (len(gate.queries), gate.metric, gate.mode, gate.k, gate.tolerance) == (
+        12,
+        "mrr",
+        "hybrid",
+        5,
+        0.02,
+    )
+    for nothing in (None, "", "None"):
+        unset = MilvusPromoteAliasOperator(task_id="p", alias=ALIAS, quality_queries=nothing, **NEW)
+        assert unset.converted_arguments().quality_gate is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"quality_metric": "map"}, "quality_metric must be one of"),
+        ({"quality_mode": "sparse"}, "quality_mode must be one of"),
+        ({"quality_k": "0"}, "quality_k must be an integer from 1 to 16384"),
+        ({"quality_tolerance": "-0.1"}, "quality_tolerance must be"),
+        ({"quality_queries": [{"query": "pumps"}]}, r'quality_queries\[0\] has no "relevant"'),
+    ],
+)
+def test_bad_quality_arguments_are_refused_naming_them(kwargs: dict[str, Any], message: str) -> None:
+    operator = MilvusPromoteAliasOperator(task_id="promote", alias=ALIAS, **NEW, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        operator.converted_arguments()
+
+
+@lite
+def test_a_migration_that_makes_search_worse_is_refused_naming_both_scores(
+    gemini_emulator: GeminiEmulator,
+) -> None:
+    old, new = versioned_collection_name(ALIAS, **OLD), versioned_collection_name(ALIAS, **NEW)
+    assert promote(OLD, expected_rows=fill(OLD, SEARCH_DOCUMENTS), probe_queries={})["quality"] is None
+    fill(NEW, CUT_SHORT)
+
+    with pytest.raises(MigrationQualityError) as refused:
+        promote(NEW, probe_queries={}, quality_queries=SEARCH_QUERIES)
+
+    assert isinstance(refused.value, MigrationCheckError)  # no retry can fix it
+    message = str(refused.value)
+    assert re.search(
+        rf"nDCG@10 \(dense search\) of the new collection '{new}' is 0\.\d{{4}}, the live collection "
+        rf"'{old}' scores 0\.\d{{4}} \(tolerance 0\.0000\)",
+        message,
+    ), message
+    assert message.endswith(f"alias 'docs' still points to '{old}'")
+    assert target() == old
+
+
+@lite
+def test_a_migration_as_good_as_the_live_one_passes_and_reports_both_scores() -> None:
+    old = versioned_collection_name(ALIAS, **OLD)
+    promote(OLD, expected_rows=fill(OLD, SEARCH_DOCUMENTS, full_text=True), probe_queries={})
+    fill(NEW, SEARCH_DOCUMENTS, full_text=True)
+
+    summary = promote(
+        NEW, probe_queries={}, quality_queries=SEARCH_QUERIES, quality_mode="hybrid", quality_tolerance="0.1"
+    )
+
+    assert summary["switched"] is True
+    assert summary["previous"] == old
+    quality = summary["quality"]
+    assert quality is not None
+    assert (quality["metric"], quality["mode"], quality["k"], quality["queries"]) == (
+        "ndcg",
+        "hybrid",
+        10,
+        12,
+    )
+    assert quality["passed"] is True
+    assert quality["new"] >= quality["live"] - 0.1
+    assert json.loads(json.dumps(summary)) == summary
+
+
+@lite
+def test_a_live_collection_with_full_text_requires_it_of_the_new_one() -> None:
+    old, new = versioned_collection_name(ALIAS, **OLD), versioned_collection_name(ALIAS, **NEW)
+    promote(OLD, expected_rows=fill(OLD, full_text=True))
+    fill(NEW)
+    with pytest.raises(
+        MigrationCheckError, match=rf"collection '{new}' has no full-text search, but the live"
+    ):
+        promote(NEW)
+    assert target() == old

@@ -178,5 +178,17 @@ def test_the_table_refuses_scores_of_different_cut_offs() -> None:
         )
 
 
+def test_the_table_can_label_its_rows() -> None:
+    scores = [RetrievalScores(mode="dense", k=5, queries=2, recall=1, mrr=1, ndcg=1)] * 2
+    table = format_scores_table(scores, labels=["new docs_v2", "live docs_v1"], label_header="collection")
+    assert [line.split()[:2] for line in table.splitlines()] == [
+        ["collection", "queries"],
+        ["new", "docs_v2"],
+        ["live", "docs_v1"],
+    ]
+    with pytest.raises(ValueError, match="1 labels for 2 rows"):
+        format_scores_table(scores, labels=["one"])
+
+
 def test_an_empty_table_is_its_header() -> None:
     assert format_scores_table([]).split() == ["mode", "queries", "recall@k", "MRR", "nDCG@k"]
