@@ -132,6 +132,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_gemini_milvus.operators.milvus",
                     "airflow_provider_gemini_milvus.operators.milvus_alias",
                     "airflow_provider_gemini_milvus.operators.milvus_search",
+                    "airflow_provider_gemini_milvus.operators.milvus_search_evaluation",
                 ],
             },
         ],

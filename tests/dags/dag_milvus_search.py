@@ -1,4 +1,8 @@
-"""Questions built by an upstream task reach MilvusSearchOperator through XCom; run with dag.test()."""
+"""
+Questions and labelled queries built by upstream tasks reach MilvusSearchOperator and
+MilvusSearchEvaluationOperator through XCom, on a full-text collection read through an alias; run with
+dag.test().
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from airflow.sdk import dag, task
 from airflow_provider_gemini_milvus.operators.gemini import GeminiEmbedOperator
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator
 from airflow_provider_gemini_milvus.operators.milvus_search import MilvusSearchOperator
+from airflow_provider_gemini_milvus.operators.milvus_search_evaluation import MilvusSearchEvaluationOperator
 
 COLLECTION = "dag_search_docs"
 ALIAS = "dag_search"
@@ -17,18 +22,24 @@ DOCUMENTS = [
     {"id": "gemini", "text": "Gemini turns text into embeddings."},
 ]
 QUESTIONS = ["Which database stores vectors?", "Who schedules data pipelines?"]
+LABELLED = [
+    {"query": "Which database stores vectors?", "relevant": ["milvus"]},
+    {"query": "Who schedules data pipelines?", "relevant": ["airflow"]},
+]
 
 
 @dag(
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    params={"limit": 2},
+    params={"limit": 2, "mode": "hybrid"},
     tags=["test", "milvus"],
 )
 def milvus_search() -> None:
     embed = GeminiEmbedOperator(task_id="embed", documents=DOCUMENTS, output_dimensionality=256)
-    load = MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=embed.output)
+    load = MilvusInsertOperator(
+        task_id="load", collection_name=COLLECTION, data=embed.output, full_text="{{ 'True' }}"
+    )
 
     @task
     def make_alias() -> None:
@@ -41,10 +52,21 @@ def milvus_search() -> None:
     def questions() -> list[str]:
         return QUESTIONS
 
+    @task
+    def labelled() -> list[dict[str, object]]:
+        return LABELLED
+
     search = MilvusSearchOperator(
-        task_id="search", collection_name=ALIAS, queries=questions(), limit="{{ params.limit }}"
+        task_id="search",
+        collection_name=ALIAS,
+        queries=questions(),
+        mode="{{ params.mode }}",
+        limit="{{ params.limit }}",
     )
-    load >> make_alias() >> search
+    evaluate = MilvusSearchEvaluationOperator(
+        task_id="evaluate", collection_name=ALIAS, labelled_queries=labelled(), k="{{ params.limit }}"
+    )
+    load >> make_alias() >> [search, evaluate]
 
 
 milvus_search()

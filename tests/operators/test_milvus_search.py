@@ -212,3 +212,7 @@ def test_queries_from_an_upstream_task_are_searched_in_a_dag() -> None:
     assert [answer["query"] for answer in answers] == QUESTIONS
     assert [answer["hits"][0]["id"] for answer in answers] == ["milvus", "airflow"]
     assert [len(answer["hits"]) for answer in answers] == [2, 2]  # limit rendered from "{{ params.limit }}"
+    evaluation = xcom_return_value("milvus_search", "evaluate", run.run_id)
+    assert (evaluation["k"], evaluation["queries"]) == (2, 2)
+    assert sorted(evaluation["scores"]) == ["dense", "full_text", "hybrid"]  # the collection has full text
+    assert evaluation["scores"]["hybrid"] == {"recall": 1.0, "mrr": 1.0, "ndcg": 1.0}
