@@ -33,6 +33,7 @@ __all__ = [
     "BM25_FUNCTION",
     "DEFAULT_ANALYZER",
     "DEFAULT_RRF_K",
+    "DEFAULT_WEIGHTS",
     "FIELD_SPARSE",
     "FULL_TEXT_MIN_VERSION",
     "FUSIONS",
@@ -48,6 +49,7 @@ __all__ = [
     "bm25_score",
     "check_analyzer",
     "check_search",
+    "check_search_options",
     "has_full_text",
     "parse_server_version",
     "require_full_text",
@@ -70,6 +72,7 @@ SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 Fusion = Literal["rrf", "weighted"]
 FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 DEFAULT_RRF_K = 60
+DEFAULT_WEIGHTS: tuple[float, float] = (0.5, 0.5)
 MAX_RRF_K = 16384
 """Milvus accepts ``0 < k < 16384`` for its RRF ranker."""
 MAX_LIMIT = 16384
@@ -250,6 +253,38 @@ class SearchPlan:
         return WeightedRanker(*self.weights)
 
 
+def check_search_options(
+    *,
+    mode: Any,
+    limit: Any,
+    fusion: Any = "rrf",
+    rrf_k: Any = DEFAULT_RRF_K,
+    weights: Sequence[Any] = DEFAULT_WEIGHTS,
+) -> tuple[SearchMode, Fusion, tuple[float, float]]:
+    """
+    Check a search's options (case-sensitive) and return the mode, the fusion and the weights as floats.
+
+    :param mode: one of :data:`SEARCH_MODES`.
+    :param limit: hits per query, 1 to :data:`MAX_LIMIT`.
+    :param fusion: one of :data:`FUSIONS`.
+    :param rrf_k: the RRF constant, 1 to :data:`MAX_RRF_K` - 1.
+    :param weights: two numbers from 0 to 1 (as Milvus' weighted ranker takes them), not both zero: the
+        dense and the full-text side's weight.
+    :raises ValueError: naming the option that is wrong.
+    """
+    chosen_mode = next((known for known in SEARCH_MODES if known == mode), None)
+    if chosen_mode is None:
+        raise ValueError(f"mode must be one of {list(SEARCH_MODES)}, got {mode!r}")
+    chosen_fusion = next((known for known in FUSIONS if known == fusion), None)
+    if chosen_fusion is None:
+        raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {fusion!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+    if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or not 1 <= rrf_k < MAX_RRF_K:
+        raise ValueError(f"rrf_k must be an integer from 1 to {MAX_RRF_K - 1}, got {rrf_k!r}")
+    return chosen_mode, chosen_fusion, _weights(weights)
+
+
 def check_search(
     *,
     mode: Any,
@@ -258,32 +293,24 @@ def check_search(
     limit: Any,
     fusion: Any = "rrf",
     rrf_k: Any = DEFAULT_RRF_K,
-    weights: Sequence[Any] = (0.5, 0.5),
+    weights: Sequence[Any] = DEFAULT_WEIGHTS,
 ) -> SearchPlan:
     """
     Check a search request before anything is sent and return its plan.
 
-    :param mode: ``dense`` (needs ``vectors``), ``full_text`` (needs ``texts``) or ``hybrid`` (both, aligned).
+    :param mode: ``dense`` (needs ``vectors``), ``full_text`` (needs ``texts``) or ``hybrid`` (both, aligned);
+        in any case.
     :param vectors: the query vectors.
     :param texts: the query texts.
     :param limit: hits per query, 1 to 16,384.
-    :param fusion: ``rrf`` or ``weighted``.
+    :param fusion: ``rrf`` or ``weighted``, in any case.
     :param rrf_k: the RRF constant, 1 to 16,383.
-    :param weights: two numbers from 0 to 1 (as Milvus' weighted ranker takes them), not both zero: the
-        dense and the full-text side's weight.
+    :param weights: see :func:`check_search_options`.
     :raises ValueError: naming the argument that is wrong.
     """
-    mode_name = str(mode).lower()
-    if mode_name not in SEARCH_MODES:
-        raise ValueError(f"unknown search mode {mode!r}; use one of {list(SEARCH_MODES)}")
-    fusion_name = str(fusion).lower()
-    if fusion_name not in FUSIONS:
-        raise ValueError(f"unknown fusion {fusion!r}; use one of {list(FUSIONS)}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
-    if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or not 1 <= rrf_k < MAX_RRF_K:
-        raise ValueError(f"rrf_k must be an integer from 1 to {MAX_RRF_K - 1}, got {rrf_k!r}")
-    pair = _weights(weights)
+    mode_name, fusion_name, pair = check_search_options(
+        mode=str(mode).lower(), limit=limit, fusion=str(fusion).lower(), rrf_k=rrf_k, weights=weights
+    )
     needs_vectors = mode_name in ("dense", "hybrid")
     needs_texts = mode_name in ("full_text", "hybrid")
     if needs_vectors and vectors is None:
@@ -311,15 +338,18 @@ def check_search(
 
 def _weights(weights: Sequence[Any]) -> tuple[float, float]:
     values = list(weights) if not isinstance(weights, str | bytes) else []
-    if len(values) != 2 or any(
-        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
-        for value in values
+    if (
+        len(values) != 2
+        or any(
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+            for value in values
+        )
+        or not any(values)
     ):
         raise ValueError(
-            f"weights must be two numbers from 0 to 1 (dense, full_text), e.g. (0.7, 0.3); got {weights!r}"
+            "weights must be two numbers from 0 to 1, not both 0: the weights of the dense and the "
+            f"full-text scores, got {weights!r}"
         )
-    if not any(values):
-        raise ValueError("weights must not both be zero")
     return float(values[0]), float(values[1])
 
 

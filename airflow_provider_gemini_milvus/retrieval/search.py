@@ -12,8 +12,6 @@ anything is sent to Gemini, and so is every other bad argument.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Required, TypedDict, cast
 
@@ -27,12 +25,14 @@ from airflow_provider_gemini_milvus.gemini.models import (
 )
 from airflow_provider_gemini_milvus.milvus.full_text import (
     DEFAULT_RRF_K,
+    DEFAULT_WEIGHTS,
     FUSIONS,
     MAX_LIMIT,
     MAX_RRF_K,
     SEARCH_MODES,
     Fusion,
     SearchMode,
+    check_search_options,
     require_full_text,
 )
 from airflow_provider_gemini_milvus.milvus.layout import (
@@ -45,6 +45,8 @@ from airflow_provider_gemini_milvus.milvus.layout import (
 from airflow_provider_gemini_milvus.milvus.rows import milvus_string_literal, parse_model_fingerprint
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
     from airflow_provider_gemini_milvus.utils.logs import TaskLogger
@@ -74,7 +76,6 @@ __all__ = [
 
 DEFAULT_LIMIT = 5
 DEFAULT_OUTPUT_FIELDS: tuple[str, ...] = (FIELD_TEXT, FIELD_METADATA)
-DEFAULT_WEIGHTS: tuple[float, float] = (0.5, 0.5)
 #: Queries per search request: a large list is searched in several requests, each of bounded size.
 SEARCH_BATCH = 100
 
@@ -165,25 +166,25 @@ class SearchArguments:
     def __post_init__(self) -> None:
         object.__setattr__(self, "queries", check_queries(self.queries))
         object.__setattr__(self, "output_fields", tuple(dict.fromkeys(self.output_fields)))
-        if self.mode not in SEARCH_MODES:
-            raise ValueError(f"mode must be one of {list(SEARCH_MODES)}, got {self.mode!r}")
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {self.fusion!r}")
-        if (
-            isinstance(self.limit, bool)
-            or not isinstance(self.limit, int)
-            or not 1 <= self.limit <= MAX_LIMIT
-        ):
-            raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {self.limit!r}")
-        if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, int) or not 1 <= self.rrf_k < MAX_RRF_K:
-            raise ValueError(f"rrf_k must be an integer from 1 to {MAX_RRF_K - 1}, got {self.rrf_k!r}")
+        if self.weights is not None and (self.mode != "hybrid" or self.fusion != "weighted"):
+            raise ValueError(
+                "weights apply to mode='hybrid' with fusion='weighted' only; this search is "
+                f"mode={self.mode!r}, fusion={self.fusion!r}"
+            )
+        _, _, weights = check_search_options(
+            mode=self.mode,
+            limit=self.limit,
+            fusion=self.fusion,
+            rrf_k=self.rrf_k,
+            weights=DEFAULT_WEIGHTS if self.weights is None else self.weights,
+        )
+        if self.weights is not None:
+            object.__setattr__(self, "weights", weights)
         for index, name in enumerate(self.output_fields):
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"output_fields[{index}] must be a field name, got {name!r}")
         if not isinstance(self.filter, str):
             raise ValueError(f"filter must be a Milvus boolean expression (a string), got {self.filter!r}")
-        if self.weights is not None:
-            self._check_weights(self.weights)
         if self.model is not None:
             resolve_model(self.model)
         if self.output_dimensionality is not None and (
@@ -194,26 +195,6 @@ class SearchArguments:
             raise ValueError(
                 f"output_dimensionality must be a positive integer, got {self.output_dimensionality!r}"
             )
-
-    def _check_weights(self, weights: Sequence[Any]) -> None:
-        if self.mode != "hybrid" or self.fusion != "weighted":
-            raise ValueError(
-                "weights apply to mode='hybrid' with fusion='weighted' only; this search is "
-                f"mode={self.mode!r}, fusion={self.fusion!r}"
-            )
-        numbers = list(weights) if isinstance(weights, Sequence) and not isinstance(weights, str) else None
-        if (
-            numbers is None
-            or len(numbers) != 2
-            or any(isinstance(w, bool) or not isinstance(w, (int, float)) for w in numbers)
-            or not all(math.isfinite(w) and 0 <= w <= 1 for w in numbers)
-            or not any(numbers)
-        ):
-            raise ValueError(
-                "weights must be two numbers from 0 to 1, not both 0: the weights of the dense and the "
-                f"full-text scores, got {weights!r}"
-            )
-        object.__setattr__(self, "weights", (float(numbers[0]), float(numbers[1])))
 
     @property
     def embeds(self) -> bool:

@@ -123,8 +123,8 @@ def test_check_search_plans_each_mode() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"mode": "sparse"}, r"unknown search mode 'sparse'; use one of \['dense', 'full_text', 'hybrid'\]"),
-        ({"fusion": "max"}, "unknown fusion 'max'"),
+        ({"mode": "sparse"}, r"mode must be one of \['dense', 'full_text', 'hybrid'\], got 'sparse'"),
+        ({"fusion": "max"}, r"fusion must be one of \['rrf', 'weighted'\], got 'max'"),
         ({"limit": 0}, "limit must be an integer from 1"),
         ({"limit": "3"}, "limit must be an integer"),
         ({"limit": True}, "limit must be an integer"),
@@ -135,7 +135,7 @@ def test_check_search_plans_each_mode() -> None:
         ({"weights": (1.0, -1.0)}, "weights must be two"),
         ({"weights": (1.0, float("nan"))}, "weights must be two"),
         ({"weights": "0.5,0.5"}, "weights must be two"),
-        ({"weights": (0, 0)}, "must not both be zero"),
+        ({"weights": (0, 0)}, "not both 0"),
         ({"texts": None}, "hybrid search needs the query texts"),
         ({"vectors": None}, "hybrid search needs the query vectors"),
         ({"texts": ["a", "b"]}, "one text per query vector: 1 vectors, 2 texts"),
