@@ -44,6 +44,8 @@ PACKAGE_FACES = {
         "promote",
         "versioned_collection_name",
     ],
+    "airflow_provider_gemini_milvus.observability": [],
+    "airflow_provider_gemini_milvus.plugins": [],
     "airflow_provider_gemini_milvus.retrieval": [
         "QUALITY_METRICS",
         "SEARCH_MODES",
