@@ -53,16 +53,16 @@ class MilvusPromoteAliasOperator(BaseOperator):
        ``MigrationCheckError`` and leaves the alias where it was;
     2. **switches** the alias in one ``alter_alias`` call (``create_alias`` on the first run), recording
        the time in the collections' properties;
-    With ``quality_queries`` (labelled queries: query -> relevant ids), the check also scores the new and
+    3. **cleans up**: collections the alias left are dropped, except the ``keep_previous`` most recently
+       left, and only once ``retention_hours`` have passed since the alias left them. The collection an
+       alias points to is never dropped, nor one a failed migration left unswitched.
+
+    With ``quality_queries`` (labelled queries: query -> relevant ids), step 1 also scores the new and
     the live collection on them (``quality_metric`` over the top ``quality_k`` in ``quality_mode`` search,
     each collection's queries embedded as its rows were) and raises ``MigrationQualityError``, naming both
     scores, when the new one scores more than ``quality_tolerance`` below the live one: a migration that
     makes search worse never reaches readers. A live collection with full-text search also requires it of
     the new one.
-
-    3. **cleans up**: collections the alias left are dropped, except the ``keep_previous`` most recently
-       left, and only once ``retention_hours`` have passed since the alias left them. The collection an
-       alias points to is never dropped, nor one a failed migration left unswitched.
 
     Only one migration of an alias runs at a time: the task holds a lease recorded in Milvus (the
     collection ``<alias>__migration_lock``) from before its checks to the end of the clean-up. A second
