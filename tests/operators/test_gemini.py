@@ -258,6 +258,27 @@ def test_incremental_one_edit_sends_exactly_one_text(gemini_emulator: GeminiEmul
 
 
 @pytest.mark.usefixtures("gemini_connection", "milvus_connection")
+def test_incremental_runs_on_a_full_text_collection_keep_bm25_in_step(
+    gemini_emulator: GeminiEmulator,
+) -> None:
+    first = embed(corpus(), collection_name=COLLECTION)
+    MilvusInsertOperator(task_id="load", collection_name=COLLECTION, data=first, full_text=True).execute({})
+    gemini_emulator.reset_stats()
+    edited = corpus()[:2]  # "c" vanished from the source
+    edited[1]["text"] = "Airflow schedules and retries data pipelines."
+
+    result = embed(edited, collection_name=COLLECTION, delete_missing=True)
+
+    assert gemini_emulator.stats.embedded_texts == [edited[1]["text"]]  # BM25 costs no text
+    assert load(result)["deleted"] == 1
+    with MilvusHook() as milvus:
+        assert [hit["id"] for hit in milvus.search(COLLECTION, texts=["retries"], mode="full_text")[0]] == [
+            "b"
+        ]
+        assert milvus.search(COLLECTION, texts=["Gemini"], mode="full_text")[0] == []  # not resurrected
+
+
+@pytest.mark.usefixtures("gemini_connection", "milvus_connection")
 def test_incremental_metadata_change_refreshes_the_row(gemini_emulator: GeminiEmulator) -> None:
     load(embed(corpus(), collection_name=COLLECTION))
     gemini_emulator.reset_stats()
