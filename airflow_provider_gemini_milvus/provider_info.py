@@ -143,5 +143,17 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "connection-types": [_gemini_connection_type(), _milvus_connection_type()],
+        # milvus://host:port/database/collection (observability/assets.py): checked and normalised by the
+        # handler, turned into the collection's OpenLineage dataset by the converter.
+        "asset-uris": [
+            {
+                "schemes": ["milvus"],
+                "handler": "airflow_provider_gemini_milvus.observability.assets.sanitize_uri",
+                "factory": "airflow_provider_gemini_milvus.observability.assets.milvus_collection_asset",
+                "to_openlineage_converter": (
+                    "airflow_provider_gemini_milvus.observability.assets.convert_asset_to_openlineage"
+                ),
+            }
+        ],
         "config": _config(),
     }

@@ -44,7 +44,7 @@ PACKAGE_FACES = {
         "promote",
         "versioned_collection_name",
     ],
-    "airflow_provider_gemini_milvus.observability": [],
+    "airflow_provider_gemini_milvus.observability": ["milvus_collection_asset", "milvus_collection_uri"],
     "airflow_provider_gemini_milvus.plugins": [],
     "airflow_provider_gemini_milvus.retrieval": [
         "QUALITY_METRICS",

@@ -5,4 +5,6 @@ OpenTelemetry, as the deployment is configured) of what each task embedded, spen
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from airflow_provider_gemini_milvus.observability.assets import milvus_collection_asset, milvus_collection_uri
+
+__all__ = ["milvus_collection_asset", "milvus_collection_uri"]

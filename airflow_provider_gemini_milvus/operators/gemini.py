@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import jinja2
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, ObjectStoragePath, XComArg
 
     from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
@@ -269,6 +270,7 @@ class GeminiEmbedOperator(BaseOperator):
         self.max_cost_usd = max_cost_usd
         self.chunking = chunking
         self.source_shard = source_shard
+        self.embed_result: EmbedResult | DryRunReport | None = None  # what the task returned, for the lineage
 
     @cached_property
     def hook(self) -> GeminiHook:
@@ -298,6 +300,11 @@ class GeminiEmbedOperator(BaseOperator):
             self.documents = literal
 
     def execute(self, context: Context) -> EmbedResult | DryRunReport:
+        result = self._execute(context)
+        self.embed_result = result
+        return result
+
+    def _execute(self, context: Context) -> EmbedResult | DryRunReport:
         args = self.converted_arguments()
         batch = self.batch_arguments()  # refuses a Vertex AI connection in batch mode
         task = self.embed_task(context, args)
@@ -317,6 +324,11 @@ class GeminiEmbedOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> EmbedResult:
         """Batch mode: the job ended; return its rows as :meth:`execute` would."""
+        result = self._complete(context, event)
+        self.embed_result = result
+        return result
+
+    def _complete(self, context: Context, event: dict[str, Any]) -> EmbedResult:
         self.batch_job_name = str(event.get("job_name"))
         args = self.converted_arguments()
         outcome = embed_batch.complete_batch(self.embed_task(context, args), args, event)
@@ -327,6 +339,26 @@ class GeminiEmbedOperator(BaseOperator):
             raise ValueError("deferrable was turned off while a batch job ran; set deferrable=True again")
         self.batch_job_name = None
         return outcome
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """
+        OpenLineage: the documents' location (and, in incremental mode, the collection compared with) in,
+        the staged folder of a staged run out, and the run's model, tokens, cost and batch job as the
+        ``geminiEmbedding`` run facet.
+        """
+        from airflow_provider_gemini_milvus.observability.assets import hook_collection_address
+        from airflow_provider_gemini_milvus.observability.lineage import embedding_lineage
+
+        args = self.converted_arguments()
+        collection = args.collection_name
+        return embedding_lineage(
+            documents=self.documents,
+            model=args.model.name,
+            dimension=args.dim,
+            task_type=args.task_type,
+            result=self.embed_result,
+            collection=hook_collection_address(self.milvus_hook, collection) if collection else None,
+        )
 
     def _follow(self, decision: embed_batch.BatchDecision, batch: BatchArguments) -> EmbedResult:
         """Hand on the decision's result, or wait for its job."""

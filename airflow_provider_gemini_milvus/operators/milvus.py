@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.loading.bulk_import import (
@@ -23,12 +24,19 @@ from airflow_provider_gemini_milvus.loading.insert import (
 )
 from airflow_provider_gemini_milvus.milvus.full_text import check_analyzer
 from airflow_provider_gemini_milvus.milvus.rows import DEFAULT_MAX_BATCH_BYTES, WRITE_MODES
+from airflow_provider_gemini_milvus.observability.assets import (
+    COLLECTIONS_ALIAS,
+    asset_event_extra,
+    hook_collection_address,
+    record_collection_events,
+)
 from airflow_provider_gemini_milvus.staging import StagedManifest
 from airflow_provider_gemini_milvus.utils.converters import to_bool, to_choice, to_float, to_int, to_str
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 __all__ = ["ASSET_SCHEME", "MilvusInsertOperator", "milvus_asset", "milvus_asset_uri"]
@@ -38,7 +46,11 @@ ASSET_SCHEME = "milvus"
 
 def milvus_asset_uri(milvus_conn_id: str, collection_name: str) -> str:
     """
-    Return the Asset URI of a collection: ``milvus://{milvus_conn_id}/{collection_name}``.
+    Return the connection-id Asset URI of a collection: ``milvus://{milvus_conn_id}/{collection_name}``.
+
+    It names the connection, not the server: prefer
+    :func:`~airflow_provider_gemini_milvus.observability.assets.milvus_collection_uri`
+    (``milvus://host:port/database/collection``), whose events the operator adds at run time.
 
     :param milvus_conn_id: the Airflow connection id of the Milvus instance.
     :param collection_name: the collection name.
@@ -48,7 +60,11 @@ def milvus_asset_uri(milvus_conn_id: str, collection_name: str) -> str:
 
 def milvus_asset(milvus_conn_id: str, collection_name: str) -> Asset:
     """
-    Return the Airflow Asset of a collection, e.g. for ``schedule=[milvus_asset(...)]`` downstream.
+    Return the connection-id Airflow Asset of a collection, e.g. for ``schedule=[milvus_asset(...)]``
+    downstream. ``MilvusInsertOperator`` still declares it (when its names are not templates) and its events
+    carry the write's stats;
+    :func:`~airflow_provider_gemini_milvus.observability.assets.milvus_collection_asset` names the
+    collection whatever the connection, and works with templated names too.
 
     :param milvus_conn_id: the Airflow connection id of the Milvus instance.
     :param collection_name: the collection name.
@@ -81,10 +97,14 @@ class MilvusInsertOperator(BaseOperator):
     collection is flushed once. ``delete_ids`` are deleted after the rows are written, so a failure midway
     loses nothing; a re-run repeats the same work.
 
-    The collection is declared as the outlet Asset ``milvus://{milvus_conn_id}/{collection_name}``. When
-    ``collection_name`` or ``milvus_conn_id`` is a Jinja template, the name is not known when the DAG is
-    parsed and no outlet is added: pass ``outlets=[...]`` yourself. Passing ``outlets`` (even ``[]``)
-    always replaces the default one.
+    Each write is an asset event of the collection's Asset ``milvus://host:port/database/collection``
+    (:func:`~airflow_provider_gemini_milvus.observability.assets.milvus_collection_asset`; the host is read
+    from the connection when the task runs, so the event is added through the outlet
+    ``AssetAlias("gemini_milvus_collections")``), whose ``extra`` says what changed: written, skipped,
+    deleted, created and the embedding's figures. The
+    connection-id Asset ``milvus://{milvus_conn_id}/{collection_name}`` (:func:`milvus_asset`) is declared
+    too when neither name is a Jinja template. Passing ``outlets`` (even ``[]``) replaces both; an
+    ``AssetAlias`` among them still receives the collection's event.
 
     ``data`` is a templated field: strings inside a literal ``data`` list are rendered by Jinja. Pass rows
     through XCom (the output of an upstream task) to load texts containing ``{{`` verbatim.
@@ -183,8 +203,10 @@ class MilvusInsertOperator(BaseOperator):
         full_text_analyzer: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and not _is_template(collection_name) and not _is_template(milvus_conn_id):
-            kwargs["outlets"] = [milvus_asset(milvus_conn_id, collection_name)]
+        if "outlets" not in kwargs:
+            kwargs["outlets"] = [AssetAlias(COLLECTIONS_ALIAS)]
+            if not _is_template(collection_name) and not _is_template(milvus_conn_id):
+                kwargs["outlets"].append(milvus_asset(milvus_conn_id, collection_name))
         super().__init__(**kwargs)
         self.collection_name = collection_name
         self.data = data
@@ -201,6 +223,7 @@ class MilvusInsertOperator(BaseOperator):
         self.bulk_import_timeout = bulk_import_timeout
         self.full_text = full_text
         self.full_text_analyzer = full_text_analyzer
+        self.load_result: LoadResult | None = None  # what execute returned, for the lineage
 
     @cached_property
     def hook(self) -> MilvusHook:
@@ -212,11 +235,26 @@ class MilvusInsertOperator(BaseOperator):
         hook = self.hook
         try:
             if is_staged(self.data):
-                return load_manifest(hook, StagedManifest.from_xcom(self.data), args, self.log)
-            rows, delete_ids = split_data(self.data)
-            return load_rows(hook, rows, delete_ids, args, self.log)
+                result = load_manifest(hook, StagedManifest.from_xcom(self.data), args, self.log)
+            else:
+                rows, delete_ids = split_data(self.data)
+                result = load_rows(hook, rows, delete_ids, args, self.log)
         finally:
             hook.close()
+        self.load_result = result
+        outlet_events = context.get("outlet_events") if isinstance(context, Mapping) else None
+        if outlet_events is not None:  # None outside a task run (``operator.execute({})``)
+            address = hook_collection_address(hook, args.collection_name)
+            extra = asset_event_extra(address, result, self.data)
+            record_collection_events(self.outlets, outlet_events, address, extra)
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the staged folder read (if any), the collection written, the write's figures."""
+        from airflow_provider_gemini_milvus.observability.lineage import insert_lineage
+
+        address = hook_collection_address(self.hook, to_str(self.collection_name, "collection_name"))
+        return insert_lineage(collection=address, data=self.data, result=self.load_result)
 
     def converted_arguments(self) -> InsertArguments:
         """

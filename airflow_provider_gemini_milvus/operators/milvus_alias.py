@@ -26,6 +26,7 @@ from airflow_provider_gemini_milvus.retrieval.quality import DEFAULT_QUALITY_K, 
 from airflow_provider_gemini_milvus.utils.converters import to_choice, to_float, to_int, to_str, to_str_list
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, XComArg
 
     from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
@@ -169,6 +170,7 @@ class MilvusPromoteAliasOperator(BaseOperator):
         self.quality_tolerance = quality_tolerance
         self.milvus_conn_id = milvus_conn_id
         self.gemini_conn_id = gemini_conn_id
+        self.promote_result: PromoteResult | None = None  # what execute returned, for the lineage
 
     @cached_property
     def hook(self) -> MilvusHook:
@@ -186,9 +188,24 @@ class MilvusPromoteAliasOperator(BaseOperator):
         args = self.converted_arguments()
         hook = self.hook
         try:
-            return promote(hook, self.gemini_hook, args, self.log, owner=self.lease_owner(context))
+            self.promote_result = promote(
+                hook, self.gemini_hook, args, self.log, owner=self.lease_owner(context)
+            )
         finally:
             hook.close()
+        return self.promote_result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the collection checked, the alias moved onto it, the retired collections dropped."""
+        from airflow_provider_gemini_milvus.observability.assets import hook_collection_address
+        from airflow_provider_gemini_milvus.observability.lineage import promotion_lineage
+
+        args = self.converted_arguments()
+        return promotion_lineage(
+            collection=hook_collection_address(self.hook, args.collection_name),
+            alias=args.alias,
+            result=self.promote_result,
+        )
 
     def lease_owner(self, context: Context | Mapping[str, Any]) -> LeaseOwner:
         """

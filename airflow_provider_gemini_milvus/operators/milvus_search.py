@@ -34,6 +34,7 @@ from airflow_provider_gemini_milvus.utils.converters import (
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context, XComArg
 
     from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
@@ -141,6 +142,7 @@ class MilvusSearchOperator(BaseOperator):
         self.output_dimensionality = output_dimensionality
         self.milvus_conn_id = milvus_conn_id
         self.gemini_conn_id = gemini_conn_id
+        self.search_result: list[QueryHits] | None = None  # what execute returned, for the lineage
 
     @cached_property
     def hook(self) -> MilvusHook:
@@ -158,9 +160,25 @@ class MilvusSearchOperator(BaseOperator):
         args = self.converted_arguments()
         hook = self.hook
         try:
-            return search_collection(hook, self.gemini_hook, args, self.log)
+            self.search_result = search_collection(hook, self.gemini_hook, args, self.log)
         finally:
             hook.close()
+        return self.search_result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the collection searched, and how many queries and hits (never the query texts)."""
+        from airflow_provider_gemini_milvus.observability.assets import hook_collection_address
+        from airflow_provider_gemini_milvus.observability.lineage import search_lineage
+
+        args = self.converted_arguments()
+        return search_lineage(
+            collection=hook_collection_address(self.hook, args.collection_name),
+            mode=args.mode,
+            queries=len(args.queries),
+            limit=args.limit,
+            filtered=bool(args.filter),
+            result=self.search_result,
+        )
 
     def converted_arguments(self) -> SearchArguments:
         """

@@ -21,6 +21,7 @@ from airflow_provider_gemini_milvus.utils.converters import split_list_text, to_
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_provider_gemini_milvus.hooks.gemini import GeminiHook
@@ -98,6 +99,7 @@ class MilvusSearchEvaluationOperator(BaseOperator):
         self.output_dimensionality = output_dimensionality
         self.milvus_conn_id = milvus_conn_id
         self.gemini_conn_id = gemini_conn_id
+        self.evaluation_result: EvaluationResult | None = None  # what execute returned, for the lineage
 
     @cached_property
     def hook(self) -> MilvusHook:
@@ -115,9 +117,22 @@ class MilvusSearchEvaluationOperator(BaseOperator):
         args = self.converted_arguments()
         hook = self.hook
         try:
-            return evaluate_search_quality(hook, self.gemini_hook, args, self.log)
+            self.evaluation_result = evaluate_search_quality(hook, self.gemini_hook, args, self.log)
         finally:
             hook.close()
+        return self.evaluation_result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the collection scored (and the labelled queries' file), the scores as a run facet."""
+        from airflow_provider_gemini_milvus.observability.assets import hook_collection_address
+        from airflow_provider_gemini_milvus.observability.lineage import evaluation_lineage
+
+        name = to_str(self.collection_name, "collection_name")
+        return evaluation_lineage(
+            collection=hook_collection_address(self.hook, name),
+            labelled_queries=self.labelled_queries,
+            result=self.evaluation_result,
+        )
 
     def converted_arguments(self) -> EvaluationArguments:
         """

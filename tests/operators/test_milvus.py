@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
 from airflow_provider_gemini_milvus.exceptions import MilvusCollectionMismatchError
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
 from airflow_provider_gemini_milvus.loading.insert import STAGED_READ_ROWS
 from airflow_provider_gemini_milvus.milvus.rows import content_hash
+from airflow_provider_gemini_milvus.observability.assets import COLLECTIONS_ALIAS
 from airflow_provider_gemini_milvus.operators.milvus import MilvusInsertOperator, milvus_asset_uri
 from airflow_provider_gemini_milvus.staging import (
     PartWriter,
@@ -67,13 +68,13 @@ def lite_file_is_unlocked(path: Path) -> bool:
 
 def test_constructor_declares_the_collection_asset_without_io() -> None:
     op = MilvusInsertOperator(task_id="t", collection_name="docs", data=[], milvus_conn_id="no_such_conn")
-    assert op.outlets == [Asset(uri="milvus://no_such_conn/docs")]
-    assert op.outlets[0].uri == milvus_asset_uri("no_such_conn", "docs") == "milvus://no_such_conn/docs"
+    assert op.outlets == [AssetAlias(COLLECTIONS_ALIAS), Asset(uri="milvus://no_such_conn/docs")]
+    assert op.outlets[1].uri == milvus_asset_uri("no_such_conn", "docs") == "milvus://no_such_conn/docs"
 
 
-def test_templated_collection_name_has_no_static_outlet() -> None:
+def test_templated_collection_name_has_only_the_run_time_alias() -> None:
     op = MilvusInsertOperator(task_id="t", collection_name="docs_{{ ds_nodash }}", data=[])
-    assert op.outlets == []
+    assert op.outlets == [AssetAlias(COLLECTIONS_ALIAS)]
 
 
 def test_explicit_outlets_replace_the_default() -> None:
