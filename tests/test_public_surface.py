@@ -44,7 +44,17 @@ PACKAGE_FACES = {
         "promote",
         "versioned_collection_name",
     ],
-    "airflow_provider_gemini_milvus.observability": [],
+    "airflow_provider_gemini_milvus.observability": [
+        # metrics.py
+        "METRIC_PREFIX",
+        "Metric",
+        "embed_metrics",
+        "evaluation_metrics",
+        "insert_metrics",
+        "promote_metrics",
+        "record_metrics",
+        "search_metrics",
+    ],
     "airflow_provider_gemini_milvus.plugins": [],
     "airflow_provider_gemini_milvus.retrieval": [
         "QUALITY_METRICS",

@@ -5,4 +5,25 @@ OpenTelemetry, as the deployment is configured) of what each task embedded, spen
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from airflow_provider_gemini_milvus.observability.metrics import (
+    METRIC_PREFIX,
+    Metric,
+    embed_metrics,
+    evaluation_metrics,
+    insert_metrics,
+    promote_metrics,
+    record_metrics,
+    search_metrics,
+)
+
+__all__: list[str] = [
+    # metrics.py
+    "METRIC_PREFIX",
+    "Metric",
+    "embed_metrics",
+    "evaluation_metrics",
+    "insert_metrics",
+    "promote_metrics",
+    "record_metrics",
+    "search_metrics",
+]

@@ -23,6 +23,7 @@ from airflow_provider_gemini_milvus.loading.insert import (
 )
 from airflow_provider_gemini_milvus.milvus.full_text import check_analyzer
 from airflow_provider_gemini_milvus.milvus.rows import DEFAULT_MAX_BATCH_BYTES, WRITE_MODES
+from airflow_provider_gemini_milvus.observability.metrics import insert_metrics, model_name, record_metrics
 from airflow_provider_gemini_milvus.staging import StagedManifest
 from airflow_provider_gemini_milvus.utils.converters import to_bool, to_choice, to_float, to_int, to_str
 
@@ -212,11 +213,15 @@ class MilvusInsertOperator(BaseOperator):
         hook = self.hook
         try:
             if is_staged(self.data):
-                return load_manifest(hook, StagedManifest.from_xcom(self.data), args, self.log)
-            rows, delete_ids = split_data(self.data)
-            return load_rows(hook, rows, delete_ids, args, self.log)
+                result = load_manifest(hook, StagedManifest.from_xcom(self.data), args, self.log)
+            else:
+                rows, delete_ids = split_data(self.data)
+                result = load_rows(hook, rows, delete_ids, args, self.log)
         finally:
             hook.close()
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": model_name(self.data)}
+        record_metrics(insert_metrics, result, tags)
+        return result
 
     def converted_arguments(self) -> InsertArguments:
         """

@@ -20,6 +20,7 @@ from airflow_provider_gemini_milvus.loading.alias_migration import (
     promote,
     versioned_collection_name,
 )
+from airflow_provider_gemini_milvus.observability.metrics import promote_metrics, record_metrics
 from airflow_provider_gemini_milvus.retrieval.evaluation import QUALITY_METRICS, SEARCH_MODES
 from airflow_provider_gemini_milvus.retrieval.labelled import labelled_queries
 from airflow_provider_gemini_milvus.retrieval.quality import DEFAULT_QUALITY_K, QualityGate
@@ -186,9 +187,12 @@ class MilvusPromoteAliasOperator(BaseOperator):
         args = self.converted_arguments()
         hook = self.hook
         try:
-            return promote(hook, self.gemini_hook, args, self.log, owner=self.lease_owner(context))
+            result = promote(hook, self.gemini_hook, args, self.log, owner=self.lease_owner(context))
         finally:
             hook.close()
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": args.model}
+        record_metrics(promote_metrics, result, tags)
+        return result
 
     def lease_owner(self, context: Context | Mapping[str, Any]) -> LeaseOwner:
         """

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.observability.metrics import record_metrics, search_metrics
 from airflow_provider_gemini_milvus.retrieval.search import (
     DEFAULT_LIMIT,
     DEFAULT_OUTPUT_FIELDS,
@@ -158,9 +159,13 @@ class MilvusSearchOperator(BaseOperator):
         args = self.converted_arguments()
         hook = self.hook
         try:
-            return search_collection(hook, self.gemini_hook, args, self.log)
+            result = search_collection(hook, self.gemini_hook, args, self.log)
         finally:
             hook.close()
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": args.model}
+        tags["collection"] = args.collection_name
+        record_metrics(search_metrics, result, tags, search_mode=args.mode)
+        return result
 
     def converted_arguments(self) -> SearchArguments:
         """

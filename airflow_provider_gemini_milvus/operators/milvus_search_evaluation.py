@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.observability.metrics import evaluation_metrics, record_metrics
 from airflow_provider_gemini_milvus.retrieval.evaluation import check_modes
 from airflow_provider_gemini_milvus.retrieval.labelled import labelled_queries
 from airflow_provider_gemini_milvus.retrieval.quality import (
@@ -115,9 +116,12 @@ class MilvusSearchEvaluationOperator(BaseOperator):
         args = self.converted_arguments()
         hook = self.hook
         try:
-            return evaluate_search_quality(hook, self.gemini_hook, args, self.log)
+            result = evaluate_search_quality(hook, self.gemini_hook, args, self.log)
         finally:
             hook.close()
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": args.model}
+        record_metrics(evaluation_metrics, result, tags)
+        return result
 
     def converted_arguments(self) -> EvaluationArguments:
         """
