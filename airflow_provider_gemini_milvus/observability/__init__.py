@@ -6,5 +6,26 @@ OpenTelemetry, as the deployment is configured) of what each task embedded, spen
 from __future__ import annotations
 
 from airflow_provider_gemini_milvus.observability.assets import milvus_collection_asset, milvus_collection_uri
+from airflow_provider_gemini_milvus.observability.metrics import (
+    METRIC_PREFIX,
+    Metric,
+    embed_metrics,
+    evaluation_metrics,
+    insert_metrics,
+    promote_metrics,
+    record_metrics,
+    search_metrics,
+)
 
-__all__ = ["milvus_collection_asset", "milvus_collection_uri"]
+__all__ = [
+    "METRIC_PREFIX",
+    "Metric",
+    "embed_metrics",
+    "evaluation_metrics",
+    "insert_metrics",
+    "milvus_collection_asset",
+    "milvus_collection_uri",
+    "promote_metrics",
+    "record_metrics",
+    "search_metrics",
+]

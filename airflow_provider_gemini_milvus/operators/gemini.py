@@ -36,6 +36,7 @@ from airflow_provider_gemini_milvus.gemini.models import (
 )
 from airflow_provider_gemini_milvus.hooks.gemini import ON_DOCUMENT_ERROR_CHOICES, GeminiHook
 from airflow_provider_gemini_milvus.milvus.rows import model_fingerprint
+from airflow_provider_gemini_milvus.observability.metrics import embed_metrics, record_metrics
 from airflow_provider_gemini_milvus.triggers.gemini_batch import (
     DEFAULT_MAX_POLL_INTERVAL,
     GeminiBatchJobTrigger,
@@ -313,14 +314,17 @@ class GeminiEmbedOperator(BaseOperator):
             if args.dry_run:
                 return dry_run(task, args, plan, batch=batch is not None)
             if batch is not None and (decision := embed_batch.start_batch(task, args, plan)) is not None:
-                return self._follow(decision, batch)
-            if plan.staged(args.inline_max_rows):
-                return embed_sync.run_staged(task, args, plan)
-            return embed_sync.run_inline(task, args, plan)
+                result = self._follow(decision, batch)
+            elif plan.staged(args.inline_max_rows):
+                result = embed_sync.run_staged(task, args, plan)
+            else:
+                result = embed_sync.run_inline(task, args, plan)
         finally:
             # The plan opens the collection once and the run closes it before Gemini is called; this
             # closes it on every other way out (a dry run, a refusal, a deferral).
             self.milvus_hook.close()
+        self._record_metrics(args, result)
+        return result
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> EmbedResult:
         """Batch mode: the job ended; return its rows as :meth:`execute` would."""
@@ -334,11 +338,19 @@ class GeminiEmbedOperator(BaseOperator):
         outcome = embed_batch.complete_batch(self.embed_task(context, args), args, event)
         batch = self.batch_arguments()
         if isinstance(outcome, embed_batch.BatchDecision) and batch is not None:
-            return self._follow(outcome, batch)  # unusable results: a job for those texts only
-        if isinstance(outcome, embed_batch.BatchDecision):
+            result = self._follow(outcome, batch)  # unusable results: a job for those texts only
+        elif isinstance(outcome, embed_batch.BatchDecision):
             raise ValueError("deferrable was turned off while a batch job ran; set deferrable=True again")
-        self.batch_job_name = None
-        return outcome
+        else:
+            self.batch_job_name = None
+            result = outcome
+        self._record_metrics(args, result)
+        return result
+
+    def _record_metrics(self, args: EmbedArguments, result: EmbedResult) -> None:
+        """Send what this run embedded and spent as Airflow metrics (never fails the task)."""
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": args.model.name}
+        record_metrics(embed_metrics, result, {**tags, "collection": args.collection_name})
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """

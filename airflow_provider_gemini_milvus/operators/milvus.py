@@ -30,6 +30,7 @@ from airflow_provider_gemini_milvus.observability.assets import (
     hook_collection_address,
     record_collection_events,
 )
+from airflow_provider_gemini_milvus.observability.metrics import insert_metrics, model_name, record_metrics
 from airflow_provider_gemini_milvus.staging import StagedManifest
 from airflow_provider_gemini_milvus.utils.converters import to_bool, to_choice, to_float, to_int, to_str
 
@@ -242,6 +243,8 @@ class MilvusInsertOperator(BaseOperator):
         finally:
             hook.close()
         self.load_result = result
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": model_name(self.data)}
+        record_metrics(insert_metrics, result, tags)
         outlet_events = context.get("outlet_events") if isinstance(context, Mapping) else None
         if outlet_events is not None:  # None outside a task run (``operator.execute({})``)
             address = hook_collection_address(hook, args.collection_name)

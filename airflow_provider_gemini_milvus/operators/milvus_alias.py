@@ -20,6 +20,7 @@ from airflow_provider_gemini_milvus.loading.alias_migration import (
     promote,
     versioned_collection_name,
 )
+from airflow_provider_gemini_milvus.observability.metrics import promote_metrics, record_metrics
 from airflow_provider_gemini_milvus.retrieval.evaluation import QUALITY_METRICS, SEARCH_MODES
 from airflow_provider_gemini_milvus.retrieval.labelled import labelled_queries
 from airflow_provider_gemini_milvus.retrieval.quality import DEFAULT_QUALITY_K, QualityGate
@@ -193,6 +194,8 @@ class MilvusPromoteAliasOperator(BaseOperator):
             )
         finally:
             hook.close()
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": args.model}
+        record_metrics(promote_metrics, self.promote_result, tags)
         return self.promote_result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.observability.metrics import record_metrics, search_metrics
 from airflow_provider_gemini_milvus.retrieval.search import (
     DEFAULT_LIMIT,
     DEFAULT_OUTPUT_FIELDS,
@@ -163,6 +164,9 @@ class MilvusSearchOperator(BaseOperator):
             self.search_result = search_collection(hook, self.gemini_hook, args, self.log)
         finally:
             hook.close()
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": args.model}
+        tags["collection"] = args.collection_name
+        record_metrics(search_metrics, self.search_result, tags, search_mode=args.mode)
         return self.search_result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:

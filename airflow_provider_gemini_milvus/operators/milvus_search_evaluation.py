@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.observability.metrics import evaluation_metrics, record_metrics
 from airflow_provider_gemini_milvus.retrieval.evaluation import check_modes
 from airflow_provider_gemini_milvus.retrieval.labelled import labelled_queries
 from airflow_provider_gemini_milvus.retrieval.quality import (
@@ -120,6 +121,8 @@ class MilvusSearchEvaluationOperator(BaseOperator):
             self.evaluation_result = evaluate_search_quality(hook, self.gemini_hook, args, self.log)
         finally:
             hook.close()
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id, "model": args.model}
+        record_metrics(evaluation_metrics, self.evaluation_result, tags)
         return self.evaluation_result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
