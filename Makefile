@@ -12,7 +12,7 @@ LOWEST_BIN   := $(LOWEST_VENV)/bin
 LOWEST_STAMP := $(LOWEST_VENV)/.installed
 CONSTRAINTS_LOWEST := ci/constraints-lowest.txt
 
-.PHONY: install check-lite lint typecheck test install-lowest test-lowest test-server dist docs demo bench bench-peers emulator test-distributed clean
+.PHONY: install check-lite lint typecheck test install-lowest test-lowest test-server dist docs demo bench bench-peers emulator test-distributed check-spend-view clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -148,7 +148,20 @@ test-distributed: install
 		echo "test-distributed: SKIPPED: milvus==2.3.5 could not be installed into $(MILVUS_SERVER_DIR)"; \
 	fi
 
+# The spend view (docs/observability.md) in headless Chromium against a running `airflow api-server`, after real
+# `airflow dags test` runs of the example DAGs on the emulator and Milvus Lite (ci/spend_view_check.py). Chromium is
+# Debian's package, installed here when missing and this is root with apt-get; without it the target says so and
+# skips (exit 0). SPEND_VIEW_ARGS="--screenshot docs/_static/spend-view.png" refreshes the docs' screenshot.
+SPEND_VIEW_ARGS ?=
+
+check-spend-view: install
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$CHROMIUM" ] || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		  { apt-get update -q >/dev/null 2>&1; apt-get install -y -q chromium >/dev/null 2>&1; } ; } || \
+		echo "check-spend-view: Debian's chromium could not be installed here"
+	$(BIN)/python ci/spend_view_check.py --skip-if-no-chromium $(SPEND_VIEW_ARGS)
+
 clean:
-	rm -rf $(VENV) $(LOWEST_VENV) .venv-distributed .distributed dist build .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) .venv-distributed .distributed dist build .demo .spend-view .pytest_cache .mypy_cache .ruff_cache *.egg-info
 	rm -rf docs/_build docs/api/generated .grimp_cache .import_linter_cache
 	rm -rf $(MILVUS_SERVER_DIR) .milvus-server $(PEERS_DIR)
