@@ -27,6 +27,7 @@ __all__ = [
     "EmbedRecord",
     "LoadRecord",
     "RunSpend",
+    "SpendFigures",
     "SpendReport",
     "SpendTotals",
     "build_report",
@@ -147,8 +148,27 @@ def embed_figures(stats: Mapping[str, Any]) -> EmbedFigures:
     )
 
 
+class SpendFigures:
+    """What a run's figures and a total's have in common: the cost in all, and the 429 share."""
+
+    sync_usd: float | None
+    batch_usd: float | None
+    requests: int
+    rate_limited: int
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Sync and batch cost together, None when either is unknown."""
+        return _add(self.sync_usd, self.batch_usd)
+
+    @property
+    def rate_limited_share(self) -> float | None:
+        """The share of requests answered 429, None without requests."""
+        return self.rate_limited / self.requests if self.requests else None
+
+
 @dataclass(frozen=True)
-class RunSpend:
+class RunSpend(SpendFigures):
     """
     What one DAG run did to one collection.
 
@@ -189,19 +209,9 @@ class RunSpend:
     deleted: int = 0
     batch: bool = False
 
-    @property
-    def cost_usd(self) -> float | None:
-        """Sync and batch cost together, None when either is unknown."""
-        return _add(self.sync_usd, self.batch_usd)
-
-    @property
-    def rate_limited_share(self) -> float | None:
-        """The share of requests answered 429, None without requests."""
-        return self.rate_limited / self.requests if self.requests else None
-
 
 @dataclass(frozen=True)
-class SpendTotals:
+class SpendTotals(SpendFigures):
     """
     Runs added up, for one DAG or one collection (or everything).
 
@@ -226,16 +236,6 @@ class SpendTotals:
     deleted: int = 0
     dag_ids: tuple[str, ...] = ()
     collections: tuple[str, ...] = ()
-
-    @property
-    def cost_usd(self) -> float | None:
-        """Sync and batch cost together, None when either is unknown."""
-        return _add(self.sync_usd, self.batch_usd)
-
-    @property
-    def rate_limited_share(self) -> float | None:
-        """The share of requests answered 429, None without requests."""
-        return self.rate_limited / self.requests if self.requests else None
 
 
 @dataclass(frozen=True)
