@@ -1,7 +1,7 @@
 """
-A real ``dag.test()`` run of the re-embed example with the OpenLineage provider's listener: the events it
-writes (file transport) name the folder, the collection and the run's figures, and the write is an asset
-event of ``milvus://.../database/collection`` whose ``extra`` a downstream DAG reads.
+Real ``dag.test()`` runs of the example DAGs with the OpenLineage provider's listener: the events it writes
+(file transport) name the folder, the collection and the run's figures, and the write is an asset event of
+``milvus://.../database/collection`` whose ``extra`` a downstream DAG reads.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_gemini_milvus.observability.assets import milvus_collection_uri
-from airflow_provider_gemini_milvus.observability.lineage import EMBEDDING_FACET, WRITE_FACET
+from airflow_provider_gemini_milvus.observability.lineage import EMBEDDING_FACET, SEARCH_FACET, WRITE_FACET
 from tests.example_dags.test_example_dags import load_example, run_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "gemini_connection", "milvus_connection")
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.usefixtures("airflow_db", "gemini_connection", "milvus_
 def lineage_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The OpenLineage listener registered for task events, writing them to one file (no fork)."""
     from airflow.providers.openlineage.plugins.listener import OpenLineageListener
+    from airflow.sdk.lineage import get_hook_lineage_collector
     from airflow.sdk.listener import get_listener_manager
 
     events = tmp_path / "openlineage.jsonl"
@@ -34,10 +35,14 @@ def lineage_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     listener = OpenLineageListener()
     manager = get_listener_manager()
     manager.add_listener(listener)
+    # What hooks report (object storage reads) is collected once per process; a task process starts empty,
+    # and so does each test here.
+    get_hook_lineage_collector.cache_clear()
     try:
         yield events
     finally:
         manager.pm.unregister(listener)
+        get_hook_lineage_collector.cache_clear()
 
 
 def _complete_events(path: Path) -> dict[str, dict[str, Any]]:
@@ -85,6 +90,28 @@ def test_reembed_run_emits_lineage_and_a_collection_asset_event(
     assert extra["deleted"] == 0
     assert extra["embedding"]["embedded"] == 2
     assert extra["embedding"]["estimated_cost_usd"] == facet["estimatedCostUsd"]
+
+
+def test_ingest_run_names_no_input_for_inline_documents_and_the_collection_searched(
+    lineage_file: Path, milvus_db_path: Path
+) -> None:
+    module = load_example("example_gemini_milvus_ingest")
+
+    run_dag(module, "example_gemini_milvus_ingest")
+
+    events = _complete_events(lineage_file)
+    collection = ("milvus://" + str(milvus_db_path), f"default.{module.COLLECTION}")
+    embed = events["embed_documents"]
+    assert embed["inputs"] == []  # documents listed in the DAG file are no dataset
+    assert embed["run"]["facets"][EMBEDDING_FACET]["textsEmbedded"] == len(module.DOCUMENTS)
+    load = events["load_into_milvus"]
+    assert [(item["namespace"], item["name"]) for item in load["outputs"]] == [collection]
+    search = events["answer_questions"]
+    assert [(item["namespace"], item["name"]) for item in search["inputs"]] == [collection]
+    assert search["outputs"] == []
+    facet = search["run"]["facets"][SEARCH_FACET]
+    assert (facet["mode"], facet["queries"]) == ("dense", len(module.QUESTIONS))
+    assert all(question not in lineage_file.read_text(encoding="utf-8") for question in module.QUESTIONS)
 
 
 def _asset_event_extras(uri: str, run_id: str) -> list[dict[str, Any]]:
