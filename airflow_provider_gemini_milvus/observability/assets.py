@@ -17,11 +17,12 @@ OpenLineage converter. The older form ``milvus://{connection id}/{collection}`` 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from airflow_provider_gemini_milvus.milvus.layout import check_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,7 +56,6 @@ DEFAULT_PORT = 19530
 #: The asset alias ``MilvusInsertOperator`` adds its collection's asset event to, at run time: the
 #: collection's URI needs the connection's host, which is read only when the task runs.
 COLLECTIONS_ALIAS = "gemini_milvus_collections"
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _LITE_SUFFIX = ".db"
 
 
@@ -217,11 +217,11 @@ def sanitize_uri(parts: SplitResult) -> SplitResult:
 
 
 def _check_name(name: str, what: str, parts: SplitResult) -> None:
-    if not _NAME.match(name):
-        raise ValueError(
-            f"Milvus asset URI {parts.geturl()!r}: {what} {name!r} is not a Milvus name "
-            "(letters, digits, underscores and hyphens, not starting with a digit)"
-        )
+    """The same rule, and message, as the operators' own check of a name a Milvus server refuses."""
+    try:
+        check_name(name, what)
+    except ValueError as err:
+        raise ValueError(f"Milvus asset URI {parts.geturl()!r}: {err}") from None
 
 
 def convert_asset_to_openlineage(asset: Asset, lineage_context: Any = None) -> Dataset | None:

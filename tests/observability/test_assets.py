@@ -46,7 +46,7 @@ def test_airflow_sanitises_milvus_uris_through_the_registered_handler() -> None:
         "/tmp/x/milvus.db", "docs"
     )
     assert Asset("milvus://milvus_default/docs").uri == "milvus://milvus_default/docs"  # milvus_asset()
-    with pytest.raises(ValueError, match="collection 'no such' is not a Milvus name"):
+    with pytest.raises(ValueError, match="collection name 'no such' is not valid in Milvus"):
         Asset("milvus://milvus:19530/default/no such")
 
 
