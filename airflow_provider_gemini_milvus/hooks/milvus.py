@@ -118,6 +118,7 @@ class MilvusHook(BaseHook):
         self.milvus_conn_id = milvus_conn_id
         self._client: MilvusClient | None = None
         self._loaded: set[str] = set()
+        self._full_text: set[str] = set()
         # pymilvus (2.6) shares one connection between clients of the same URI and user in a process, and
         # ``close()`` of one would cut off the others: each hook's client gets a connection of its own.
         self._connection_alias = f"gemini-milvus-{uuid.uuid4().hex}"
@@ -200,6 +201,7 @@ class MilvusHook(BaseHook):
         """Close the client and, for Milvus Lite, stop the in-process server so its file lock is released."""
         client, self._client = self._client, None
         self._loaded.clear()
+        self._full_text.clear()
         if client is None:
             return
         try:
@@ -280,6 +282,23 @@ class MilvusHook(BaseHook):
             if index_names:
                 vector_index = client.describe_index(name, index_names[0], timeout=self.timeout)
         return collection_info(name, description, vector_index, full_text=has_full_text(description))
+
+    def collection_has_full_text(self, name: str) -> bool:
+        """
+        Whether the collection (or alias) exists and has full-text search; one ``describe_collection`` the
+        first time, remembered by this hook (as the load state is) once it is True.
+
+        :param name: collection name, or an alias.
+        """
+        if name in self._full_text:
+            return True
+        client = self.get_conn()
+        if not client.has_collection(name, timeout=self.timeout):
+            return False
+        found = has_full_text(client.describe_collection(name, timeout=self.timeout))
+        if found:
+            self._full_text.add(name)
+        return found
 
     def server_version(self) -> str:
         """The version the server reports: ``v2.5.4`` for a server, ``milvus_lite-3.2.2`` for Milvus Lite."""
@@ -647,8 +666,7 @@ class MilvusHook(BaseHook):
         if not plan.queries:
             return []
         if plan.mode != "dense":
-            info = self.describe(collection)
-            require_full_text(info is not None and info.full_text, collection, f"{plan.mode} search")
+            require_full_text(self.collection_has_full_text(collection), collection, f"{plan.mode} search")
         self.ensure_loaded(collection)
         client = self.get_conn()
         fields = list(output_fields)

@@ -50,6 +50,7 @@ __all__ = [
     "check_analyzer",
     "check_search",
     "check_search_options",
+    "check_texts",
     "has_full_text",
     "parse_server_version",
     "require_full_text",
@@ -253,6 +254,20 @@ class SearchPlan:
         return WeightedRanker(*self.weights)
 
 
+def check_texts(texts: Sequence[Any], name: str = "texts") -> tuple[str, ...]:
+    """
+    Return the query texts as a tuple, or raise ``ValueError`` naming the first that is not a non-empty
+    string (``texts[2]``, or ``queries[2]`` with ``name="queries"``).
+
+    :param texts: the query texts.
+    :param name: the argument's name, for the error.
+    """
+    for index, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{name}[{index}] must be a non-empty string, got {text!r}")
+    return tuple(texts)
+
+
 def check_search_options(
     *,
     mode: Any,
@@ -317,9 +332,8 @@ def check_search(
         raise ValueError(f"{mode_name} search needs the query vectors")
     if needs_texts and texts is None:
         raise ValueError(f"{mode_name} search needs the query texts")
-    for index, text in enumerate(texts or () if needs_texts else ()):
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"texts[{index}] must be a non-empty string, got {text!r}")
+    if needs_texts:
+        check_texts(texts or ())
     queries = len(vectors) if needs_vectors and vectors is not None else len(texts or ())
     if mode_name == "hybrid" and len(texts or ()) != queries:
         raise ValueError(

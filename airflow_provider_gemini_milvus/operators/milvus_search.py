@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_gemini_milvus.hooks.milvus import MilvusHook
+from airflow_provider_gemini_milvus.milvus.full_text import check_texts
 from airflow_provider_gemini_milvus.observability.metrics import record_metrics, search_metrics
 from airflow_provider_gemini_milvus.retrieval.search import (
     DEFAULT_LIMIT,
@@ -20,7 +21,6 @@ from airflow_provider_gemini_milvus.retrieval.search import (
     SEARCH_MODES,
     QueryHits,
     SearchArguments,
-    check_queries,
     search_collection,
 )
 from airflow_provider_gemini_milvus.utils.converters import (
@@ -218,12 +218,12 @@ class MilvusSearchOperator(BaseOperator):
                 raise ValueError(
                     f"queries is the text of a list, not a list of queries ({_RENDERED_LIST_HINT})"
                 )
-            return check_queries([value])
+            return check_texts([value], "queries")
         if not isinstance(value, Sequence):
             raise ValueError(
                 f"queries must be a list of query texts or one query text, got {type(value).__name__}"
             )
-        return check_queries(value)
+        return check_texts(value, "queries")
 
     def _filter(self) -> str:
         value = self.filter

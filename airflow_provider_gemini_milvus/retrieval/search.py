@@ -33,6 +33,7 @@ from airflow_provider_gemini_milvus.milvus.full_text import (
     Fusion,
     SearchMode,
     check_search_options,
+    check_texts,
     require_full_text,
 )
 from airflow_provider_gemini_milvus.milvus.layout import (
@@ -67,7 +68,6 @@ __all__ = [
     "SearchArguments",
     "SearchHit",
     "SearchMode",
-    "check_queries",
     "resolve_query_settings",
     "search_collection",
     "stored_query_settings",
@@ -117,20 +117,6 @@ class QueryHits(TypedDict):
     hits: list[SearchHit]
 
 
-def check_queries(queries: Sequence[Any], name: str = "queries") -> tuple[str, ...]:
-    """
-    Return the queries as a tuple of strings, or raise ``ValueError`` naming the first that is not a
-    non-empty string (``queries[2]``).
-
-    :param queries: the query texts.
-    :param name: the argument's name, for the error.
-    """
-    for index, query in enumerate(queries):
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"{name}[{index}] must be a non-empty string, got {query!r}")
-    return tuple(queries)
-
-
 @dataclass(frozen=True)
 class SearchArguments:
     """
@@ -164,7 +150,7 @@ class SearchArguments:
     output_dimensionality: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "queries", check_queries(self.queries))
+        object.__setattr__(self, "queries", check_texts(self.queries, "queries"))
         object.__setattr__(self, "output_fields", tuple(dict.fromkeys(self.output_fields)))
         if self.weights is not None and (self.mode != "hybrid" or self.fusion != "weighted"):
             raise ValueError(

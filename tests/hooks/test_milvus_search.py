@@ -53,6 +53,11 @@ def test_a_full_text_collection_is_created_and_described(hook: MilvusHook) -> No
     plain = hook.describe("plain")
     assert plain is not None
     assert plain.full_text is False
+    assert [hook.collection_has_full_text(name) for name in ("docs", "plain", "missing")] == [
+        True,
+        False,
+        False,
+    ]
 
 
 def test_full_text_finds_the_exact_term_that_dense_misses(hook: MilvusHook) -> None:
